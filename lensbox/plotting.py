@@ -1,0 +1,72 @@
+"""The book's plotting style and small figure helpers shared by chapters."""
+
+from __future__ import annotations
+
+import matplotlib
+
+# Colours with a fixed meaning across the book: the network, the telescoping model, the
+# model linearised at initialisation, and train/test splits.
+COLORS = {
+    "network": "#4d4d4d",
+    "telescoping": "#d62728",
+    "linearised": "#1f77b4",
+    "train": "#1f77b4",
+    "test": "#d62728",
+}
+
+_STYLE = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "lines.linewidth": 1.6,
+    "image.cmap": "viridis",
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (called by :func:`lensbox.config.setup`)."""
+    matplotlib.rcParams.update(_STYLE)
+
+
+def band(ax, x, values, *, color=None, label=None, alpha: float = 0.2, **kwargs):
+    """Plot the mean of ``values`` (seeds x points) with a band of one standard error."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[None]
+    mean = values.mean(axis=0)
+    se = values.std(axis=0, ddof=1) / np.sqrt(values.shape[0]) if values.shape[0] > 1 else 0 * mean
+    (line,) = ax.plot(x, mean, color=color, label=label, **kwargs)
+    ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=alpha, linewidth=0)
+    return line
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Store ``value`` (a figure, a number, a string) under ``name`` for the book's ``{glue}`` roles.
+
+    On the website, myst-nb places it where a ``{glue:figure}`` or ``{glue:text}`` refers to it.
+    Where myst-nb is not installed (Colab, a plain Jupyter) figures are shown in place instead, so
+    a reader running the chapter still sees every figure.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - exercised in Colab only
+        from IPython.display import display as _display
+
+        _display(value)
+        return
+    _glue(name, value, display=display)
+    if hasattr(value, "savefig"):
+        import matplotlib.pyplot as plt
+
+        plt.close(value)

@@ -1,0 +1,139 @@
+r"""The telescoping model (Eq. 5 i) and the model linearised at initialisation (section 2.3).
+
+A trained network is its initial prediction plus the sum of its per-step changes (Eq. 4, exact).
+The telescoping model replaces each change by its first-order Taylor term at the previous
+parameters, using the *realised* step of the real run:
+
+.. math::
+    \tilde f_{\theta_T}(x) = f_{\theta_0}(x) + \sum_{t=1}^T \nabla_\theta f_{\theta_{t-1}}(x)^\top
+    \Delta\theta_t .
+
+Each term is one Jacobian-vector product (``jax.jvp``), so no Jacobian is ever built and the model
+works for any optimiser. The lazy baseline linearises once, at :math:`\theta_0`:
+
+.. math:: f^{lin}_{\theta_t}(x) = f_{\theta_0}(x) + \nabla_\theta f_{\theta_0}(x)^\top (\theta_t - \theta_0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lensbox._validation import as_matrix
+from lensbox.models import Model
+from lensbox.train import Tracker, TrainResult, predictions_tracker, train
+
+Params = Any
+Apply = Callable[[Params, jax.Array], jax.Array]
+tree_map = jax.tree_util.tree_map
+
+
+def _apply_of(model: Model | Apply) -> Apply:
+    return model.apply if isinstance(model, Model) else model
+
+
+def linearised_step(apply: Apply, params: Params, delta: Params, X) -> jax.Array:
+    r""":math:`\Delta\tilde f_t(X) = \nabla_\theta f_{\theta}(X)^\top \Delta\theta` (Eq. 2), by ``jax.jvp``."""
+    return jax.jvp(lambda p: apply(p, X), (params,), (delta,))[1]
+
+
+def first_order_error(apply: Apply, params: Params, delta: Params, X) -> jax.Array:
+    r"""The error of Eq. 2 for one step: :math:`f_{\theta+\Delta\theta}(X) - f_\theta(X) -
+    \nabla f_\theta(X)^\top\Delta\theta`, which is :math:`O(\|\Delta\theta\|^2)`."""
+    f0, df = jax.jvp(lambda p: apply(p, X), (params,), (delta,))
+    return apply(tree_map(jnp.add, params, delta), X) - f0 - df
+
+
+def telescoping_tracker(model: Model | Apply, X_eval) -> Tracker:
+    r"""A :class:`~lensbox.train.Tracker` accumulating :math:`\tilde f_{\theta_t}(X_{eval})`.
+
+    The state starts at :math:`f_{\theta_0}(X_{eval})` and each step adds
+    :math:`\nabla_\theta f_{\theta_{t-1}}(X_{eval})^\top\Delta\theta_t` with the realised step.
+    """
+    apply, X_eval = _apply_of(model), jnp.asarray(X_eval)
+    return Tracker(
+        init=lambda params: apply(params, X_eval),
+        update=lambda f_tilde, info: f_tilde + linearised_step(apply, info.params_prev, info.delta, X_eval),
+        record=lambda f_tilde, params: f_tilde,
+    )
+
+
+def linearised_tracker(model: Model | Apply, X_eval) -> Tracker:
+    r"""Records :math:`f^{lin}_{\theta_t}(X_{eval})`, the first-order expansion around
+    :math:`\theta_0` evaluated at the real run's parameters (no per-step work)."""
+    apply, X_eval = _apply_of(model), jnp.asarray(X_eval)
+
+    def record(params0, params):
+        step = tree_map(jnp.subtract, params, params0)
+        f0, df = jax.jvp(lambda p: apply(p, X_eval), (params0,), (step,))
+        return f0 + df
+
+    return Tracker(init=lambda params: params, update=lambda params0, info: params0, record=record)
+
+
+def approximation_error(f, f_approx, axis: int = -1):
+    r"""Mean absolute error :math:`\frac1m\sum_x |f(x) - \tilde f(x)|` over the last axis (section 2.5)."""
+    return np.mean(np.abs(np.asarray(f) - np.asarray(f_approx)), axis=axis)
+
+
+@dataclass
+class TelescopeRun:
+    """Predictions on the evaluation inputs at each recorded step.
+
+    Attributes:
+        steps: recorded steps (0 is the initialisation).
+        network: :math:`f_{\\theta_t}(X_{eval})`, shape (records, m).
+        telescoping: :math:`\\tilde f_{\\theta_t}(X_{eval})`.
+        linearised: :math:`f^{lin}_{\\theta_t}(X_{eval})`.
+        train: the underlying :class:`~lensbox.train.TrainResult`.
+    """
+
+    steps: np.ndarray
+    network: np.ndarray
+    telescoping: np.ndarray
+    linearised: np.ndarray
+    train: TrainResult
+
+    @property
+    def telescoping_error(self) -> np.ndarray:
+        """Mean absolute error of the telescoping model at each recorded step."""
+        return approximation_error(self.network, self.telescoping)
+
+    @property
+    def linearised_error(self) -> np.ndarray:
+        """Mean absolute error of the linearised model at each recorded step."""
+        return approximation_error(self.network, self.linearised)
+
+
+def telescope(
+    model: Model | Apply,
+    params: Params,
+    optimizer,
+    X,
+    y,
+    X_eval,
+    *,
+    steps: int,
+    record_at: Sequence[int] | None = None,
+    **train_kwargs,
+) -> TelescopeRun:
+    """Train and track the network, the telescoping model and the linearised model on ``X_eval``.
+
+    Takes the arguments of :func:`lensbox.train.train` plus the evaluation inputs ``X_eval``.
+    """
+    X_eval = as_matrix(X_eval, "X_eval", n_features=np.shape(X)[1])
+    trackers = {
+        "network": predictions_tracker(_apply_of(model), X_eval),
+        "telescoping": telescoping_tracker(model, X_eval),
+        "linearised": linearised_tracker(model, X_eval),
+        **train_kwargs.pop("trackers", {}),
+    }
+    result = train(model, params, optimizer, X, y, steps=steps, trackers=trackers,
+                   record_at=record_at, **train_kwargs)
+    r = result.records
+    return TelescopeRun(result.record_steps, np.asarray(r["network"]), np.asarray(r["telescoping"]),
+                        np.asarray(r["linearised"]), result)
