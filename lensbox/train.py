@@ -239,15 +239,15 @@ def train(
     if progress is None:
         progress = steps > 2000
 
-    def objective(p, idx):
-        return jnp.mean(loss_fn(apply(p, X[idx]), y[idx]))
+    def objective(p, Xb, yb):
+        return jnp.mean(loss_fn(apply(p, Xb), yb))
 
     value_and_grad = jax.value_and_grad(objective)
 
-    def one_step(t, carry, batches, losses):
+    def one_step(t, carry, batches, losses, X, y):
         params_prev, opt_state, tstates = carry
         idx = batches[t]
-        value, grads = value_and_grad(params_prev, idx)
+        value, grads = value_and_grad(params_prev, X[idx], y[idx])
         delta, opt_state = optimizer.update(grads, opt_state, params_prev)
         new = apply_updates(params_prev, delta)
         info = StepInfo(opt_state.count, params_prev, new, delta, idx, opt_state,
@@ -256,12 +256,13 @@ def train(
         return (new, opt_state, tstates), losses.at[t].set(value)
 
     @jax.jit
-    def run_chunk(carry, batches, count):
+    def run_chunk(carry, batches, count, X, y):
+        # X and y are arguments, not closed-over constants, so large data sets compile quickly.
         losses = jnp.full((batches.shape[0],), jnp.nan, dtype=jnp.zeros(()).dtype)
 
         def body(t, state):
             carry, losses = state
-            return one_step(t, carry, batches, losses)
+            return one_step(t, carry, batches, losses, X, y)
 
         return jax.lax.fori_loop(0, count, body, (carry, losses))
 
@@ -300,7 +301,7 @@ def train(
             next_record = next((s for s in targets if s > done), steps)
             count = min(chunk, next_record - done)
             batches = jnp.asarray(order.batches(done + 1, chunk))
-            new_carry, losses = run_chunk(carry, batches, count)
+            new_carry, losses = run_chunk(carry, batches, count, X, y)
             losses = np.asarray(losses[:count])
             if initial_loss is None:
                 initial_loss = float(losses[0]) if np.isfinite(losses[0]) else 0.0

@@ -1,0 +1,44 @@
+import os
+
+import pytest
+
+import lensbox
+from lensbox import config
+
+
+def test_smoke_scale_is_in_force():
+    # Sentinel: the test suite (and the notebooks nbval runs) must be at smoke scale.
+    assert os.environ["LENSBOX_SCALE"] == "smoke"
+    assert lensbox.scale() == "smoke"
+    assert lensbox.by_scale(smoke=1, book=2, paper=3) == 1
+
+
+@pytest.mark.parametrize("value, expected", [("book", "book"), ("PAPER", "paper"), ("", "book"), (" smoke ", "smoke")])
+def test_scale_values(monkeypatch, value, expected):
+    monkeypatch.setenv("LENSBOX_SCALE", value)
+    assert config.scale() == expected
+
+
+def test_scale_defaults_to_book(monkeypatch):
+    monkeypatch.delenv("LENSBOX_SCALE")
+    assert config.scale() == "book"
+    assert config.by_scale(smoke="s", book="b", paper="p") == "b"
+
+
+def test_unknown_scale_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("LENSBOX_SCALE", "huge")
+    with pytest.raises(ValueError, match="LENSBOX_SCALE='huge'.*smoke, book, paper"):
+        config.scale()
+
+
+def test_setup_sets_precision_and_seed():
+    import jax
+    import numpy as np
+
+    key = lensbox.setup(seed=3, x64=True)
+    assert jax.config.read("jax_enable_x64")
+    first = np.random.rand()
+    lensbox.setup(seed=3)
+    assert np.random.rand() == first
+    assert key.shape == jax.random.PRNGKey(3).shape
+    assert "scale: smoke" in config.describe()

@@ -1,0 +1,119 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lensbox
+from lensbox.train import BatchOrder, DivergenceError, Tracker, predictions_tracker, recording_steps, train
+
+
+def _data(n=40, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def test_batch_order_is_seeded_and_visits_every_row_once_per_epoch():
+    a = BatchOrder(12, 4, seed=5).batches(1, 6)
+    b = BatchOrder(12, 4, seed=5).batches(1, 6)
+    np.testing.assert_array_equal(a, b)
+    assert sorted(a[:3].ravel().tolist()) == list(range(12))
+    assert sorted(a[3:].ravel().tolist()) == list(range(12))
+    assert not np.array_equal(a[:3], a[3:])  # a fresh permutation each epoch
+    # Asking for a later window gives the same batches as the full stream.
+    np.testing.assert_array_equal(BatchOrder(12, 4, seed=5).batches(4, 3), a[3:])
+    assert not np.array_equal(BatchOrder(12, 4, seed=6).batches(1, 3), a[:3])
+    np.testing.assert_array_equal(BatchOrder(12, None, seed=0).batches(1, 2), np.tile(np.arange(12), (2, 1)))
+
+
+def test_training_reduces_the_loss_and_records_where_asked():
+    X, y = _data()
+    model = lensbox.mlp((16,))
+    params = model.init(jax.random.PRNGKey(0), 3)
+    counter = Tracker(lambda p: jnp.zeros((), jnp.int32), lambda s, info: s + 1, lambda s, p: s)
+    res = train(model, params, lensbox.sgd(0.1), X, y, steps=300, batch_size=10,
+                trackers={"count": counter}, record_at=[0, 7, 100, 300], chunk=64)
+    assert res.steps_done == 300 and res.losses.shape == (300,)
+    assert res.losses[-20:].mean() < 0.5 * res.losses[:5].mean()
+    np.testing.assert_array_equal(res.record_steps, [0, 7, 100, 300])
+    np.testing.assert_array_equal(res.records["count"], [0, 7, 100, 300])
+
+
+def test_tracker_sees_the_realised_step_and_batch():
+    X, y = _data(n=8)
+    model = lensbox.mlp((4,))
+    params = model.init(jax.random.PRNGKey(1), 3)
+
+    def update(state, info):
+        moved = jax.tree_util.tree_map(lambda a, b, d: jnp.max(jnp.abs(b - a - d)), info.params_prev, info.params, info.delta)
+        return jnp.maximum(state, jnp.max(jnp.stack(jax.tree_util.tree_leaves(moved))))
+
+    check = Tracker(lambda p: jnp.zeros(()), update, lambda s, p: s)
+    res = train(model, params, lensbox.adamw(0.01), X, y, steps=20, batch_size=4, trackers={"c": check})
+    assert float(res.records["c"][-1]) < 1e-12
+
+
+def test_recording_steps():
+    np.testing.assert_array_equal(recording_steps(10, every=4), [0, 4, 8, 10])
+    log = recording_steps(1000, log=10)
+    assert log[0] == 0 and log[-1] == 1000 and np.all(np.diff(log) > 0)
+
+
+def test_divergence_names_the_step_and_keeps_the_partial_result():
+    X, y = _data()
+    model = lensbox.mlp((32,))
+    params = model.init(jax.random.PRNGKey(0), 3)
+    with pytest.raises(DivergenceError, match=r"diverged at step \d+ of 500") as err:
+        train(model, params, lensbox.sgd(50.0), X, y, steps=500, record_at=range(0, 501, 1), chunk=1)
+    e = err.value
+    assert 1 <= e.step <= 500
+    assert e.partial.steps_done == e.step - 1
+    assert np.all(np.isfinite(e.partial.losses))
+    assert e.partial.record_steps[-1] == e.step - 1
+
+
+@pytest.mark.parametrize(
+    "X, y, message",
+    [
+        (np.ones(5), np.ones(5), "X must be a 2-D array"),
+        (np.ones((5, 2)), np.ones(4), "y has 4 entries but the inputs have 5 rows"),
+        (np.array([[1.0, np.nan]] * 3), np.ones(3), "X contains 3 non-finite"),
+        (np.ones((3, 2)), np.array([1.0, np.inf, 0.0]), "y contains 1 non-finite"),
+    ],
+)
+def test_bad_data_is_a_clear_error(X, y, message):
+    model = lensbox.mlp((4,))
+    with pytest.raises(ValueError, match=message):
+        train(model, model.init(jax.random.PRNGKey(0), 2), lensbox.sgd(0.1), X, y, steps=1)
+
+
+def test_bad_batch_size_and_loss():
+    X, y = _data(n=6)
+    model = lensbox.mlp((4,))
+    params = model.init(jax.random.PRNGKey(0), 3)
+    with pytest.raises(ValueError, match="batch_size must lie in"):
+        train(model, params, lensbox.sgd(0.1), X, y, steps=1, batch_size=7)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train(model, params, lensbox.sgd(0.1), X, y, steps=1, loss="hinge")
+
+
+def test_interrupt_returns_what_was_done(monkeypatch):
+    X, y = _data()
+    model = lensbox.mlp((4,))
+    params = model.init(jax.random.PRNGKey(0), 3)
+    calls = {"n": 0}
+    original = BatchOrder.batches
+
+    def interrupted_after_two_chunks(self, first, count):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, first, count)
+
+    monkeypatch.setattr(BatchOrder, "batches", interrupted_after_two_chunks)
+    res = train(model, params, lensbox.sgd(0.05), X, y, steps=100, chunk=10,
+                trackers={"f": predictions_tracker(model.apply, X[:3])}, record_at=range(0, 101, 10))
+    assert res.interrupted and res.steps_done == 20
+    np.testing.assert_array_equal(res.record_steps, [0, 10, 20])
+    assert np.all(np.isfinite(res.losses))
