@@ -1,0 +1,227 @@
+"""Speed of the kernel engine, measured (not asserted): ``python -m lensbox.bench [--json] [--quick]``.
+
+In one run, each workload's size printed with its numbers:
+
+(a) the structured tangent-kernel block against the generic Jacobian-contraction route on the
+    reference workload (one-hidden-layer ReLU MLP, d = 64, width 1000, 1000 training + 1000
+    evaluation rows, batch 100); target at least 300x;
+(b) the SGD smoother step's achieved GFLOP/s as a fraction of the same run's measured matmul rate;
+    target at least 60 %;
+(c) seconds per step of the momentum and AdamW smoothers (parameter-space state) at a stated size;
+(d) the telescoping-tracking overhead: a training step with
+    :func:`lensbox.telescope.telescoping_tracker` on ``m`` evaluation rows over the untracked step
+    (3-layer width-200 MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size), measured
+    through :func:`lensbox.train.train` as the time difference between a long and a short run, so
+    compilation is excluded.
+
+Runs in float32 (the library's default without ``lensbox.setup``) on the default JAX device.
+``--quick`` shrinks every workload (for tests: the numbers then mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lensbox import optim
+from lensbox.kernels import tangent_kernel
+from lensbox.models import count_parameters, mlp
+from lensbox.smoother import smoother_tracker
+from lensbox.telescope import telescoping_tracker
+from lensbox.train import StepInfo, train
+
+
+def _best(fn: Callable[[], Any], repeats: int) -> float:
+    """Best wall time of ``repeats`` calls of ``fn`` (after one warm-up call)."""
+    jax.block_until_ready(fn())
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t0)
+    return float(best)
+
+
+def matmul_rate(size: int, repeats: int = 3) -> float:
+    """Measured GFLOP/s of a (size x size) @ (size x size) matmul in the default float type."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (size, size))
+    b = jax.random.normal(jax.random.PRNGKey(1), (size, size))
+    f = jax.jit(lambda a, b: a @ b)
+    return 2 * size**3 / _best(lambda: f(a, b), repeats) / 1e9
+
+
+def _problem(d, width, n, m, depth=1, seed=0):
+    key = jax.random.PRNGKey(seed)
+    X = jax.random.normal(key, (n + m, d))
+    y = jnp.sin(X[:n, 0])
+    model = mlp((width,) * depth, activation="relu")
+    params = model.init(jax.random.PRNGKey(seed + 1), d)
+    return model, params, X[:n], y, X[n:]
+
+
+def _info(params, batch, opt, t=3):
+    grads = jax.tree_util.tree_map(lambda p: 1e-3 * jnp.ones_like(p), params)
+    state = opt.init(params)
+    for _ in range(t):
+        delta, state = opt.update(grads, state, params)
+    return StepInfo(state.count, params, params, delta, batch, state,
+                    optim.learning_rate_at(opt.config, state.count))
+
+
+def bench_kernel(d, width, n, m, batch, repeats) -> dict:
+    model, params, X, y, X_eval = _problem(d, width, n, m)
+    X_R = jnp.concatenate([X, X_eval])
+    X_B = X[:batch]
+    structured = _best(lambda: tangent_kernel(model, params, X_R, X_B, method="structured"), repeats)
+    generic = _best(lambda: tangent_kernel(model.apply, params, X_R, X_B), 1)
+    K_s = tangent_kernel(model, params, X_R, X_B)
+    K_g = tangent_kernel(model.apply, params, X_R, X_B)
+    err = float(jnp.max(jnp.abs(K_s - K_g)) / jnp.max(jnp.abs(K_g)))
+    return {"size": f"MLP d={d} width={width} (p={count_parameters(params)}), R={n + m} rows, B={batch}",
+            "structured_s": structured, "generic_s": generic, "speedup": generic / structured,
+            "max_rel_diff": err}
+
+
+def _sgd_step_flops(d, width, R, B, n) -> float:
+    forward = 2 * R * d * width + 2 * R * width + R * width
+    grams = 2 * R * B * (d + width) + 2 * R * B * (width + 1) + 4 * R * B
+    update = 2 * R * B * n + 2 * R * B + R * n
+    return float(forward + grams + update)
+
+
+def _tracker_steps(tracker, params, infos, steps):
+    """A jitted function running ``steps`` tracker updates (over a fixed list of batches)."""
+
+    @jax.jit
+    def run(state):
+        def body(i, s):
+            info = infos._replace(batch=infos.batch[i % infos.batch.shape[0]])
+            return tracker.update(s, info)
+        return jax.lax.fori_loop(0, steps, body, state)
+
+    return run
+
+
+def bench_smoother(opt, d, width, n, m, batch, steps, repeats) -> tuple[float, Any]:
+    model, params, X, y, X_eval = _problem(d, width, n, m)
+    tracker = smoother_tracker(model, X, y, X_eval, opt)
+    perm = jax.random.permutation(jax.random.PRNGKey(5), n)[: (n // batch) * batch]
+    info = _info(params, perm.reshape(-1, batch), opt)
+    run = _tracker_steps(tracker, params, info, steps)
+    state = tracker.init(params)
+    seconds = _best(lambda: run(state), repeats) / steps
+    return seconds, count_parameters(params)
+
+
+def bench_telescope_overhead(d, widths, n, m_values, batch, short, long, chunk, warm=True) -> dict:
+    key = jax.random.PRNGKey(0)
+    X = jax.random.normal(key, (n, d))
+    y = jnp.sin(X[:, 0])
+    X_eval = jax.random.normal(jax.random.PRNGKey(1), (max(m_values), d))
+    model = mlp(widths, activation="relu")
+    params = model.init(jax.random.PRNGKey(2), d)
+    opt = optim.sgd(0.01)
+
+    def per_step(trackers):
+        def timed(steps):
+            t0 = time.perf_counter()
+            r = train(model, params, opt, X, y, steps=steps, batch_size=batch, trackers=trackers,
+                      chunk=chunk, progress=False)
+            jax.block_until_ready(r.params)
+            return time.perf_counter() - t0
+        if warm:
+            timed(short)  # warm caches
+        return (timed(long) - timed(short)) / (long - short)
+
+    base = per_step({})
+    out = {"size": f"MLP d={d} widths={widths} (p={count_parameters(params)}), n={n}, batch={batch}",
+           "untracked_step_s": base}
+    for m in m_values:
+        tracked = per_step({"telescoping": telescoping_tracker(model, X_eval[:m])})
+        out[f"m={m}"] = {"tracked_step_s": tracked, "overhead": tracked / base}
+    return out
+
+
+def run(quick: bool = False) -> dict:
+    """Run every benchmark; returns a JSON-able dict."""
+    if quick:
+        ref = dict(d=8, width=32, n=40, m=40, batch=10)
+        state_size = dict(d=8, width=16, n=30, m=30, batch=10)
+        tele = dict(d=8, widths=(16, 16), n=64, m_values=(16,), batch=16, short=4, long=12, chunk=4,
+                    warm=False)
+        repeats, sgd_steps, state_steps = 1, 4, 2
+    else:
+        ref = dict(d=64, width=1000, n=1000, m=1000, batch=100)
+        state_size = dict(d=64, width=200, n=500, m=500, batch=100)
+        tele = dict(d=64, widths=(200, 200), n=1000, m_values=(1000, 200), batch=200, short=100,
+                    long=1100, chunk=100)
+        repeats, sgd_steps, state_steps = 3, 20, 3
+    out: dict[str, Any] = {"device": f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
+                           "dtype": str(jnp.zeros(()).dtype), "quick": quick}
+
+    out["kernel_block"] = bench_kernel(**ref, repeats=repeats)
+
+    rate = matmul_rate(256 if quick else 2000)
+    sgd_s, p = bench_smoother(optim.sgd(0.01), **ref, steps=sgd_steps, repeats=repeats)
+    flops = _sgd_step_flops(ref["d"], ref["width"], ref["n"] + ref["m"], ref["batch"], ref["n"])
+    out["sgd_smoother_step"] = {
+        "size": f"MLP d={ref['d']} width={ref['width']} (p={p}), n={ref['n']} + m={ref['m']} rows, "
+                f"B={ref['batch']}",
+        "seconds": sgd_s, "gflop": flops / 1e9, "gflops": flops / sgd_s / 1e9,
+        "matmul_gflops": rate, "fraction_of_matmul": flops / sgd_s / 1e9 / rate}
+
+    states = {}
+    for name, opt in [("momentum", optim.sgd(0.01, momentum=0.9)),
+                      ("adamw", optim.adamw(1e-3, weight_decay=0.01))]:
+        seconds, p = bench_smoother(opt, **state_size, steps=state_steps, repeats=1)
+        states[name] = seconds
+    out["state_smoother_step"] = {
+        "size": f"MLP d={state_size['d']} width={state_size['width']} (p={p}), "
+                f"n={state_size['n']} + m={state_size['m']} rows, B={state_size['batch']}",
+        "momentum_s": states["momentum"], "adamw_s": states["adamw"],
+        "approximate_routes": "none: every smoother route in lensbox is exact"}
+
+    out["telescoping_overhead"] = bench_telescope_overhead(**tele)
+    return out
+
+
+def report(out: dict) -> str:
+    k, s, st, tel = (out["kernel_block"], out["sgd_smoother_step"], out["state_smoother_step"],
+                     out["telescoping_overhead"])
+    lines = [
+        f"lensbox.bench on {out['device']}, {out['dtype']}{' (quick: sizes shrunk)' if out['quick'] else ''}",
+        f"(a) kernel block, {k['size']}:",
+        f"    structured {k['structured_s'] * 1e3:.1f} ms, generic {k['generic_s']:.2f} s: "
+        f"{k['speedup']:.0f}x faster (target >= 300x); max relative difference {k['max_rel_diff']:.1e}",
+        f"(b) SGD smoother step, {s['size']}:",
+        f"    {s['seconds'] * 1e3:.1f} ms for {s['gflop']:.2f} GFLOP = {s['gflops']:.1f} GFLOP/s; "
+        f"matmul {s['matmul_gflops']:.1f} GFLOP/s: {100 * s['fraction_of_matmul']:.0f} % (target >= 60 %)",
+        f"(c) parameter-space smoother step, {st['size']}:",
+        f"    momentum {st['momentum_s']:.3f} s/step, AdamW {st['adamw_s']:.3f} s/step; "
+        f"approximate routes: {st['approximate_routes']}",
+        f"(d) telescoping tracking, {tel['size']}: untracked {tel['untracked_step_s'] * 1e3:.2f} ms/step",
+    ]
+    for key, v in tel.items():
+        if key.startswith("m="):
+            lines.append(f"    {key}: tracked {v['tracked_step_s'] * 1e3:.2f} ms/step, "
+                         f"overhead {v['overhead']:.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
+    args = parser.parse_args(argv)
+    out = run(quick=args.quick)
+    print(json.dumps(out, indent=2) if args.json else report(out))
+
+
+if __name__ == "__main__":
+    main()
