@@ -3,8 +3,9 @@
 The paper's networks are fully-connected: one hidden layer for double descent, three linear layers
 of width 200 for grokking and the approximation study, width 64 for tabular data. :func:`mlp`
 builds all of them; :func:`quadratic_network` is the polynomial-regression model of the grokking
-study (Eq. 25), with its closed-form tangent kernel :func:`quadratic_tangent_kernel`. MLP parameters are a list with one ``{"w": (fan_in, fan_out), "b": (fan_out,)}``
-dict per linear layer, so ``params[l]["w"]`` is layer ``l``'s weight matrix.
+study (Eq. 25), with its closed-form tangent kernel :func:`quadratic_tangent_kernel`. MLP
+parameters are a list with one ``{"w": (fan_in, fan_out), "b": (fan_out,)}`` dict per linear
+layer, so ``params[l]["w"]`` is layer ``l``'s weight matrix.
 
 With a single output (``out=1``, the paper's ``k = 1``) ``apply`` returns a vector of shape
 ``(n,)``; with ``out > 1`` it returns ``(n, out)``.
