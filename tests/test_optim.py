@@ -22,26 +22,15 @@ def _problem():
     return params, loss
 
 
-def _run_ours(opt, steps=25):
+def _trajectory(opt, steps=25):
+    """Parameters after each step; ``opt`` is a lensbox Optimizer or an optax transformation,
+    which share the ``init`` / ``update(grads, state, params)`` protocol."""
     params, loss = _problem()
     state = opt.init(params)
     out = []
     for t in range(steps):
-        g = jax.grad(loss)(params, t)
-        delta, state = opt.update(g, state, params)
-        params = optim.apply_updates(params, delta)
-        out.append(params)
-    return out
-
-
-def _run_optax(tx, steps=25):
-    params, loss = _problem()
-    state = tx.init(params)
-    out = []
-    for t in range(steps):
-        g = jax.grad(loss)(params, t)
-        updates, state = tx.update(g, state, params)
-        params = optax.apply_updates(params, updates)
+        step, state = opt.update(jax.grad(loss)(params, t), state, params)
+        params = optim.apply_updates(params, step)
         out.append(params)
     return out
 
@@ -95,7 +84,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_optax_step_for_step(name):
     ours, theirs = CASES[name]
-    _assert_same(_run_ours(ours), _run_optax(theirs))
+    _assert_same(_trajectory(ours), _trajectory(theirs))
 
 
 def test_ema_momentum_is_the_bias_corrected_average_of_eq_11():
