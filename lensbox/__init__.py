@@ -11,6 +11,7 @@ A companion library to the book reproducing "Deep Learning Through A Telescoping
 * :mod:`lensbox.kernels`: tangent-kernel blocks (structured for MLPs, generic for any model);
 * :mod:`lensbox.smoother`: the smoother form for squared loss and effective parameters;
 * :mod:`lensbox.data`: the paper's data sets and their offline stand-ins;
+* :mod:`lensbox.sweeps`: many seeds trained side by side with the paper's stopping rule;
 * :mod:`lensbox.plotting`: the book's style and figure helpers; :mod:`lensbox.bench`: speed.
 """
 

@@ -1,0 +1,446 @@
+r"""Sweeps: train one network per seed until a stopping rule fires, watching it through trackers.
+
+The paper's double-descent runs (section 4.1, after Belkin et al. 2019) train every width "until
+the training loss stalls": up to :math:`e_{\max}` epochs, stopping early when training accuracy
+reaches 100 % or when the training squared loss improves by at most :math:`10^{-4}` over 500
+consecutive epochs. :class:`StoppingRule` states such a rule; :func:`train_seeds` trains several
+seeds of one model side by side under it, in one compiled program (the seeds are a ``vmap`` axis,
+so a width costs one compilation however many seeds it has), and lets any
+:class:`~lensbox.train.Tracker`, such as :func:`lensbox.smoother.smoother_tracker`, watch every
+step. Each seed stops on its own; its trackers are recorded at the step where it stopped.
+:func:`smoother_fit` wraps this for the question the book asks of every run: the network's errors
+and the smoother's effective parameters :math:`p^{train}_{\hat s}` and :math:`p^{test}_{\hat s}`
+(paper-notes 3.1) at the end of training, and how far the smoother's prediction
+:math:`\mathbf s(x)\mathbf y + c(x)` has drifted from the network's.
+
+The seeds share the inputs, the learning rate and the order of mini-batches; they differ in the
+initialisation and in the training labels (for instance in which labels are flipped).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lensbox._validation import as_matrix
+from lensbox.models import Model
+from lensbox.optim import Optimizer, apply_updates, learning_rate_at
+from lensbox.train import BatchOrder, StepInfo, Tracker, get_loss, predictions_tracker
+
+Params = Any
+
+STOP_REASONS = ("accuracy", "stalled", "max_epochs")
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """When to stop training, in epochs (passes over the training set).
+
+    Every ``check_every`` epochs the full training set is evaluated; training stops at the first
+    check where
+
+    * the training accuracy (prediction above ``threshold`` read as class 1) is 100 %, when
+      ``perfect_accuracy`` is set (reason ``"accuracy"``);
+    * the training loss :math:`\\mathcal L = \\frac1n\\sum_i \\tfrac12 (y_i - f(x_i))^2` is at most
+      ``tolerance`` below its value ``patience`` epochs earlier (reason ``"stalled"``);
+    * ``max_epochs`` epochs are done (reason ``"max_epochs"``).
+
+    The paper's rule (section 4.1, App. C.1) is
+    ``StoppingRule(max_epochs=30_000, patience=500, tolerance=1e-4)``; with full-batch gradient
+    descent an epoch is one step. The stopping epoch is a multiple of ``check_every``.
+    """
+
+    max_epochs: int
+    patience: int = 500
+    tolerance: float = 1e-4
+    perfect_accuracy: bool = True
+    check_every: int = 50
+    threshold: float = 0.5
+
+    def __post_init__(self):
+        for name in ("max_epochs", "patience", "check_every"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"StoppingRule.{name} must be a positive integer; got {value!r}.")
+        if self.patience % self.check_every or self.max_epochs % self.check_every:
+            raise ValueError(
+                f"patience ({self.patience}) and max_epochs ({self.max_epochs}) must be multiples "
+                f"of check_every ({self.check_every}), so that every comparison falls on a check.")
+        if not (self.tolerance >= 0):
+            raise ValueError(f"StoppingRule.tolerance must be non-negative; got {self.tolerance!r}.")
+
+
+@dataclass
+class SeedRuns:
+    """What :func:`train_seeds` returns; arrays carry a seed axis of length ``S``.
+
+    Attributes:
+        params: each seed's final :math:`\\theta` (leading axis S).
+        steps: (S,) the step at which each seed stopped.
+        reasons: each seed's stop reason, one of ``accuracy``, ``stalled``, ``max_epochs``.
+        check_steps: (C,) steps at which the rule was checked.
+        train_loss, train_accuracy: (C, S) full-training-set loss and accuracy at each check
+            (frozen after a seed stops).
+        final: for each tracker, its record at each seed's stopping step (leading axis S).
+        record_steps: (K,) the extra recording steps asked for (``record_at``) that were reached.
+        records: for each tracker, its records at ``record_steps`` (K, S, ...); a seed that has
+            stopped keeps its final state.
+        learning_rate: :math:`\\gamma` of the run.
+        seconds: wall-clock time of the run, compilation included.
+    """
+
+    params: Params
+    steps: np.ndarray
+    reasons: list[str]
+    check_steps: np.ndarray
+    train_loss: np.ndarray
+    train_accuracy: np.ndarray
+    final: dict[str, Any]
+    record_steps: np.ndarray
+    records: dict[str, Any]
+    learning_rate: float
+    seconds: float = field(default=0.0, repr=False)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
+
+
+def init_seeds(model: Model, keys: Sequence[jax.Array] | jax.Array, in_dim: int) -> Params:
+    """``model.init`` for each key, stacked along a leading seed axis (the input of
+    :func:`train_seeds`)."""
+    keys = jnp.asarray(keys)
+    if keys.ndim < 2:
+        raise ValueError(f"keys must be a stack of PRNG keys (seeds x 2); got shape {keys.shape}.")
+    return jax.vmap(lambda k: model.init(k, int(in_dim)))(keys)
+
+
+def kernel_learning_rate(model: Model | Callable, params: Params, X, *, fraction: float = 1.0,
+                         stacked: bool = False) -> float:
+    r"""The learning rate :math:`\gamma = \text{fraction}\cdot n / \lambda_{\max}(K_0)` for
+    full-batch gradient descent on :math:`\frac1n\sum_i\tfrac12(y_i - f(x_i))^2`.
+
+    One such step moves the training predictions by
+    :math:`-\frac{\gamma}{n}K_0(\mathbf f - \mathbf y)` (Eq. 3), which is stable while
+    :math:`\gamma\lambda_{\max}(K_0)/n < 2`; ``fraction = 1`` sits at half that edge, so the
+    stiffest direction of the tangent kernel :math:`K_0` is fitted in about one step whatever the
+    width. With ``stacked=True`` ``params`` carries a leading seed axis (as from
+    :func:`init_seeds`) and the rate is set by the largest :math:`\lambda_{\max}` over the seeds,
+    so that it is safe for all of them.
+
+    Args:
+        model: the network (see :func:`lensbox.kernels.tangent_kernel`).
+        params: :math:`\theta_0`, one seed or (``stacked``) a stack of seeds.
+        X: the n training inputs.
+        fraction: multiplies :math:`n/\lambda_{\max}`; must lie in (0, 2).
+        stacked: whether ``params`` has a leading seed axis.
+    """
+    from lensbox import kernels
+
+    if not (0.0 < fraction < 2.0):
+        raise ValueError(f"fraction must lie in (0, 2), where full-batch descent is stable; got {fraction!r}.")
+    X = as_matrix(X, "X")
+    seeds = [params]
+    if stacked:
+        count = jax.tree_util.tree_leaves(params)[0].shape[0]
+        seeds = [jax.tree_util.tree_map(lambda a: a[i], params) for i in range(count)]
+    lam = max(float(jnp.linalg.eigvalsh(kernels.tangent_kernel(model, p, X, X))[-1]) for p in seeds)
+    return fraction * X.shape[0] / lam
+
+
+def train_seeds(
+    model: Model | Callable,
+    params: Params,
+    optimizer: Optimizer,
+    X,
+    Y,
+    *,
+    rule: StoppingRule,
+    batch_size: int | None = None,
+    loss: str | Callable = "squared",
+    trackers: Mapping[str, Tracker] | None = None,
+    record_at: Sequence[int] | None = None,
+    seed: int = 0,
+) -> SeedRuns:
+    r"""Train ``S`` seeds of ``model`` side by side until ``rule`` stops each of them.
+
+    Each seed follows :math:`\theta_t = \theta_{t-1} + \Delta\theta_t` with the optimiser's step on
+    the mini-batch loss :math:`\frac1{|B_t|}\sum_{i\in B_t}\ell(f_{\theta_{t-1}}(x_i), y^{(s)}_i)`,
+    exactly as :func:`lensbox.train.train` does for one seed; the trackers see every step of every
+    seed (they are mapped over the seed axis) and are recorded when the seed stops. A stopped seed
+    is frozen while the others continue.
+
+    Args:
+        model: a :class:`~lensbox.models.Model` or ``apply(params, X)``.
+        params: :math:`\theta_0` with a leading seed axis of length S (see :func:`init_seeds`).
+        optimizer: from :mod:`lensbox.optim`; every seed uses the same one.
+        X: (n, d) training inputs shared by the seeds.
+        Y: (S, n) training labels of each seed, or (n,) shared by all.
+        rule: the :class:`StoppingRule`.
+        batch_size: mini-batch size, ``None`` for full batch; the order of batches is shared.
+        loss: as in :func:`lensbox.train.train`; the rule's loss is always the squared loss.
+        trackers: named trackers written for one seed (e.g. a smoother tracker built on ``X``).
+            Trackers must not depend on the labels in ``update`` (the smoother's does not): they are
+            built once and mapped over seeds.
+        record_at: extra steps at which to record the trackers (for curves over training).
+        seed: seeds the order of mini-batches.
+
+    Returns:
+        A :class:`SeedRuns`.
+    """
+    started = time.perf_counter()
+    apply = model.apply if isinstance(model, Model) else model
+    X = as_matrix(X, "X")
+    n = X.shape[0]
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        raise ValueError("params is empty.")
+    S = int(leaves[0].shape[0])
+    if any(leaf.shape[0] != S for leaf in leaves):
+        raise ValueError("every parameter array must carry the same leading seed axis.")
+    Y = np.asarray(Y, dtype=float)
+    if Y.ndim == 1:
+        Y = np.broadcast_to(Y, (S, Y.shape[0]))
+    if Y.shape != (S, n):
+        raise ValueError(f"Y must have shape (seeds, n) = ({S}, {n}) or ({n},); got {Y.shape}.")
+    if not np.all(np.isfinite(Y)):
+        raise ValueError("Y contains non-finite labels.")
+    Y = jnp.asarray(Y, dtype=X.dtype)
+    loss_fn = get_loss(loss)
+    trackers = dict(trackers or {})
+    order = BatchOrder(n, batch_size, seed)
+    per_epoch = order.per_epoch
+    check_steps = per_epoch * rule.check_every
+    max_steps = per_epoch * rule.max_epochs
+    extra = sorted({int(s) for s in (record_at or ()) if 0 < int(s) <= max_steps})
+    lag = rule.patience // rule.check_every  # checks between the two losses compared
+
+    def one_seed_step(carry, y, idx):
+        params_prev, opt_state, tstates = carry
+        grads = jax.grad(lambda p: jnp.mean(loss_fn(apply(p, X[idx]), y[idx])))(params_prev)
+        delta, opt_state = optimizer.update(grads, opt_state, params_prev)
+        new = apply_updates(params_prev, delta)
+        info = StepInfo(opt_state.count, params_prev, new, delta, idx, opt_state,
+                        learning_rate_at(optimizer.config, opt_state.count))
+        tstates = {k: trackers[k].update(tstates[k], info) for k in trackers}
+        return new, opt_state, tstates
+
+    def keep(active, new, old):
+        return jax.tree_util.tree_map(
+            lambda a, b: jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+
+    @jax.jit
+    def run_chunk(carry, active, batches, count):
+        def body(t, carry):
+            new = jax.vmap(one_seed_step, in_axes=(0, 0, None))(carry, Y, batches[t])
+            return keep(active, new, carry)
+
+        return jax.lax.fori_loop(0, count, body, carry)
+
+    @jax.jit
+    def evaluate(params):
+        f = jax.vmap(apply, in_axes=(0, None))(params, X)
+        return (jnp.mean(0.5 * (f - Y) ** 2, axis=1),
+                jnp.mean((f > rule.threshold) == (Y > rule.threshold), axis=1))
+
+    @jax.jit
+    def record(tstates, params):
+        return {k: jax.vmap(trackers[k].record)(tstates[k], params) for k in trackers}
+
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    opt_state = jax.vmap(optimizer.init)(params)
+    carry = (params, opt_state, jax.vmap(lambda p: {k: trackers[k].init(p) for k in trackers})(params))
+    active = np.ones(S, bool)
+    stop_step = np.full(S, max_steps)
+    reasons = ["max_epochs"] * S
+    final: list[Any] = [None] * S
+    losses, accs, checks, rec_steps, recs = [], [], [], [], []
+    done = 0
+    loss0, acc0 = (np.asarray(a) for a in evaluate(params))
+    while done < max_steps and active.any():
+        next_check = done + check_steps - done % check_steps
+        boundary = min([next_check, *[s for s in extra if s > done]])
+        count = boundary - done
+        batches = jnp.asarray(order.batches(done + 1, check_steps))
+        carry = run_chunk(carry, jnp.asarray(active), batches, count)
+        done = boundary
+        if done in extra:
+            rec_steps.append(done)
+            recs.append(jax.device_get(record(carry[2], carry[0])))
+        if done != next_check:
+            continue
+        loss, acc = (np.asarray(a) for a in evaluate(carry[0]))
+        if not np.all(np.isfinite(loss[active])):
+            bad = int(np.flatnonzero(active & ~np.isfinite(loss))[0])
+            raise FloatingPointError(
+                f"seed {bad} diverged by step {done} (non-finite training loss); lower the "
+                f"learning rate (now {optimizer.config.learning_rate:g}).")
+        checks.append(done)
+        losses.append(np.where(active, loss, losses[-1] if losses else loss0))
+        accs.append(np.where(active, acc, accs[-1] if accs else acc0))
+        newly = np.zeros(S, bool)
+        ref = losses[-1 - lag] if len(losses) > lag else loss0  # the loss `patience` epochs ago
+        for s in np.flatnonzero(active):
+            if rule.perfect_accuracy and acc[s] >= 1.0:
+                reasons[s] = "accuracy"
+            elif len(losses) >= lag and ref[s] - loss[s] <= rule.tolerance:
+                reasons[s] = "stalled"
+            elif done >= max_steps:
+                reasons[s] = "max_epochs"
+            else:
+                continue
+            newly[s] = True
+        if newly.any():  # max_epochs is a multiple of check_every: every seed ends on a check
+            rec = jax.device_get(record(carry[2], carry[0]))
+            for s in np.flatnonzero(newly):
+                final[s] = jax.tree_util.tree_map(lambda a: a[s], rec)
+                stop_step[s] = done
+            active &= ~newly
+    return SeedRuns(
+        params=jax.device_get(carry[0]), steps=stop_step, reasons=reasons,
+        check_steps=np.asarray(checks, int), train_loss=np.asarray(losses).reshape(-1, S),
+        train_accuracy=np.asarray(accs).reshape(-1, S),
+        final=_stack(final) if trackers else {},
+        record_steps=np.asarray(rec_steps, int),
+        records={k: _stack([r[k] for r in recs]) for k in trackers} if recs else {k: None for k in trackers},
+        learning_rate=float(optimizer.config.learning_rate),
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass
+class SmootherFit:
+    """One model trained over several seeds, seen through the network and the smoother at the end.
+
+    Every array has a leading seed axis. Errors are mean squared errors against the labels the
+    model was trained on (``train_*``, noisy ones included) and the clean test labels (``test_*``);
+    ``*_error`` are misclassification rates at the threshold 0.5.
+
+    Attributes:
+        steps, reasons: stopping step and reason per seed (see :class:`StoppingRule`).
+        train_mse, test_mse, train_error, test_error: the network's errors at the end.
+        p_train, p_test: effective parameters :math:`p^{train}_{\\hat s}`, :math:`p^{test}_{\\hat s}`
+            of the smoother at the end (``nan`` without the smoother).
+        drift: largest :math:`|\\mathbf s(x)\\mathbf y + c(x) - f_\\theta(x)|` over training and test
+            rows at the end: how far the smoother's prediction strayed from the network's.
+        mean_drift: the same gap averaged over the training and test rows.
+        smoother_test_mse: test MSE of the smoother's own prediction.
+        S_test: the smoother weights :math:`\\hat{\\mathbf s}(x)` of the test rows (seeds, m, n),
+            when asked for.
+        runs: the underlying :class:`SeedRuns`.
+    """
+
+    steps: np.ndarray
+    reasons: list[str]
+    train_mse: np.ndarray
+    test_mse: np.ndarray
+    train_error: np.ndarray
+    test_error: np.ndarray
+    p_train: np.ndarray
+    p_test: np.ndarray
+    drift: np.ndarray
+    mean_drift: np.ndarray
+    smoother_test_mse: np.ndarray
+    S_test: np.ndarray | None
+    runs: SeedRuns = field(repr=False)
+
+
+def smoother_fit(
+    model: Model,
+    params: Params,
+    optimizer: Optimizer,
+    X_train,
+    Y_train,
+    X_test,
+    y_test,
+    *,
+    rule: StoppingRule,
+    smoother: bool = True,
+    keep_weights: bool = False,
+    batch_size: int | None = None,
+    record_at: Sequence[int] | None = None,
+    seed: int = 0,
+) -> SmootherFit:
+    r"""Train the seeds in ``params`` with squared loss under ``rule`` and summarise the end of
+    training: the network's errors and, with ``smoother=True``, the telescoping smoother
+    :math:`\tilde f(x) = \hat{\mathbf s}(x)\mathbf y + c(x)` (Eqs. 6-8 and 14-21, for the optimiser
+    used) with its effective parameters
+
+    .. math:: p^0_{\hat s} = \frac{n}{|\mathcal I_0|}\sum_{j\in\mathcal I_0}\|\hat{\mathbf s}(x^0_j)\|^2
+
+    on the training rows and on the test rows (paper-notes 3.1).
+
+    Args:
+        model: the network.
+        params: :math:`\theta_0` with a leading seed axis (see :func:`init_seeds`).
+        optimizer: from :mod:`lensbox.optim`.
+        X_train, Y_train: training inputs (n, d) and each seed's labels (S, n) or shared (n,).
+        X_test, y_test: test inputs (m, d) and clean labels (m,).
+        rule: the :class:`StoppingRule`.
+        smoother: track the smoother (costly: one tangent-kernel block per step).
+        keep_weights: keep the test rows' smoother weights (``S_test``).
+        batch_size, record_at, seed: as in :func:`train_seeds`.
+
+    Returns:
+        A :class:`SmootherFit`.
+    """
+    from lensbox.smoother import effective_parameters, smoother_tracker
+
+    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
+    n = X_train.shape[0]
+    y_test = np.asarray(y_test, dtype=float)
+    if y_test.shape != (X_test.shape[0],):
+        raise ValueError(f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}.")
+    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
+    Y = np.asarray(Y_train, dtype=float)
+    apply = model.apply if isinstance(model, Model) else model
+    trackers = {"network": predictions_tracker(apply, X_R)}
+    if smoother:
+        y0 = Y if Y.ndim == 1 else Y[0]
+        # The tracker's update never reads the labels; its record's "prediction" does, so we
+        # rebuild each seed's prediction from S and c below.
+        trackers["smoother"] = smoother_tracker(model, X_train, y0, X_test, optimizer, record_weights=True)
+    runs = train_seeds(model, params, optimizer, X_train, Y, rule=rule, batch_size=batch_size,
+                       trackers=trackers, record_at=record_at, seed=seed)
+    S_seeds = len(runs.steps)
+    Y = np.broadcast_to(Y, (S_seeds, n)) if Y.ndim == 1 else Y
+    f = np.asarray(runs.final["network"], dtype=float)
+    f_train, f_test = f[:, :n], f[:, n:]
+    nan = np.full(S_seeds, np.nan)
+    p_train = p_test = drift = mean_drift = smoother_mse = nan
+    S_test = None
+    if smoother:
+        rec = runs.final["smoother"]
+        if np.any(rec["nonfinite"]):
+            raise FloatingPointError("the smoother became non-finite; lower the learning rate.")
+        S = np.asarray(rec["S"], dtype=float)
+        pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
+        p_train = np.array([effective_parameters(S[s, :n], n) for s in range(S_seeds)])
+        p_test = np.array([effective_parameters(S[s, n:], n) for s in range(S_seeds)])
+        drift = np.max(np.abs(pred - f), axis=1)
+        mean_drift = np.mean(np.abs(pred - f), axis=1)
+        smoother_mse = np.mean((pred[:, n:] - y_test) ** 2, axis=1)
+        S_test = S[:, n:] if keep_weights else None
+    return SmootherFit(
+        steps=runs.steps, reasons=runs.reasons,
+        train_mse=np.mean((f_train - Y) ** 2, axis=1), test_mse=np.mean((f_test - y_test) ** 2, axis=1),
+        train_error=np.mean((f_train > 0.5) != (Y > 0.5), axis=1),
+        test_error=np.mean((f_test > 0.5) != (y_test > 0.5), axis=1),
+        p_train=p_train, p_test=p_test, drift=drift, mean_drift=mean_drift, smoother_test_mse=smoother_mse,
+        S_test=S_test, runs=runs,
+    )
+
+
+def mean_and_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error :math:`\\mathrm{sd}/\\sqrt{S}` over ``axis`` (the seeds); the error
+    is 0 for a single seed."""
+    values = np.asarray(values, dtype=float)
+    count = values.shape[axis]
+    mean = values.mean(axis=axis)
+    se = values.std(axis=axis, ddof=1) / np.sqrt(count) if count > 1 else np.zeros_like(mean)
+    return mean, se

@@ -1,0 +1,140 @@
+"""Tests of lensbox.sweeps: the stopping rule, seeds trained side by side, and the smoother summary."""
+
+import jax
+import numpy as np
+import pytest
+
+import lensbox
+from lensbox import sweeps
+from lensbox.smoother import effective_parameters
+
+
+def _task(n=12, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) / np.sqrt(d)
+    y = (X[:, 0] > 0).astype(float)
+    return X, y
+
+
+def test_stopping_rule_validates_its_fields():
+    with pytest.raises(ValueError, match="multiples of check_every"):
+        sweeps.StoppingRule(max_epochs=100, patience=30, check_every=20)
+    with pytest.raises(ValueError, match="max_epochs must be a positive integer"):
+        sweeps.StoppingRule(max_epochs=0)
+    with pytest.raises(ValueError, match="tolerance must be non-negative"):
+        sweeps.StoppingRule(max_epochs=100, patience=50, tolerance=-1.0)
+
+
+def test_one_seed_matches_lensbox_train_step_for_step():
+    X, y = _task()
+    model = lensbox.mlp((7,))
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), X.shape[1])
+    opt = lensbox.sgd(0.3, momentum=0.9)
+    rule = sweeps.StoppingRule(max_epochs=60, patience=60, check_every=10, tolerance=0.0,
+                               perfect_accuracy=False)
+    runs = sweeps.train_seeds(model, params, opt, X, y, rule=rule, batch_size=4, seed=3)
+    assert list(runs.reasons) == ["max_epochs", "max_epochs"]
+    assert np.all(runs.steps == 60 * 3)  # 12 rows in batches of 4: 3 steps an epoch
+    for s in range(2):
+        one = jax.tree_util.tree_map(lambda a: a[s], params)
+        ref = lensbox.train(model, one, opt, X, y, steps=180, batch_size=4, seed=3)
+        for a, b in zip(jax.tree_util.tree_leaves(ref.params),
+                        jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a: a[s], runs.params))):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+
+
+def test_each_seed_stops_on_its_own_and_is_frozen():
+    X, y = _task(n=16)
+    X[:, 0] = np.where(y > 0, 1.0, -1.0) + 0.1 * X[:, 0]  # a margin: a linear fit gets every label
+    model = lensbox.mlp(())
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    Y = np.stack([y, np.random.default_rng(5).integers(0, 2, size=16).astype(float)])
+    rule = sweeps.StoppingRule(max_epochs=4000, patience=200, check_every=20, tolerance=1e-6)
+    runs = sweeps.train_seeds(model, params, lensbox.sgd(1.0), X, Y, rule=rule)
+    assert runs.reasons[0] == "accuracy" and runs.reasons[1] != "accuracy"
+    assert runs.steps[0] < runs.steps[1] and runs.steps[0] % 20 == 0
+    # The seed that stopped first ends exactly where a run of that many steps ends.
+    first = jax.tree_util.tree_map(lambda a: a[0], params)
+    ref = lensbox.train(model, first, lensbox.sgd(1.0), X, y, steps=int(runs.steps[0]))
+    np.testing.assert_allclose(np.asarray(ref.params[0]["w"]), runs.params[0]["w"][0], rtol=1e-10)
+    # Its logged training accuracy is frozen at 1 from then on.
+    after = runs.check_steps >= runs.steps[0]
+    assert np.all(runs.train_accuracy[after, 0] == 1.0)
+
+
+def test_stall_rule_compares_the_loss_patience_epochs_apart():
+    X, y = _task()
+    model = lensbox.mlp(())
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), X.shape[1])
+    Y = np.random.default_rng(2).integers(0, 2, size=len(y)).astype(float)
+    rule = sweeps.StoppingRule(max_epochs=20_000, patience=100, check_every=50, tolerance=1e-3,
+                               perfect_accuracy=False)
+    runs = sweeps.train_seeds(model, params, lensbox.sgd(0.5), X, Y, rule=rule)
+    assert runs.reasons == ["stalled"]
+    k = int(np.flatnonzero(runs.check_steps == runs.steps[0])[0])
+    assert runs.train_loss[k - 2, 0] - runs.train_loss[k, 0] <= 1e-3
+    assert runs.train_loss[k - 3, 0] - runs.train_loss[k - 1, 0] > 1e-3
+
+
+def test_kernel_learning_rate_of_a_linear_model_is_n_over_lambda_max():
+    X, _ = _task(n=10, d=4)
+    model = lensbox.mlp(())
+    params = model.init(jax.random.PRNGKey(0), 4)
+    K = X @ X.T + 1.0  # gradient of x w + b is (x, 1)
+    expected = 10 / np.linalg.eigvalsh(K)[-1]
+    assert sweeps.kernel_learning_rate(model, params, X) == pytest.approx(expected, rel=1e-10)
+    stacked = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 3), 4)
+    assert sweeps.kernel_learning_rate(model, stacked, X, stacked=True, fraction=0.5) == pytest.approx(
+        expected / 2, rel=1e-10)
+    with pytest.raises(ValueError, match="fraction must lie in"):
+        sweeps.kernel_learning_rate(model, params, X, fraction=2.5)
+
+
+def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
+    # More features than examples: gradient descent on a linear model interpolates, its smoother
+    # is exact (the tangent kernel never changes) and S_train -> I, so p_train -> n.
+    rng = np.random.default_rng(0)
+    n, d, m = 8, 20, 5
+    X, X_test = rng.normal(size=(n, d)), rng.normal(size=(m, d))
+    y, y_test = rng.integers(0, 2, size=n).astype(float), rng.integers(0, 2, size=m).astype(float)
+    model = lensbox.mlp(())
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), d)
+    lr = sweeps.kernel_learning_rate(model, params, X, stacked=True)
+    rule = sweeps.StoppingRule(max_epochs=3000, patience=100, check_every=50, tolerance=1e-12,
+                               perfect_accuracy=False)
+    fit = sweeps.smoother_fit(model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule,
+                              keep_weights=True)
+    assert np.all(fit.drift < 1e-8) and np.all(fit.mean_drift <= fit.drift)
+    np.testing.assert_allclose(fit.p_train, n, rtol=1e-3)
+    assert np.all(fit.train_mse < 1e-6)
+    np.testing.assert_allclose(fit.smoother_test_mse, fit.test_mse, rtol=1e-6)
+    assert fit.S_test.shape == (2, m, n)
+    expected = [effective_parameters(fit.S_test[s], n) for s in range(2)]
+    np.testing.assert_allclose(fit.p_test, expected, rtol=1e-12)
+
+
+def test_smoother_fit_without_smoother_reports_nan_parameters():
+    X, y = _task()
+    model = lensbox.mlp((3,))
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    rule = sweeps.StoppingRule(max_epochs=100, patience=50, check_every=50)
+    fit = sweeps.smoother_fit(model, params, lensbox.sgd(0.1), X, y, X[:4], y[:4], rule=rule,
+                              smoother=False)
+    assert np.all(np.isnan(fit.p_train)) and np.all(np.isnan(fit.drift)) and np.all(np.isnan(fit.mean_drift))
+    assert fit.test_mse.shape == (2,) and np.all(fit.test_error <= 1)
+
+
+def test_train_seeds_rejects_labels_of_the_wrong_shape():
+    X, y = _task()
+    model = lensbox.mlp(())
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    rule = sweeps.StoppingRule(max_epochs=100, patience=50, check_every=50)
+    with pytest.raises(ValueError, match=r"Y must have shape \(seeds, n\) = \(2, 12\)"):
+        sweeps.train_seeds(model, params, lensbox.sgd(0.1), X, np.stack([y, y, y]), rule=rule)
+
+
+def test_mean_and_se():
+    values = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 7.0]])
+    mean, se = sweeps.mean_and_se(values)
+    np.testing.assert_allclose(mean, values.mean(0))
+    np.testing.assert_allclose(se, values.std(0, ddof=1) / np.sqrt(3))
