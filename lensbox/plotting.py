@@ -58,6 +58,10 @@ def glue(name: str, value, display: bool = False) -> None:
     Where myst-nb is not installed (Colab, a plain Jupyter) figures are shown in place instead, so
     a reader running the chapter still sees every figure.
     """
+    import numpy as np
+
+    if isinstance(value, np.generic):  # np.float64(0.5) would reach {glue:text} as unformattable text
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - exercised in Colab only
