@@ -77,6 +77,25 @@ def setup(seed: int = 0, *, x64: bool = True, style: bool = True):
     return jax.random.PRNGKey(seed)
 
 
+def precision(x64: bool = True):
+    """A context manager that switches JAX's float64 mode for the code inside it.
+
+    Uses ``jax.enable_x64`` (JAX 0.8 and later) or ``jax.experimental.enable_x64`` (older JAX, as
+    Colab may ship), so chapters run on either.
+
+    Example:
+        >>> with precision(True):
+        ...     run_in_float64()
+    """
+    import jax
+
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(bool(x64))
+    from jax import experimental
+
+    return experimental.enable_x64() if x64 else experimental.disable_x64()
+
+
 def describe() -> str:
     """One line for a chapter's first output: scale, precision and JAX backend."""
     import jax

@@ -42,3 +42,17 @@ def test_setup_sets_precision_and_seed():
     assert np.random.rand() == first
     assert key.shape == jax.random.PRNGKey(3).shape
     assert "scale: smoke" in config.describe()
+
+
+def test_precision_context_switches_float64_inside_only():
+    import jax
+    import jax.numpy as jnp
+
+    lensbox.setup(seed=0, x64=False)
+    try:
+        assert jnp.zeros(()).dtype == jnp.float32
+        with config.precision(True):
+            assert jnp.zeros(()).dtype == jnp.float64
+        assert jnp.zeros(()).dtype == jnp.float32
+    finally:
+        jax.config.update("jax_enable_x64", True)

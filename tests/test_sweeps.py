@@ -138,3 +138,24 @@ def test_mean_and_se():
     mean, se = sweeps.mean_and_se(values)
     np.testing.assert_allclose(mean, values.mean(0))
     np.testing.assert_allclose(se, values.std(0, ddof=1) / np.sqrt(3))
+
+
+def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap():
+    # A tanh network trained with a small step is tracked closely by its smoother; the reported
+    # drift is the largest and the mean gap between S y + c and the network on all rows.
+    X, y = _task(n=16, d=5)
+    X_test, y_test = _task(n=6, d=5, seed=1)
+    model = lensbox.mlp((8,), activation="tanh")
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    lr = sweeps.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
+    rule = sweeps.StoppingRule(max_epochs=400, patience=400, check_every=50, tolerance=0.0,
+                               perfect_accuracy=False)
+    fit = sweeps.smoother_fit(model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule)
+    rec = fit.runs.final
+    gap = np.abs(np.einsum("srn,n->sr", np.asarray(rec["smoother"]["S"]), y)
+                 + np.asarray(rec["smoother"]["c"]) - np.asarray(rec["network"]))
+    np.testing.assert_allclose(fit.drift, gap.max(axis=1), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(fit.mean_drift, gap.mean(axis=1), rtol=1e-6, atol=1e-12)
+    assert np.all(fit.drift < 1e-3)
+    # The network moved: the drift is small next to how far training took the predictions.
+    assert np.all(np.abs(np.asarray(rec["network"]) - np.asarray(rec["smoother"]["c"])).max(axis=1) > 0.1)
