@@ -55,13 +55,26 @@ def glue(name: str, value, display: bool = False) -> None:
     """Store ``value`` (a figure, a number, a string) under ``name`` for the book's ``{glue}`` roles.
 
     On the website, myst-nb places it where a ``{glue:figure}`` or ``{glue:text}`` refers to it.
-    Where myst-nb is not installed (Colab, a plain Jupyter) figures are shown in place instead, so
-    a reader running the chapter still sees every figure.
+    A matplotlib figure is stored as a PNG image, rendered here, so it does not depend on which
+    matplotlib backend the kernel runs (a non-interactive one such as Agg gives IPython no PNG of a
+    figure, and the page would show only ``<Figure size ...>``). Where myst-nb is not installed
+    (Colab, a plain Jupyter) the value is shown in place instead, so a reader running the chapter
+    still sees every figure.
     """
     import numpy as np
 
     if isinstance(value, np.generic):  # np.float64(0.5) would reach {glue:text} as unformattable text
         value = value.item()
+    if hasattr(value, "savefig"):
+        import io
+
+        import matplotlib.pyplot as plt
+        from IPython.display import Image
+
+        buffer = io.BytesIO()
+        value.savefig(buffer, format="png")
+        plt.close(value)
+        value = Image(data=buffer.getvalue(), format="png")
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - exercised in Colab only
@@ -70,7 +83,3 @@ def glue(name: str, value, display: bool = False) -> None:
         _display(value)
         return
     _glue(name, value, display=display)
-    if hasattr(value, "savefig"):
-        import matplotlib.pyplot as plt
-
-        plt.close(value)

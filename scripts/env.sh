@@ -16,4 +16,3 @@ if [ ! -f "$stamp" ]; then
   python -m pip install -q -r requirements.txt -e .
   touch "$stamp"
 fi
-export MPLBACKEND=${MPLBACKEND:-Agg}
