@@ -15,6 +15,19 @@ import pytest  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never touch the network: any attempt to connect fails at once, loudly."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
 @pytest.fixture
 def rng():
     import numpy as np

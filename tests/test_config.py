@@ -56,3 +56,13 @@ def test_precision_context_switches_float64_inside_only():
         assert jnp.zeros(()).dtype == jnp.float32
     finally:
         jax.config.update("jax_enable_x64", True)
+
+
+def test_tests_cannot_open_a_network_connection():
+    import socket
+    import urllib.request
+
+    with pytest.raises(OSError, match="tried to open a network connection"):
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+    with pytest.raises(OSError):
+        urllib.request.urlopen("http://example.org", timeout=1)

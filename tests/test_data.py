@@ -1,13 +1,12 @@
 """lensbox.data: offline stand-ins, label utilities, the catalogue, ``load`` and the CLI.
 
-No test opens a connection: an autouse fixture makes every socket connection and name lookup
+No test opens a connection: the root conftest.py makes every socket connection and name lookup
 fail, and points the cache at a fresh temporary directory.
 """
 
 from __future__ import annotations
 
 import random
-import socket
 import time
 import urllib.error
 
@@ -21,13 +20,7 @@ from lensbox.data import download
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
-    def refuse(*args, **kwargs):
-        raise OSError("test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
+    # Sockets are refused for every test by the root conftest.py; here the downloader fails too.
     def no_network(url, timeout):
         raise urllib.error.URLError("network is unreachable (blocked by the test)")
 
