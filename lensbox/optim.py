@@ -159,7 +159,7 @@ def sgd(
 
 def _adam_family(config: OptimizerConfig) -> Optimizer:
     _check(config)
-    b1, b2, eps, lam = config.momentum, config.b2, config.eps, config.weight_decay
+    b1, b2, lam = config.momentum, config.b2, config.weight_decay
 
     def init(params):
         zeros = tree_map(jnp.zeros_like, params)

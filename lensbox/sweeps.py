@@ -29,8 +29,8 @@ import numpy as np
 
 from lensbox._validation import as_matrix
 from lensbox.models import Model
-from lensbox.optim import Optimizer, apply_updates, learning_rate_at
-from lensbox.train import BatchOrder, StepInfo, Tracker, get_loss, predictions_tracker
+from lensbox.optim import Optimizer
+from lensbox.train import BatchOrder, Tracker, get_loss, optimisation_step, predictions_tracker
 
 Params = Any
 
@@ -221,14 +221,7 @@ def train_seeds(
     lag = rule.patience // rule.check_every  # checks between the two losses compared
 
     def one_seed_step(carry, y, idx):
-        params_prev, opt_state, tstates = carry
-        grads = jax.grad(lambda p: jnp.mean(loss_fn(apply(p, X[idx]), y[idx])))(params_prev)
-        delta, opt_state = optimizer.update(grads, opt_state, params_prev)
-        new = apply_updates(params_prev, delta)
-        info = StepInfo(opt_state.count, params_prev, new, delta, idx, opt_state,
-                        learning_rate_at(optimizer.config, opt_state.count))
-        tstates = {k: trackers[k].update(tstates[k], info) for k in trackers}
-        return new, opt_state, tstates
+        return optimisation_step(apply, loss_fn, optimizer, trackers, carry, X, y, idx)[0]
 
     def keep(active, new, old):
         return jax.tree_util.tree_map(

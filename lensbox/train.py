@@ -183,6 +183,25 @@ class BatchOrder:
 # The loop
 
 
+def optimisation_step(apply: Apply, loss_fn: Callable, optimizer: Optimizer,
+                      trackers: Mapping[str, Tracker], carry, X, y, idx):
+    """One optimisation step on the rows ``idx`` of ``(X, y)``, observed by ``trackers``.
+
+    ``carry`` is ``(theta_{t-1}, optimiser state, tracker states)``; returns the new carry and the
+    mini-batch loss at :math:`\\theta_{t-1}`. Pure and jittable: :func:`train` and
+    :func:`lensbox.sweeps.train_seeds` (which ``vmap`` it over seeds) both step through it.
+    """
+    params_prev, opt_state, tstates = carry
+    value, grads = jax.value_and_grad(
+        lambda p: jnp.mean(loss_fn(apply(p, X[idx]), y[idx])))(params_prev)
+    delta, opt_state = optimizer.update(grads, opt_state, params_prev)
+    new = apply_updates(params_prev, delta)
+    info = StepInfo(opt_state.count, params_prev, new, delta, idx, opt_state,
+                    learning_rate_at(optimizer.config, opt_state.count))
+    tstates = {k: trackers[k].update(tstates[k], info) for k in trackers}
+    return (new, opt_state, tstates), value
+
+
 def train(
     model: Model | Apply,
     params: Params,
@@ -239,21 +258,9 @@ def train(
     if progress is None:
         progress = steps > 2000
 
-    def objective(p, Xb, yb):
-        return jnp.mean(loss_fn(apply(p, Xb), yb))
-
-    value_and_grad = jax.value_and_grad(objective)
-
     def one_step(t, carry, batches, losses, X, y):
-        params_prev, opt_state, tstates = carry
-        idx = batches[t]
-        value, grads = value_and_grad(params_prev, X[idx], y[idx])
-        delta, opt_state = optimizer.update(grads, opt_state, params_prev)
-        new = apply_updates(params_prev, delta)
-        info = StepInfo(opt_state.count, params_prev, new, delta, idx, opt_state,
-                        learning_rate_at(optimizer.config, opt_state.count))
-        tstates = {k: trackers[k].update(tstates[k], info) for k in trackers}
-        return (new, opt_state, tstates), losses.at[t].set(value)
+        carry, value = optimisation_step(apply, loss_fn, optimizer, trackers, carry, X, y, batches[t])
+        return carry, losses.at[t].set(value)
 
     @jax.jit
     def run_chunk(carry, batches, count, X, y):

@@ -32,7 +32,6 @@ def reference_tracker(apply, X, y, X_eval, optimizer) -> Tracker:
     cfg = optimizer.config
     X_R = jnp.concatenate([jnp.asarray(X), jnp.asarray(X_eval)])
     y = jnp.asarray(y)
-    n = y.shape[0]
 
     def jac(params):
         theta, unravel = ravel_pytree(params)
