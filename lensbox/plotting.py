@@ -51,21 +51,35 @@ def band(ax, x, values, *, color=None, label=None, alpha: float = 0.2, **kwargs)
     return line
 
 
+BUILD_ENV = "LENSBOX_BOOK_BUILD"
+"""Set (to ``1``) by the book's Sphinx extension ``book/_ext/lensbox_book.py`` in the build process,
+so every kernel the website build starts inherits it; nowhere else."""
+
+
+def in_book_build() -> bool:
+    """Whether this kernel runs under the website build (myst-nb stores glued values there)."""
+    import os
+
+    return os.environ.get(BUILD_ENV) == "1"
+
+
 def glue(name: str, value, display: bool = False) -> None:
     """Store ``value`` (a figure, a number, a string) under ``name`` for the book's ``{glue}`` roles.
 
-    On the website, myst-nb places it where a ``{glue:figure}`` or ``{glue:text}`` refers to it.
-    A matplotlib figure is stored as a PNG image, rendered here, so it does not depend on which
-    matplotlib backend the kernel runs (a non-interactive one such as Agg gives IPython no PNG of a
-    figure, and the page would show only ``<Figure size ...>``). Where myst-nb is not installed
-    (Colab, a plain Jupyter) the value is shown in place instead, so a reader running the chapter
-    still sees every figure.
+    Under the website build (:func:`in_book_build`), myst-nb places it where a ``{glue:figure}``
+    or ``{glue:text}`` refers to it. A matplotlib figure is stored as a PNG image, rendered here,
+    so it does not depend on which matplotlib backend the kernel runs (a non-interactive one such
+    as Agg gives IPython no PNG of a figure, and the page would show only ``<Figure size ...>``).
+    Anywhere else (Colab, a plain Jupyter, tests) a figure is shown in place, so a reader running
+    the chapter still sees it, and any other value is only returned silently: the prose of the
+    Colab notebooks already carries the numbers, and a bare unlabelled value would be noise.
     """
     import numpy as np
 
     if isinstance(value, np.generic):  # np.float64(0.5) would reach {glue:text} as unformattable text
         value = value.item()
-    if hasattr(value, "savefig"):
+    is_figure = hasattr(value, "savefig")
+    if is_figure:
         import io
 
         import matplotlib.pyplot as plt
@@ -75,11 +89,11 @@ def glue(name: str, value, display: bool = False) -> None:
         value.savefig(buffer, format="png")
         plt.close(value)
         value = Image(data=buffer.getvalue(), format="png")
-    try:
+    if in_book_build():
         from myst_nb import glue as _glue
-    except ImportError:  # pragma: no cover - exercised in Colab only
+
+        _glue(name, value, display=display)
+    elif is_figure:
         from IPython.display import display as _display
 
         _display(value)
-        return
-    _glue(name, value, display=display)

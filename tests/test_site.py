@@ -1,0 +1,214 @@
+"""The built website, opened in a real browser (headless Chromium).
+
+Every page loads and typesets its maths (no raw TeX delimiters left in the rendered text), no
+local link or image is broken, every Colab button opens a notebook that exists in the build, and
+no page prints a path of the build machine. A screenshot of every page is saved beside the site
+(``<site>/../screenshots/``) for review, and the counts in ``<site>/../browser-report.json``.
+
+Runs when ``LENSBOX_SITE`` names a built site's HTML folder (``scripts/test.sh`` builds the
+smoke-scale site, installs Debian's ``chromium`` when missing, and sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{")
+
+
+class Page(HTMLParser):
+    """Links, images, ids and the visible text (outside scripts, styles and code) of a page."""
+
+    SKIP = {"script", "style", "pre", "code", "kbd", "samp", "textarea"}
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.images, self.ids, self.text = [], [], set(), []
+        self.math = 0
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+        if tag == "mjx-container":
+            self.math += 1
+        if tag in self.SKIP:
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def parse(html: str) -> Page:
+    page = Page()
+    page.feed(html)
+    return page
+
+
+def _site() -> Path:
+    site = os.environ.get("LENSBOX_SITE")
+    if site and (Path(site) / "index.html").exists():
+        return Path(site)
+    if os.environ.get("LENSBOX_REQUIRE_SITE") == "1":
+        pytest.fail(f"LENSBOX_SITE={site!r} is not a built site")
+    pytest.skip("no built site: scripts/test.sh builds one and sets LENSBOX_SITE")
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.environ.get("LENSBOX_REQUIRE_SITE") == "1":
+        pytest.fail("no chromium: scripts/test.sh installs Debian's package `chromium`")
+    pytest.skip("no chromium installed")
+
+
+def _pages(site: Path) -> list[Path]:
+    skip = ("_static", "_sources", "_images", "colab", "genindex", "search")
+    return sorted(
+        p
+        for p in site.rglob("*.html")
+        if not p.relative_to(site).parts[0].startswith(skip)
+    )
+
+
+def _browser(chromium: str, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--allow-file-access-from-files", "--hide-scrollbars"]  # fmt: skip
+    return subprocess.run(
+        [chromium, *flags, *args], capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """Every page as the browser renders it (DOM after scripts ran), with a screenshot each."""
+    site, chromium = _site(), _chromium()
+    shots = site.parent / "screenshots"
+    shots.mkdir(exist_ok=True)
+    out = {}
+    for path in _pages(site):
+        url = path.as_uri()
+        dom = _browser(chromium, "--virtual-time-budget=20000", "--dump-dom", url)
+        assert dom.returncode == 0 and "</html>" in dom.stdout, (
+            f"{path.name} did not load"
+        )
+        name = str(path.relative_to(site)).replace("/", "_").removesuffix(".html")
+        shot = shots / f"{name}.png"
+        _browser(chromium, "--virtual-time-budget=20000", "--window-size=1280,1600",
+                 f"--screenshot={shot}", url)  # fmt: skip
+        assert shot.exists() and shot.stat().st_size > 10_000, (
+            f"no screenshot of {path.name}"
+        )
+        out[path] = dom.stdout
+    return out
+
+
+def test_every_page_loads_typesets_its_maths_and_has_no_broken_link_or_image(rendered):
+    site = _site()
+    counts = {
+        "pages": 0,
+        "local links": 0,
+        "images": 0,
+        "typeset formulas": 0,
+        "colab links": 0,
+    }
+    broken, raw = [], []
+    for path, dom in rendered.items():
+        page = parse(dom)
+        counts["pages"] += 1
+        counts["typeset formulas"] += page.math
+        text = " ".join(page.text)
+        for m in RAW_TEX.finditer(text):
+            raw.append(
+                f"{path.name}: ...{text[max(0, m.start() - 40) : m.end() + 40]}..."
+            )
+        for ref in page.links + page.images:
+            parsed = urlparse(ref)
+            if parsed.scheme in ("http", "https", "mailto", "data", "javascript"):
+                continue
+            counts["images" if ref in page.images else "local links"] += 1
+            target = (
+                (path.parent / unquote(parsed.path)).resolve() if parsed.path else path
+            )
+            if not target.exists():
+                broken.append(f"{path.name} -> {ref}")
+            elif (
+                parsed.fragment
+                and target.suffix == ".html"
+                and parsed.fragment != "top"
+            ):
+                if parsed.fragment not in parse(target.read_text()).ids | page.ids:
+                    broken.append(f"{path.name} -> {ref} (no such anchor)")
+    assert raw == [], f"raw TeX left after typesetting: {raw[:5]}"
+    assert broken == [], f"broken local links or images: {broken[:10]}"
+    assert counts["typeset formulas"] > 0
+    report = site.parent / "browser-report.json"
+    report.write_text(json.dumps(counts, indent=1))
+
+
+def test_every_colab_button_opens_a_generated_notebook(rendered):
+    site = _site()
+    found = 0
+    for path, dom in rendered.items():
+        for ref in parse(dom).links:
+            m = re.match(
+                r"https://colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^/]+/(.+)$",
+                ref,
+            )
+            if m:
+                found += 1
+                assert (site / unquote(m[1])).exists(), (
+                    f"{path.name}: {ref} names no generated notebook"
+                )
+    chapters = list((ROOT / "book").glob("*.ipynb"))
+    assert found >= len(chapters), f"{found} Colab links for {len(chapters)} chapters"
+    report = site.parent / "browser-report.json"
+    counts = json.loads(report.read_text()) if report.exists() else {}
+    counts["colab links"] = found
+    report.write_text(json.dumps(counts, indent=1))
+
+
+def test_no_page_and_no_notebook_prints_a_path_of_the_build_machine():
+    site = _site()
+    machine = {str(ROOT), str(Path.home()) + "/", "/site-packages/", "/tmp/", "/work/"}
+    leaks = []
+    for path in [*_pages(site), *site.joinpath("colab").rglob("*.ipynb")]:
+        text = path.read_text(errors="replace")
+        if path.suffix == ".html":
+            text = " ".join(parse(text).text)
+        leaks += [f"{path.relative_to(site)}: {p}" for p in machine if p in text]
+    assert leaks == [], leaks[:10]
+
+
+def test_maths_and_widgets_need_no_cdn():
+    site = _site()
+    cdn = re.compile(
+        r"<script[^>]+src=\"https?://[^\"]*(mathjax|require|jupyter-widgets|cdn)", re.I
+    )
+    for path in _pages(site):
+        html = path.read_text()
+        assert not cdn.search(html), f"{path.name} loads a script from a CDN"
+        assert "application/vnd.jupyter.widget-state+json" not in html, path.name
+        assert "application/vnd.jupyter.widget-view+json" not in html, path.name
+    assert (site / "_static" / "mathjax" / "tex-chtml.js").exists()
