@@ -152,7 +152,7 @@ def test_a_missing_glue_key_is_an_error_naming_it():
 def _site() -> Path:
     site = os.environ.get("LENSBOX_SITE")
     if site and (Path(site) / "colab").is_dir():
-        return Path(site)
+        return Path(site).resolve()
     if os.environ.get("LENSBOX_REQUIRE_SITE") == "1":
         pytest.fail(f"LENSBOX_SITE={site!r} holds no built site with Colab notebooks")
     pytest.skip("no built site: scripts/test.sh builds one and sets LENSBOX_SITE")
@@ -210,3 +210,24 @@ def test_generated_colab_notebook_runs_alone_with_plain_nbconvert(chapter, tmp_p
     record = json.loads(times.read_text()) if times.exists() else {}
     record[chapter] = round(seconds, 1)
     times.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def test_a_stuck_cell_fails_within_minutes_at_smoke_scale(monkeypatch):
+    import types
+
+    import lensbox_book
+
+    config = types.SimpleNamespace(
+        nb_execution_timeout=1800, html_static_path=[], nitpick_ignore_regex=[]
+    )
+    monkeypatch.setenv("LENSBOX_SCALE", "smoke")
+    lensbox_book.configure(None, config)
+    assert config.nb_execution_timeout == lensbox_book.SMOKE_TIMEOUT <= 300
+    config = types.SimpleNamespace(
+        nb_execution_timeout=1800, html_static_path=[], nitpick_ignore_regex=[]
+    )
+    monkeypatch.setenv("LENSBOX_SCALE", "book")
+    lensbox_book.configure(None, config)
+    assert (
+        config.nb_execution_timeout == 1800
+    )  # book-scale cells may legitimately take long

@@ -68,7 +68,7 @@ def parse(html: str) -> Page:
 def _site() -> Path:
     site = os.environ.get("LENSBOX_SITE")
     if site and (Path(site) / "index.html").exists():
-        return Path(site)
+        return Path(site).resolve()
     if os.environ.get("LENSBOX_REQUIRE_SITE") == "1":
         pytest.fail(f"LENSBOX_SITE={site!r} is not a built site")
     pytest.skip("no built site: scripts/test.sh builds one and sets LENSBOX_SITE")
@@ -85,11 +85,23 @@ def _chromium() -> str:
 
 def _pages(site: Path) -> list[Path]:
     skip = ("_static", "_sources", "_images", "colab", "genindex", "search")
-    return sorted(
+    pages = [
         p
         for p in site.rglob("*.html")
         if not p.relative_to(site).parts[0].startswith(skip)
-    )
+    ]
+    return sorted(p for p in pages if not _redirect(p))
+
+
+def _redirect(path: Path) -> bool:
+    """A page that only redirects (Jupyter Book's index.html); its target must exist."""
+    head = path.read_text()[:2000]
+    m = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', head, re.I)
+    if m:
+        assert (path.parent / m[1]).exists(), (
+            f"{path.name} redirects to a missing {m[1]}"
+        )
+    return bool(m)
 
 
 def _browser(chromium: str, *args: str) -> subprocess.CompletedProcess:
@@ -212,3 +224,34 @@ def test_maths_and_widgets_need_no_cdn():
         assert "application/vnd.jupyter.widget-state+json" not in html, path.name
         assert "application/vnd.jupyter.widget-view+json" not in html, path.name
     assert (site / "_static" / "mathjax" / "tex-chtml.js").exists()
+
+
+def test_paper_vs_book_lists_every_recorded_claim_and_the_execution_table():
+    site = _site()
+    records = sum(
+        1
+        for path in (site.parent / "claims").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    )
+    html = (site / "book" / "paper_vs_book.html").read_text()
+    tables = re.findall(r"<table[^>]*lensbox-claims.*?</table>", html, re.S)
+    rows = sum(t.count("<tr") - 1 for t in tables)  # minus each table's header row
+    assert rows == records, f"{rows} rows for {records} recorded claims"
+    if records == 0:
+        assert "No chapter recorded a claim" in html
+    assert (
+        "book/telescoping_model" in html or "telescoping_model.html" in html
+    )  # exec table
+
+
+def test_api_reference_documents_every_public_module():
+    import pkgutil
+
+    import lensbox
+
+    site = _site()
+    html = (site / "book" / "api.html").read_text()
+    for module in pkgutil.iter_modules(lensbox.__path__):
+        if not module.name.startswith("_"):
+            assert f'id="module-lensbox.{module.name}"' in html, module.name

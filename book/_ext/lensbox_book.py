@@ -61,15 +61,15 @@ class ClaimsDirective(SphinxDirective):
 
 
 def read_claims(directory: Path, chapters: list[str]) -> list[dict]:
-    """The claim records of ``chapters`` (file stems, in book order), one dict per claim."""
+    """Every claim record in ``directory``: the files of ``chapters`` (notebook names, in book
+    order) first, then any other record file (a chapter named differently in ``lensbox.setup``)."""
+    files = {p.stem: p for p in directory.glob("*.jsonl")}
+    order = [c for c in chapters if c in files] + sorted(set(files) - set(chapters))
     rows = []
-    for chapter in chapters:
-        path = directory / f"{chapter}.jsonl"
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines():
+    for stem in order:
+        for line in files[stem].read_text().splitlines():
             if line.strip():
-                rows.append({"chapter": chapter, **json.loads(line), "_doc": chapter})
+                rows.append({**json.loads(line), "_doc": stem})
     return rows
 
 
@@ -161,20 +161,24 @@ class ApiDirective(SphinxDirective):
     """``{lensbox-api}``: ``automodule`` for the package and each public module, found at build time."""
 
     def run(self):
+        import importlib
+
         import lensbox
 
         names = ["lensbox"] + sorted(
-            f"lensbox.{m.name}"
-            for m in pkgutil.iter_modules(lensbox.__path__)
-            if not m.name.startswith("_")
+            m.name
+            for m in pkgutil.walk_packages(lensbox.__path__, prefix="lensbox.")
+            if not any(part.startswith("_") for part in m.name.split("."))
         )
+        # MyST headings, and reStructuredText for autodoc (docstrings are reStructuredText)
         lines = []
         for name in names:
-            title = f"``{name}``"
-            lines += [title, "-" * len(title), "", f".. automodule:: {name}"]
-            if name != "lensbox":
-                lines += ["   :members:", "   :show-inheritance:"]
-            lines.append("")
+            lines += [f"## `{name}`", "", "```{eval-rst}", f".. automodule:: {name}"]
+            if not hasattr(
+                importlib.import_module(name), "__path__"
+            ):  # packages: docstring only
+                lines += ["   :members:", "   :undoc-members:", "   :show-inheritance:"]
+            lines += ["```", ""]
         container = nodes.section()
         container.document = self.state.document
         self.state.nested_parse(
@@ -184,6 +188,41 @@ class ApiDirective(SphinxDirective):
             match_titles=True,
         )
         return container.children
+
+
+def resolve_reexports(app, env, node, contnode):
+    """``lensbox.scale`` in a docstring links to where it is documented: ``lensbox.config.scale``."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("lensbox."):
+        return None
+    import importlib
+
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        break
+    else:
+        return None
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not module or not name or f"{module}.{name}" == target:
+        return None
+    domain = env.get_domain("py")
+    node = node.deepcopy()
+    node["reftarget"] = f"{module}.{name}"
+    return domain.resolve_xref(
+        env,
+        node["refdoc"],
+        app.builder,
+        node["reftype"],
+        node["reftarget"],
+        node,
+        contnode,
+    )
 
 
 # ----------------------------------------------------------------------------- widgets
@@ -434,7 +473,9 @@ def write_colab_notebooks(app, exc):
         return
     executed = Path(app.outdir).parent / "jupyter_execute"
     target = Path(app.outdir) / app.config.lensbox_colab_dir
-    bib = read_bib([Path(app.srcdir) / p for p in app.config.bibtex_bibfiles])
+    bib = read_bib(
+        [Path(app.srcdir) / p for p in getattr(app.config, "bibtex_bibfiles", [])]
+    )
     written = 0
     for docname in _book_order(app):
         if docname not in app.env.found_docs or not _is_notebook(app, docname):
@@ -513,6 +554,16 @@ def configure(app, config):
         *config.html_static_path,
         str(Path(__file__).parent / "static"),
     ]
+    # The API page's signatures name types of other packages (jax.Array, numpy.ndarray) and
+    # type variables; offline there is no inventory to link them (intersphinx needs the
+    # network), so only references to lensbox's own names must resolve.
+    # Dataclass "Attributes:" sections as fields, so :undoc-members: does not describe them twice.
+    config.napoleon_use_ivar = True
+    config.nitpick_ignore_regex = [
+        *getattr(config, "nitpick_ignore_regex", []),
+        (r"py:.*", r"(?!lensbox\.).*"),
+        (r"py:.*", r"lensbox(\.\w+)*\.[A-Z]"),
+    ]
     if os.environ.get("LENSBOX_SCALE") == "smoke":
         config.nb_execution_timeout = min(config.nb_execution_timeout, SMOKE_TIMEOUT)
 
@@ -539,6 +590,7 @@ def setup(app):
     app.connect("source-read", reset_chapter)
     app.connect("env-get-outdated", always_rewrite_claims)
     app.connect("doctree-read", drop_widgets)
+    app.connect("missing-reference", resolve_reexports)
     app.connect("doctree-resolved", fill_claims)
     app.connect("html-page-context", point_colab_buttons, priority=600)
     app.connect("build-finished", copy_mathjax)
