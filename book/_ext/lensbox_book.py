@@ -424,6 +424,32 @@ class SphinxResolver:
         return [self.bib.get(k, {}).get("full", k) for k in keys]
 
 
+_ACCENTS = {"'": "\u0301", '"': "\u0308", "`": "\u0300", "^": "\u0302", "~": "\u0303"}
+
+
+def _clean(text: str) -> str:
+    """BibTeX field text as plain Unicode: accents (``{\\'e}``) combined, escapes and braces gone."""
+    import unicodedata
+
+    text = re.sub(
+        r"\{?\\(['\"`^~])\{?(\w)\}?\}?",
+        lambda m: unicodedata.normalize("NFC", m[2] + _ACCENTS[m[1]]),
+        text,
+    )
+    text = re.sub(r"\\([&%$#_])", r"\1", text)
+    return re.sub(r"[{}]", "", text)
+
+
+def _short_authors(last: list[str], key: str) -> str:
+    if not last:
+        return key
+    if len(last) == 1:
+        return last[0]
+    if len(last) == 2:
+        return f"{last[0]} and {last[1]}"
+    return f"{last[0]} et al."
+
+
 def read_bib(paths: list[Path]) -> dict:
     """``{key: {short, year, full}}`` of the BibTeX entries, for author-year citations."""
     from pybtex.database import parse_file
@@ -432,39 +458,25 @@ def read_bib(paths: list[Path]) -> dict:
     for path in paths:
         for key, entry in parse_file(str(path)).entries.items():
             people = entry.persons.get("author", []) or entry.persons.get("editor", [])
-            last = [
-                " ".join(p.last_names).replace("{", "").replace("}", "") for p in people
-            ]
-            short = (
-                last[0]
-                if len(last) == 1
-                else f"{last[0]} and {last[1]}"
-                if len(last) == 2
-                else f"{last[0]} et al."
-                if last
-                else key
-            )
+            last = [_clean(" ".join(p.prelast_names + p.last_names)) for p in people]
             fields = entry.fields
-            clean = lambda s: re.sub(r"[{}]", "", s)  # noqa: E731
             year = fields.get("year", "")
             venue = (
                 fields.get("journal")
                 or fields.get("booktitle")
                 or fields.get("publisher")
-                or ""
             )
             link = fields.get("url") or (
                 f"https://doi.org/{fields['doi']}" if "doi" in fields else ""
             )
             if not link and "eprint" in fields:
                 link = f"https://arxiv.org/abs/{fields['eprint']}"
-            names = (
-                ", ".join(last) if len(last) <= 6 else ", ".join(last[:6]) + " et al."
-            )
-            full = f"{names} ({year}). {clean(fields.get('title', ''))}."
-            full += f" *{clean(venue)}*." if venue else ""
+            names = ", ".join(last[:6]) + (" et al." if len(last) > 6 else "")
+            title = _clean(fields.get("title", ""))
+            full = f"{names} ({year}). {title}" + ("" if title[-1:] in ".?!" else ".")
+            full += f" *{_clean(venue)}*." if venue else ""
             full += f" {link}" if link else ""
-            out[key] = {"short": short, "year": year, "full": full}
+            out[key] = {"short": _short_authors(last, key), "year": year, "full": full}
     return out
 
 
