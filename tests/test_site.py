@@ -34,6 +34,7 @@ class Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.links, self.images, self.ids, self.text = [], [], set(), []
+        self.no_alt: list[str] = []
         self.math = 0
         self._skip = 0
 
@@ -45,6 +46,8 @@ class Page(HTMLParser):
             self.links.append(a["href"])
         if tag == "img" and a.get("src"):
             self.images.append(a["src"])
+            if not (a.get("alt") or "").strip():
+                self.no_alt.append(a["src"])
         if tag == "mjx-container":
             self.math += 1
         if tag in self.SKIP:
@@ -255,3 +258,17 @@ def test_api_reference_documents_every_public_module():
     for module in pkgutil.iter_modules(lensbox.__path__):
         if not module.name.startswith("_"):
             assert f'id="module-lensbox.{module.name}"' in html, module.name
+
+
+def test_figures_have_alt_text_and_open_at_full_size_and_wide_outputs_scroll():
+    site = _site()
+    missing = []
+    for path in _pages(site):
+        html = path.read_text()
+        page = parse(html)
+        missing += [f"{path.name}: {src}" for src in page.no_alt]
+        assert "lensbox.css" in html and "lensbox.js" in html, path.name
+    assert missing == [], missing[:10]
+    css = (site / "_static" / "lensbox.css").read_text()
+    assert "overflow-x: auto" in css
+    assert "lensbox-enlarge" in (site / "_static" / "lensbox.js").read_text()
