@@ -11,6 +11,7 @@ smoke-scale site, installs Debian's ``chromium`` when missing, and sets it).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -66,6 +67,11 @@ def parse(html: str) -> Page:
     page = Page()
     page.feed(html)
     return page
+
+
+@functools.lru_cache(maxsize=None)
+def _ids(path: Path) -> frozenset[str]:
+    return frozenset(parse(path.read_text()).ids)
 
 
 def _site() -> Path:
@@ -173,7 +179,7 @@ def test_every_page_loads_typesets_its_maths_and_has_no_broken_link_or_image(ren
                 and target.suffix == ".html"
                 and parsed.fragment != "top"
             ):
-                if parsed.fragment not in parse(target.read_text()).ids | page.ids:
+                if parsed.fragment not in _ids(target) | page.ids:
                     broken.append(f"{path.name} -> {ref} (no such anchor)")
     assert raw == [], f"raw TeX left after typesetting: {raw[:5]}"
     assert broken == [], f"broken local links or images: {broken[:10]}"
