@@ -4,17 +4,17 @@ Every optimiser of the book is a sequence of :class:`Piece` objects. A piece map
 :math:`u` (it starts as the gradient :math:`g_t`) to a new update, keeping a linear state of its own
 (a momentum trace) and possibly reading the parameters :math:`\theta_{t-1}` (weight decay):
 
-=====================  ==========================================================  ==============
-piece                  map                                                         paper
-=====================  ==========================================================  ==============
-:func:`add_decay`      :math:`u \mapsto u + \lambda\theta_{t-1}`                   Eqs. 12, 20, 21
-:func:`heavy_ball`     :math:`v_t = \beta v_{t-1} + u`, :math:`u \mapsto v_t`      Eq. 11 (PyTorch)
-:func:`ema`            :math:`m_t = \beta m_{t-1} + (1-\beta)u`, :math:`u\mapsto m_t`  Eqs. 11, 19
-:func:`debias`         :math:`u \mapsto u / (1-\beta^t)`                            Eqs. 11, 19
-:func:`second_moment`  identity; measures :math:`\phi_t = \sqrt{\hat v_t} + \epsilon`  section 5
-:func:`precondition`   :math:`u \mapsto \mathrm{diag}(1/\phi_t)\,u`                  Eqs. 18, 21
-:func:`learning_rate`  :math:`u \mapsto -\gamma_t u` (a :class:`Schedule`)           Eq. 1
-=====================  ==========================================================  ==============
+=====================  ===============================================================  ================
+piece                  map                                                              paper
+=====================  ===============================================================  ================
+:func:`add_decay`      :math:`u \mapsto u + \lambda\theta_{t-1}`                        Eqs. 12, 20, 21
+:func:`heavy_ball`     :math:`v_t = \beta v_{t-1} + u`; passes on :math:`v_t`           Eq. 11 (PyTorch)
+:func:`ema`            :math:`m_t = \beta m_{t-1} + (1-\beta)u`; passes on :math:`m_t`  Eqs. 11, 19
+:func:`debias`         :math:`u \mapsto u / (1-\beta^t)`                                Eqs. 11, 19
+:func:`second_moment`  identity; measures :math:`\phi_t = \sqrt{\hat v_t} + \epsilon`   section 5
+:func:`precondition`   :math:`u \mapsto \mathrm{diag}(1/\phi_t)\,u`                     Eqs. 18, 21
+:func:`learning_rate`  :math:`u \mapsto -\gamma_t u` (a :class:`Schedule`)              Eq. 1
+=====================  ===============================================================  ================
 
 Where weight decay sits decides its kind: before the momentum trace it is *coupled* (L2 decay, added
 to the gradient), after the preconditioner it is *decoupled* (AdamW). The same piece serves both.
@@ -156,8 +156,11 @@ def _columns(factor, x):
 
 def scale_tree(u: Tree, scalar, divisor: Tree | None) -> Tree:
     """``scalar * u / divisor`` leaf by leaf; ``divisor`` broadcasts over trailing columns."""
+    unit = isinstance(scalar, float) and scalar == 1.0  # skip a pass over u
     if divisor is None:
-        return tree_map(lambda x: scalar * x, u)
+        return u if unit else tree_map(lambda x: scalar * x, u)
+    if unit:
+        return tree_map(lambda x, d: x / _columns(d, x), u, divisor)
     return tree_map(lambda x, d: scalar * x / _columns(d, x), u, divisor)
 
 
