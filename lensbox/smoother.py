@@ -151,7 +151,7 @@ def _kernel_route(model, method, kernel_fn, pieces, X_R, n):
     def step(state, info, V):
         scalar, divisor = tx.chain_scale(pieces, info.opt_state.stats, info.step)
         K = kernel_fn(info.params_prev, X_R, X_R[info.batch], divisor)
-        return (K @ V) * (-scalar / info.batch.shape[0]), state
+        return (K * (-scalar / info.batch.shape[0])) @ V, state  # scale the smaller factor
 
     return step
 
@@ -169,7 +169,7 @@ def _parameter_route(model, method, pieces, X_R, chunk):
         return jax.lax.map(row, X, batch_size=min(int(chunk), max(X.shape[0], 1)))
 
     def step(state, info, V):
-        u = -(jac(info.params_prev, X_R[info.batch]).T @ V) / info.batch.shape[0]
+        u = jac(info.params_prev, X_R[info.batch]).T @ (V / -info.batch.shape[0])  # the gradient
         stats = _flatten_like(info.opt_state.stats, info.params_prev)
         delta, traces, _ = tx.run_chain(pieces, u, state["traces"], stats, state.get("D"),
                                         info.step, observe=False)
