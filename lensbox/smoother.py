@@ -156,7 +156,7 @@ def _kernel_route(model, method, kernel_fn, pieces, X_R, n):
     return step
 
 
-def _parameter_route(model, method, pieces, X_R, chunk):
+def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
     """Step carrying the pieces' states as ``p x (n + 2)`` matrices (Eqs. 16-21)."""
     uses_params = any(p.uses_params for p in pieces)
 
@@ -166,7 +166,7 @@ def _parameter_route(model, method, pieces, X_R, chunk):
     def jac_times(params, X, M):
         # J(X) @ M in row chunks, so the (R x p) Jacobian is never whole in memory.
         row = lambda x: jac(params, x[None])[0] @ M
-        return jax.lax.map(row, X, batch_size=min(int(chunk), max(X.shape[0], 1)))
+        return jax.lax.map(row, X, batch_size=min(int(rows_per_chunk), max(X.shape[0], 1)))
 
     def step(state, info, V):
         u = jac(info.params_prev, X_R[info.batch]).T @ (V / -info.batch.shape[0])  # the gradient
@@ -196,6 +196,19 @@ def _init_state(apply, pieces, X_R, n, parameter_space):
         return state
 
     return init
+
+
+def _update(step, apply, spec: tuple, X_R, y, n: int):
+    """One smoother step: residual columns, the route's ``step``, the failure flags."""
+
+    def update(state, info: StepInfo):
+        _check_spec(info, spec)
+        f_B = apply(info.params_prev, X_R[info.batch])
+        dF, state = step(state, info, _residual_columns(state["coef"], info.batch, y, f_B, n))
+        failure, failed_at = _failure(state, dF, info.batch, info.step, n)
+        return dict(state, coef=state["coef"] + dF, failure=failure, failed_at=failed_at)
+
+    return update
 
 
 def _record(y, n: int, record_weights: bool):
@@ -231,15 +244,13 @@ def smoother_tracker(
     record_weights: bool = False,
     loss: str = "squared",
     method: str = "auto",
-    chunk: int = 256,
+    rows_per_chunk: int = 256,
 ) -> Tracker:
     r"""A :class:`~lensbox.train.Tracker` running the smoother recursion with the run's optimiser.
 
-    Rows are ``X_train`` (n) then ``X_eval`` (m). Use it with the same ``X_train``, ``y_train`` and
-    ``optimizer`` as the training run, and squared loss::
-
-        tracker = smoother_tracker(model, X, y, X_test, opt)
-        lensbox.train(model, params, opt, X, y, loss="squared", trackers={"smoother": tracker})
+    Rows are ``X_train`` (n) then ``X_eval`` (m). Train with the same ``X_train``, ``y_train`` and
+    ``optimizer``, and squared loss: ``lensbox.train(model, params, opt, X, y, trackers={"smoother":
+    smoother_tracker(model, X, y, X_test, opt)})``.
 
     Args:
         model: a :class:`~lensbox.models.Model` or ``apply(params, X)``.
@@ -253,7 +264,7 @@ def smoother_tracker(
         record_weights: also record ``S`` (R x n) at each recording step.
         loss: must be ``"squared"``; the smoother exists only for squared loss (section 4.1).
         method: kernel and Jacobian route, as in :func:`~lensbox.kernels.tangent_kernel`.
-        chunk: rows per Jacobian chunk for the parameter-space route.
+        rows_per_chunk: Jacobian rows built at once in the parameter-space route.
 
     Returns:
         A tracker whose ``record`` gives ``p_train``, ``p_test``, ``prediction`` (R,) = ``S y + c``
@@ -273,18 +284,10 @@ def smoother_tracker(
         raise ValueError("kernel_fn replaces the kernel block of the SGD/Adam recursion, but momentum "
                          "and weight decay need the parameter-space smoother state (Jacobian rows); "
                          "drop kernel_fn or use an optimiser without them.")
-    step = (_parameter_route(model, method, pieces, X_R, chunk) if parameter_space
+    step = (_parameter_route(model, method, pieces, X_R, rows_per_chunk) if parameter_space
             else _kernel_route(model, method, kernel_fn, pieces, X_R, n))
-
-    def update(state, info: StepInfo):
-        _check_spec(info, spec)
-        f_B = apply(info.params_prev, X_R[info.batch])
-        dF, state = step(state, info, _residual_columns(state["coef"], info.batch, y, f_B, n))
-        failure, failed_at = _failure(state, dF, info.batch, info.step, n)
-        return dict(state, coef=state["coef"] + dF, failure=failure, failed_at=failed_at)
-
-    return Tracker(_init_state(apply, pieces, X_R, n, parameter_space), update,
-                   _record(y, n, record_weights))
+    return Tracker(_init_state(apply, pieces, X_R, n, parameter_space),
+                   _update(step, apply, spec, X_R, y, n), _record(y, n, record_weights))
 
 
 def check_record(record: dict) -> None:
