@@ -64,7 +64,6 @@ from lensbox.train import StepInfo, Tracker, TrainResult, predictions_tracker, t
 Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
 KernelFn = Callable[[Params, jax.Array, jax.Array, Any], jax.Array]
-OFFSETS = ("telescoping", "network")
 # failure codes kept in the tracker state and checked on the host by check_record
 NONFINITE, ROW_OUT_OF_RANGE = 1, 2
 
@@ -137,12 +136,12 @@ def _check_spec(info: StepInfo, spec: tuple) -> None:
     found = getattr(info.opt_state, "spec", None)
     if found != spec:
         raise ValueError(
-            "smoother: the tracker was built for the optimiser with pieces "
-            f"{[s for s in spec]} but the run uses {found if found is not None else type(info.opt_state)}; "
-            "build smoother_tracker with the optimiser you train with.")
+            f"smoother: the tracker was built for the optimiser with pieces {list(spec)} but the run "
+            f"uses {list(found) if found is not None else type(info.opt_state)}; build "
+            "smoother_tracker with the optimiser you train with.")
 
 
-def _kernel_route(model, method, kernel_fn, pieces, X_R, n):
+def _kernel_route(model, method, kernel_fn, pieces, X_R):
     """Step for a diagonal chain (no momentum, no decay): one kernel block per step."""
     if kernel_fn is None:
         def kernel_fn(params, XR, XB, divisor):
@@ -285,7 +284,7 @@ def smoother_tracker(
                          "and weight decay need the parameter-space smoother state (Jacobian rows); "
                          "drop kernel_fn or use an optimiser without them.")
     step = (_parameter_route(model, method, pieces, X_R, rows_per_chunk) if parameter_space
-            else _kernel_route(model, method, kernel_fn, pieces, X_R, n))
+            else _kernel_route(model, method, kernel_fn, pieces, X_R))
     return Tracker(_init_state(apply, pieces, X_R, n, parameter_space),
                    _update(step, apply, spec, X_R, y, n), _record(y, n, record_weights))
 
