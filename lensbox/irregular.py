@@ -261,16 +261,18 @@ class SeedResult:
     best: dict[str, Any]
 
 
-def run_seed(X, y, *, n_train, n_val, n_test, steps, search_runs, checkpoints=8,
+def run_seed(X, y, *, n_train, n_val, n_test, steps, search_runs, nn_search_runs=None, checkpoints=8,
              proportions=PROPORTIONS, max_estimators=1000, seed=0) -> SeedResult:
-    """The whole protocol for one seed: split, search both models, retrain, measure."""
+    """The whole protocol for one seed: split, search both models (``search_runs`` random draws
+    each, or ``nn_search_runs`` for the network when given), retrain, measure."""
     from lensbox import boosting
 
     split = irregular_split(X, y, n_train=n_train, n_val=n_val, n_test=n_test,
                             proportions=proportions, seed=seed)
     gbt_params, _ = search_gbt(split, search_runs, seed, max_estimators)
     gbt = fit_gbt(split.X_train, split.y_train, gbt_params, seed)
-    lr, _ = search_network(split, search_runs, steps=steps, seed=seed)
+    nn_runs = search_runs if nn_search_runs is None else nn_search_runs
+    lr, _ = search_network(split, nn_runs, steps=steps, seed=seed)
     rows = np.concatenate([split.X_train, split.X_eval])
     predict, norms = train_network(split.X_train, split.y_train, lr, steps=steps, seed=seed,
                                    X_rows=rows, checkpoints=checkpoints)
