@@ -24,7 +24,7 @@ row against the whole training set, :math:`\mathbf k_t(x) = \frac1n[\nabla_\thet
 \nabla_\theta f_{\theta_t}(x_i)]_{i=1}^n`: the weights a full-batch gradient step would put on each
 training residual (Eq. 3 with :math:`B_t` the whole set and without :math:`\gamma_t`, which cancels
 in :math:`R`). The network side uses only ``lensbox.mlp``, ``lensbox.adam``, ``lensbox.train`` with a
-``lensbox.Tracker`` and ``lensbox.tangent_kernel``.
+``lensbox.Tracker``, ``lensbox.tangent_kernel`` and ``lensbox.DivergenceError``.
 """
 
 from __future__ import annotations

@@ -127,3 +127,16 @@ def test_bench_tree_norms_agree_and_report():
     out = boosting.bench_tree_norms(n=200, m=100, trees=5, depth=3, repeats=1)
     assert out["max_abs_diff"] < 1e-14 and out["ratio"] > 0
     assert "ratio" in boosting.report(out)
+
+
+def test_identity_and_smoother_refuse_what_they_cannot_represent():
+    from sklearn.dummy import DummyRegressor
+
+    X, y, Xt, _ = _data(n=80, m=5)
+    custom = GradientBoostingRegressor(n_estimators=3, init=DummyRegressor(strategy="median")).fit(X, y)
+    with pytest.raises(ValueError, match="default init"):
+        boosting.telescoping_predict(custom, X, y, Xt)
+    assert boosting.kernel_norms(custom, Xt).shape == (5, 3)  # the norms do not need h_0
+    zero = GradientBoostingRegressor(n_estimators=3, init="zero").fit(X, y)
+    with pytest.raises(ValueError, match="training mean"):
+        boosting.smoother_weights(zero, X, Xt)
