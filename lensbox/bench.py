@@ -9,9 +9,9 @@ In one run, each workload's size printed with its numbers:
     target at least 60 %;
 (c) seconds per step of the momentum and AdamW smoothers (parameter-space state) at a stated size;
 (d) the telescoping-tracking overhead: a training step with
-    :func:`lensbox.telescope.telescoping_tracker` on ``m`` evaluation rows over the untracked step
+    :func:`lensbox.telescoping.telescoping_tracker` on ``m`` evaluation rows over the untracked step
     (3-layer width-200 MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size), measured
-    through :func:`lensbox.train.train` as the time difference between a long and a short run, so
+    through :func:`lensbox.train` as the time difference between a long and a short run, so
     compilation is excluded.
 
 Runs in float32 (the library's default without ``lensbox.setup``) on the default JAX device.
@@ -33,8 +33,8 @@ from lensbox import optim
 from lensbox.kernels import tangent_kernel
 from lensbox.models import count_parameters, mlp
 from lensbox.smoother import smoother_tracker
-from lensbox.telescope import telescoping_tracker
-from lensbox.train import StepInfo, train
+from lensbox.telescoping import telescoping_tracker
+from lensbox.training import StepInfo, train
 
 
 def _best(fn: Callable[[], Any], repeats: int) -> float:
@@ -119,7 +119,7 @@ def bench_smoother(opt, d, width, n, m, batch, steps, repeats) -> tuple[float, A
     return seconds, count_parameters(params)
 
 
-def bench_telescope_overhead(d, widths, n, m_values, batch, short, long, chunk, warm=True) -> dict:
+def bench_telescope_overhead(d, widths, n, m_values, batch, short, long, steps_per_call, warm=True) -> dict:
     key = jax.random.PRNGKey(0)
     X = jax.random.normal(key, (n, d))
     y = jnp.sin(X[:, 0])
@@ -132,7 +132,7 @@ def bench_telescope_overhead(d, widths, n, m_values, batch, short, long, chunk, 
         def timed(steps):
             t0 = time.perf_counter()
             r = train(model, params, opt, X, y, steps=steps, batch_size=batch, trackers=trackers,
-                      chunk=chunk, progress=False)
+                      steps_per_call=steps_per_call, progress=False)
             jax.block_until_ready(r.params)
             return time.perf_counter() - t0
         if warm:
@@ -153,14 +153,14 @@ def run(quick: bool = False) -> dict:
     if quick:
         ref = dict(d=8, width=32, n=40, m=40, batch=10)
         state_size = dict(d=8, width=16, n=30, m=30, batch=10)
-        tele = dict(d=8, widths=(16, 16), n=64, m_values=(16,), batch=16, short=4, long=12, chunk=4,
+        tele = dict(d=8, widths=(16, 16), n=64, m_values=(16,), batch=16, short=4, long=12, steps_per_call=4,
                     warm=False)
         repeats, sgd_steps, state_steps = 1, 4, 2
     else:
         ref = dict(d=64, width=1000, n=1000, m=1000, batch=100)
         state_size = dict(d=64, width=200, n=500, m=500, batch=100)
         tele = dict(d=64, widths=(200, 200), n=1000, m_values=(1000, 200), batch=200, short=100,
-                    long=1100, chunk=100)
+                    long=1100, steps_per_call=100)
         repeats, sgd_steps, state_steps = 3, 20, 3
     out: dict[str, Any] = {"device": f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
                            "dtype": str(jnp.zeros(()).dtype), "quick": quick}

@@ -6,7 +6,7 @@ reaches 100 % or when the training squared loss improves by at most :math:`10^{-
 consecutive epochs. :class:`StoppingRule` states such a rule; :func:`train_seeds` trains several
 seeds of one model side by side under it, in one compiled program (the seeds are a ``vmap`` axis,
 so a width costs one compilation however many seeds it has), and lets any
-:class:`~lensbox.train.Tracker`, such as :func:`lensbox.smoother.smoother_tracker`, watch every
+:class:`~lensbox.training.Tracker`, such as :func:`lensbox.smoother.smoother_tracker`, watch every
 step. Each seed stops on its own; its trackers are recorded at the step where it stopped.
 :func:`smoother_fit` wraps this for the question the book asks of every run: the network's errors
 and the smoother's effective parameters :math:`p^{train}_{\hat s}` and :math:`p^{test}_{\hat s}`
@@ -30,7 +30,7 @@ import numpy as np
 from lensbox._validation import as_matrix
 from lensbox.models import Model
 from lensbox.optim import Optimizer
-from lensbox.train import BatchOrder, Tracker, get_loss, optimisation_step, predictions_tracker
+from lensbox.training import BatchOrder, Tracker, get_loss, optimisation_step, predictions_tracker
 
 Params = Any
 
@@ -171,7 +171,7 @@ def train_seeds(
 
     Each seed follows :math:`\theta_t = \theta_{t-1} + \Delta\theta_t` with the optimiser's step on
     the mini-batch loss :math:`\frac1{|B_t|}\sum_{i\in B_t}\ell(f_{\theta_{t-1}}(x_i), y^{(s)}_i)`,
-    exactly as :func:`lensbox.train.train` does for one seed; the trackers see every step of every
+    exactly as :func:`lensbox.train` does for one seed; the trackers see every step of every
     seed (they are mapped over the seed axis) and are recorded when the seed stops. A stopped seed
     is frozen while the others continue.
 
@@ -183,7 +183,7 @@ def train_seeds(
         Y: (S, n) training labels of each seed, or (n,) shared by all.
         rule: the :class:`StoppingRule`.
         batch_size: mini-batch size, ``None`` for full batch; the order of batches is shared.
-        loss: as in :func:`lensbox.train.train`; the rule's loss is always the squared loss.
+        loss: as in :func:`lensbox.train`; the rule's loss is always the squared loss.
         trackers: named trackers written for one seed (e.g. a smoother tracker built on ``X``).
             Trackers must not depend on the labels in ``update`` (the smoother's does not): they are
             built once and mapped over seeds.
