@@ -73,8 +73,8 @@ def linearised_tracker(model: Model | Apply, X_eval) -> Tracker:
     return Tracker(init=lambda params: params, update=lambda params0, info: params0, record=record)
 
 
-def approximation_error(f, f_approx, axis: int = -1):
-    r"""Mean absolute error :math:`\frac1m\sum_x |f(x) - \tilde f(x)|` over the last axis (section 2.5)."""
+def approximation_error(f, f_approx, axis: int | tuple[int, ...] = -1):
+    r"""Mean absolute error :math:`\frac1m\sum_x |f(x) - \tilde f(x)|` over ``axis`` (section 2.5)."""
     return np.mean(np.abs(np.asarray(f) - np.asarray(f_approx)), axis=axis)
 
 
@@ -98,13 +98,18 @@ class TelescopeRun:
 
     @property
     def telescoping_error(self) -> np.ndarray:
-        """Mean absolute error of the telescoping model at each recorded step."""
-        return approximation_error(self.network, self.telescoping)
+        """Mean absolute error of the telescoping model at each recorded step (over the rows, and
+        the outputs when there are several)."""
+        return approximation_error(self.network, self.telescoping, axis=self._per_record)
 
     @property
     def linearised_error(self) -> np.ndarray:
         """Mean absolute error of the linearised model at each recorded step."""
-        return approximation_error(self.network, self.linearised)
+        return approximation_error(self.network, self.linearised, axis=self._per_record)
+
+    @property
+    def _per_record(self) -> tuple[int, ...]:
+        return tuple(range(1, np.ndim(self.network)))
 
 
 def telescope(
