@@ -106,15 +106,15 @@ def test_sigmoid_output_reweights_logit_kernel():
 def test_bad_inputs():
     model = lensbox.mlp((4,))
     params = model.init(jax.random.PRNGKey(0), 5)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(lensbox.ArgumentError, match="method must be one of"):
         tangent_kernel(model, params, X_R, X_B, method="fast")
-    with pytest.raises(ValueError, match="needs a lensbox.models.mlp"):
+    with pytest.raises(lensbox.ArgumentError, match="needs a lensbox.models.mlp"):
         tangent_kernel(model.apply, params, X_R, X_B, method="structured")
     with pytest.raises(lensbox.ShapeError, match="X_B must have 5 features per row"):
         tangent_kernel(model, params, X_R, X_B[:, :3])
-    with pytest.raises(ValueError, match="shaped like params"):
+    with pytest.raises(lensbox.ShapeError, match="shaped like params"):
         tangent_kernel(model, params, X_R, X_B, preconditioner=[1.0])
-    with pytest.raises(TypeError, match="lensbox Model or an apply"):
+    with pytest.raises(lensbox.ArgumentTypeError, match="lensbox Model or an apply"):
         tangent_kernel(3, params, X_R, X_B)
 
 
@@ -133,3 +133,32 @@ def test_bench_quick_reports_every_workload():
     assert "fraction_of_matmul" in result["sgd_smoother_step"]
     assert {"momentum_s", "adamw_s", "size"} <= set(result["state_smoother_step"])
     assert any(k.startswith("m=") for k in result["telescoping_overhead"])
+    assert all(t > 0 for t in result["train_reuse"]["seconds"])
+    assert "(e) three identical train calls" in bench.report(result)
+
+
+def test_a_nan_row_is_an_error_not_nan_entries():
+    model = lensbox.mlp((4,))
+    params = model.init(jax.random.PRNGKey(0), 3)
+    X = np.ones((5, 3))
+    X[2, 1] = np.nan
+    with pytest.raises(lensbox.NonFiniteError, match="X_R contains 1 non-finite value"):
+        tangent_kernel(model, params, X, np.ones((2, 3)))
+    with pytest.raises(lensbox.NonFiniteError, match="X_B contains 1 non-finite value"):
+        tangent_kernel(model.apply, params, np.ones((2, 3)), X)
+
+
+def test_layer_trace_shares_split_the_trace_by_layer():
+    model = lensbox.mlp((6, 5))
+    params = model.init(jax.random.PRNGKey(0), 4)
+    X = jax.random.normal(jax.random.PRNGKey(1), (9, 4))
+    phi = jax.tree_util.tree_map(lambda p: 1.0 + p * p, params)
+    for precond in (None, phi):
+        shares = lensbox.layer_trace_shares(model, params, X, precond)
+        # Brute force: squared Jacobian entries of each layer, divided by phi, summed over rows.
+        J = jax.vmap(jax.grad(lambda p, x: model.apply(p, x[None])[0]), in_axes=(None, 0))(params, X)
+        scale = phi if precond is not None else jax.tree_util.tree_map(jnp.ones_like, params)
+        parts = np.array([sum(float(jnp.sum(j * j / s)) for j, s in zip(jax.tree_util.tree_leaves(J[l]),
+                                                                          jax.tree_util.tree_leaves(scale[l])))
+                          for l in range(3)])
+        np.testing.assert_allclose(shares, parts / parts.sum(), rtol=1e-10)

@@ -153,3 +153,61 @@ def test_interrupt_returns_what_was_done(monkeypatch):
     assert res.interrupted and res.steps_done == 20
     np.testing.assert_array_equal(res.record_steps, [0, 10, 20])
     assert np.all(np.isfinite(res.losses))
+
+
+def test_a_resumed_run_equals_the_uninterrupted_run():
+    X, y = _data()
+    model = lensbox.mlp((8,))
+    params = model.init(jax.random.PRNGKey(0), 3)
+    opt = lensbox.adam(0.01)
+    whole = train(model, params, opt, X, y, steps=20, batch_size=8, seed=4)
+    first = train(model, params, opt, X, y, steps=12, batch_size=8, seed=4)
+    rest = train(model, first.state, opt, X, y, steps=8, batch_size=8, seed=4, record_at=[12, 16, 20],
+                 trackers={"theta": lensbox.parameters_tracker})
+    assert first.state.step == 12 and rest.state.step == 20 and rest.start_step == 12
+    np.testing.assert_array_equal(rest.record_steps, [12, 16, 20])
+    np.testing.assert_allclose(np.concatenate([first.losses, rest.losses]), whole.losses, rtol=0, atol=0)
+    for a, b in zip(jax.tree_util.tree_leaves(rest.params), jax.tree_util.tree_leaves(whole.params)):
+        np.testing.assert_array_equal(a, b)
+    # Adam's moments and step count were carried over, not restarted.
+    assert int(rest.opt_state.count) == 20
+    # The parameters tracker recorded theta at the branch point and at the end.
+    for a, b in zip(jax.tree_util.tree_leaves(rest.records["theta"]), jax.tree_util.tree_leaves(first.params)):
+        np.testing.assert_array_equal(a[0], b)
+    with pytest.raises(lensbox.ArgumentError, match=r"record_at must lie in \[12, 20\]"):
+        train(model, first.state, opt, X, y, steps=8, record_at=[5])
+
+
+def test_branches_from_one_checkpoint_share_its_state_and_differ_by_data_order():
+    X, y = _data()
+    model = lensbox.mlp((8,))
+    parent = train(model, model.init(jax.random.PRNGKey(0), 3), lensbox.sgd(0.05, momentum=0.9), X, y,
+                   steps=5, batch_size=10)
+    a = train(model, parent.state, lensbox.sgd(0.05, momentum=0.9), X, y, steps=5, batch_size=10, seed=1)
+    b = train(model, parent.state, lensbox.sgd(0.05, momentum=0.9), X, y, steps=5, batch_size=10, seed=2)
+    reversed_order = BatchOrder(40, 10, permutation=lambda epoch: np.arange(40)[::-1])
+    c = train(model, parent.state, lensbox.sgd(0.05, momentum=0.9), X, y, steps=5, order=reversed_order)
+    assert a.losses[0] != b.losses[0] or not np.array_equal(a.losses, b.losses)
+    np.testing.assert_array_equal(reversed_order.batches(1, 1)[0], np.arange(39, 29, -1))
+    assert c.steps_done == 5 and np.all(np.isfinite(c.losses))
+    with pytest.raises(lensbox.ArgumentError, match=r"permutation\(0\) must return a permutation of range\(40\)"):
+        BatchOrder(40, 10, permutation=lambda epoch: np.zeros(40, int)).batches(1, 1)
+
+
+def test_the_compiled_step_is_built_once_per_model_optimiser_loss_and_trackers():
+    X, y = _data()
+    traces = {"n": 0}
+
+    def apply(params, X):
+        traces["n"] += 1  # runs only while JAX traces the function
+        return X @ params["w"]
+
+    params = {"w": jnp.zeros(3)}
+    opt = lensbox.sgd(0.1)
+    for _ in range(3):
+        train(apply, params, opt, X, y, steps=10)
+    first = traces["n"]
+    train(apply, params, opt, X + 1.0, y, steps=10)  # new data of the same shape: no new trace
+    assert traces["n"] == first
+    train(apply, params, lensbox.sgd(0.2), X, y, steps=10)  # another optimiser: a new program
+    assert traces["n"] > first
