@@ -17,7 +17,8 @@ first use (``lensbox.data`` works without ``import lensbox.data``):
 * :mod:`lensbox.data`: the paper's data sets and their offline stand-ins;
 * :mod:`lensbox.sweeps`: many seeds trained side by side with the paper's stopping rule;
 * :mod:`lensbox.plotting`: the book's style and figure helpers; :mod:`lensbox.bench`: speed;
-* :mod:`lensbox.errors`: the error types lensbox raises.
+* :mod:`lensbox.errors`: the error types lensbox raises; :mod:`lensbox.claims`: the paper's
+  claims checked by the book; :mod:`lensbox.statistics`: means and standard errors over seeds.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from lensbox.config import by_scale, scale, setup
+from lensbox.config import budget, by_scale, scale, setup
 from lensbox.errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -37,8 +38,9 @@ from lensbox.errors import (
 
 __version__ = "0.1.0"
 
-SUBMODULES = ("adapters", "baselines", "bench", "config", "data", "errors", "kernels", "models",
-              "optim", "plotting", "smoother", "sweeps", "telescoping", "training")
+SUBMODULES = ("adapters", "baselines", "bench", "claims", "config", "data", "errors", "kernels",
+              "models", "optim", "plotting", "smoother", "statistics", "sweeps", "telescoping",
+              "training")
 
 # public name -> the module that defines it; loaded when first asked for.
 _EXPORTS = {
@@ -55,10 +57,11 @@ _EXPORTS = {
     "BatchOrder": "training", "StepInfo": "training", "Tracker": "training",
     "TrainResult": "training", "TrainState": "training", "parameters_tracker": "training",
     "predictions_tracker": "training", "recording_steps": "training", "train": "training",
-    "mean_and_se": "sweeps",
+    "mean_and_se": "statistics",
+    "ClaimError": "claims", "claim": "claims",
 }
 
-__all__ = sorted([*_EXPORTS, "by_scale", "scale", "setup", "ArgumentError", "ArgumentTypeError",
+__all__ = sorted([*_EXPORTS, "budget", "by_scale", "scale", "setup", "ArgumentError", "ArgumentTypeError",
                   "DivergenceError", "LensboxError", "NonFiniteError", "ShapeError"])
 
 
