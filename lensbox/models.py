@@ -155,22 +155,7 @@ def mlp(
     act = ACTIVATIONS[activation].function
 
     def init_fn(key: jax.Array, in_dim: int) -> Params:
-        sizes = (int(in_dim), *widths, spec.out)
-        keys = jax.random.split(key, 2 * (len(sizes) - 1))
-        params = []
-        for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            kw, kb = keys[2 * layer], keys[2 * layer + 1]
-            dtype = jnp.zeros(()).dtype  # float64 when x64 is enabled
-            if init == "standard":
-                gain = 2.0 if (layer < len(widths) and activation == "relu") else 1.0
-                w = jax.random.normal(kw, (fan_in, fan_out), dtype) * jnp.sqrt(gain / fan_in)
-                b = jnp.zeros((fan_out,), dtype)
-            else:
-                bound = 1.0 / jnp.sqrt(fan_in)
-                w = jax.random.uniform(kw, (fan_in, fan_out), dtype, -bound, bound)
-                b = jax.random.uniform(kb, (fan_out,), dtype, -bound, bound)
-            params.append({"w": alpha * w, "b": alpha * b})
-        return params
+        return _init_layers(spec, key, int(in_dim))
 
     def logits_fn(params: Params, x: jax.Array) -> jax.Array:
         h = x
@@ -209,6 +194,26 @@ def check_features(model: Model, params: Params, X, name: str) -> tuple[int, ...
         raise ShapeError(f"{name} (shapes {shapes}) does not fit the model's parameters: "
                          f"apply(params, {name}) fails with: {err}") from None
     return tuple(out.shape[1:])
+
+
+def _init_layers(spec: MLPSpec, key: jax.Array, in_dim: int) -> Params:
+    """The initial ``[{"w", "b"}, ...]`` of an :func:`mlp` with this spec (see its ``init``)."""
+    sizes = (in_dim, *spec.widths, spec.out)
+    keys = jax.random.split(key, 2 * (len(sizes) - 1))
+    dtype = jnp.zeros(()).dtype  # float64 when x64 is enabled
+    params = []
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        kw, kb = keys[2 * layer], keys[2 * layer + 1]
+        if spec.init == "standard":
+            gain = 2.0 if (layer < len(spec.widths) and spec.activation == "relu") else 1.0
+            w = jax.random.normal(kw, (fan_in, fan_out), dtype) * jnp.sqrt(gain / fan_in)
+            b = jnp.zeros((fan_out,), dtype)
+        else:
+            bound = 1.0 / jnp.sqrt(fan_in)
+            w = jax.random.uniform(kw, (fan_in, fan_out), dtype, -bound, bound)
+            b = jax.random.uniform(kb, (fan_out,), dtype, -bound, bound)
+        params.append({"w": spec.alpha * w, "b": spec.alpha * b})
+    return params
 
 
 def _is_int(value) -> bool:

@@ -32,7 +32,8 @@ from lensbox.errors import ArgumentError, ShapeError
 from lensbox.models import Model, apply_of
 from lensbox.optim import Optimizer
 from lensbox.statistics import mean_and_se
-from lensbox.training import BatchOrder, Tracker, get_loss, optimisation_step, predictions_tracker
+from lensbox.training import (BatchOrder, Tracker, check_optimizer, get_loss, optimisation_step,
+                              predictions_tracker)
 
 Params = Any
 
@@ -255,6 +256,27 @@ class _StopBook:
         self.active &= ~newly
 
 
+def _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate):
+    """Compiled calls from check to check (and to the extra recording steps) until every seed
+    has stopped; returns the final carry and the extra records."""
+    rec_steps, recs, done = [], [], 0
+    while done < max_steps and book.active.any():
+        next_check = done + check_steps - done % check_steps
+        boundary = min([next_check, *[s for s in extra if s > done]])
+        batches = jnp.asarray(order.batches(done + 1, check_steps))
+        carry = programs.run(carry, jnp.asarray(book.active), batches, boundary - done)
+        done = boundary
+        if done in extra:
+            rec_steps.append(done)
+            recs.append(jax.device_get(programs.record(carry[2], carry[0])))
+        if done != next_check:
+            continue
+        newly = book.check(done, *(np.asarray(a) for a in programs.evaluate(carry[0])), rate)
+        if newly.any():  # max_epochs is a multiple of check_every: every seed ends on a check
+            book.stop(newly, done, jax.device_get(programs.record(carry[2], carry[0])))
+    return carry, rec_steps, recs
+
+
 def train_seeds(
     model: Model | Callable,
     params: Params,
@@ -296,6 +318,7 @@ def train_seeds(
         A :class:`SeedRuns`.
     """
     started = time.perf_counter()
+    check_optimizer(optimizer)
     apply, X = apply_of(model), as_matrix(X, "X")
     n_seeds, n = _seed_count(params), X.shape[0]
     Y = _seed_labels(Y, n_seeds, n, X.dtype)
@@ -309,21 +332,7 @@ def train_seeds(
              jax.vmap(lambda p: {k: trackers[k].init(p) for k in trackers})(params))
     book = _StopBook(rule, n_seeds, max_steps, *(np.asarray(a) for a in programs.evaluate(params)))
     rate = float(getattr(getattr(optimizer, "config", None), "learning_rate", np.nan))
-    rec_steps, recs, done = [], [], 0
-    while done < max_steps and book.active.any():
-        next_check = done + check_steps - done % check_steps
-        boundary = min([next_check, *[s for s in extra if s > done]])
-        batches = jnp.asarray(order.batches(done + 1, check_steps))
-        carry = programs.run(carry, jnp.asarray(book.active), batches, boundary - done)
-        done = boundary
-        if done in extra:
-            rec_steps.append(done)
-            recs.append(jax.device_get(programs.record(carry[2], carry[0])))
-        if done != next_check:
-            continue
-        newly = book.check(done, *(np.asarray(a) for a in programs.evaluate(carry[0])), rate)
-        if newly.any():  # max_epochs is a multiple of check_every: every seed ends on a check
-            book.stop(newly, done, jax.device_get(programs.record(carry[2], carry[0])))
+    carry, rec_steps, recs = _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate)
     return SeedRuns(
         params=jax.device_get(carry[0]), stop_steps=book.stop_steps, reasons=book.reasons,
         check_steps=np.asarray(book.checks, int),
@@ -389,6 +398,19 @@ def _smoother_summary(rec, Y, f, y_test):
             np.mean((pred[:, n:] - y_test) ** 2, axis=1), S)
 
 
+def _fit_trackers(model, optimizer, X_train, Y, X_test, smoother: bool) -> dict[str, Tracker]:
+    from lensbox.smoother import smoother_tracker
+
+    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
+    trackers = {"network": predictions_tracker(model, X_R)}
+    if smoother:
+        # The tracker's update never reads the labels; its record's "prediction" does, so each
+        # seed's prediction is rebuilt from S and c afterwards.
+        trackers["smoother"] = smoother_tracker(model, X_train, Y if Y.ndim == 1 else Y[0], X_test,
+                                                optimizer, record_weights=True)
+    return trackers
+
+
 def smoother_fit(
     model: Model,
     params: Params,
@@ -428,21 +450,13 @@ def smoother_fit(
     Returns:
         A :class:`SmootherFit`.
     """
-    from lensbox.smoother import smoother_tracker
-
     X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
     n = X_train.shape[0]
     y_test = np.asarray(y_test, dtype=float)
     if y_test.shape != (X_test.shape[0],):
         raise ShapeError(f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}.")
-    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
     Y = np.asarray(Y_train, dtype=float)
-    trackers = {"network": predictions_tracker(model, X_R)}
-    if smoother:
-        y0 = Y if Y.ndim == 1 else Y[0]
-        # The tracker's update never reads the labels; its record's "prediction" does, so we
-        # rebuild each seed's prediction from S and c below.
-        trackers["smoother"] = smoother_tracker(model, X_train, y0, X_test, optimizer, record_weights=True)
+    trackers = _fit_trackers(model, optimizer, X_train, Y, X_test, smoother)
     runs = train_seeds(model, params, optimizer, X_train, Y, rule=rule, batch_size=batch_size,
                        trackers=trackers, record_at=record_at, seed=seed)
     n_seeds = len(runs.stop_steps)

@@ -346,7 +346,18 @@ def check_targets(y, n: int, out_shape: tuple[int, ...], loss) -> jax.Array:
     return jnp.asarray(arr)
 
 
+def check_optimizer(optimizer) -> None:
+    """Raise :class:`~lensbox.errors.ArgumentTypeError` unless ``optimizer`` has ``init`` and
+    ``update`` (an optimiser from :mod:`lensbox.optim`)."""
+    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        hint = (f", e.g. lensbox.{optimizer}(learning_rate) instead of {optimizer!r}"
+                if isinstance(optimizer, str) else "")
+        raise ArgumentTypeError(f"optimizer must be an optimiser object with init and update "
+                                f"(from lensbox.optim){hint}; got {type(optimizer).__name__}.")
+
+
 def _starting_state(start: Params | TrainState, optimizer: Optimizer) -> TrainState:
+    check_optimizer(optimizer)
     if isinstance(start, TrainState):
         state = TrainState(start.params, start.opt_state, as_count(start.step, "start.step"))
     else:
@@ -375,12 +386,13 @@ def _divergence_message(bad_step: int, last_step: int, what: str, initial_loss: 
 class _Records:
     """Tracker records collected at the recording steps, stacked on demand."""
 
-    def __init__(self, names):
-        self.names, self.steps, self.values = list(names), [], []
+    def __init__(self, names, record):
+        self.names, self.record, self.steps, self.values = list(names), record, [], []
 
-    def add(self, step: int, value) -> None:
+    def add(self, step: int, carry) -> None:
+        """Record the trackers of ``carry = (params, optimiser state, tracker states)``."""
         self.steps.append(int(step))
-        self.values.append(jax.device_get(value))
+        self.values.append(jax.device_get(self.record(carry[2], carry[0])))
 
     def stacked(self) -> dict[str, Any]:
         if not self.values:
@@ -435,21 +447,18 @@ def train(
     Returns:
         A :class:`TrainResult`; its ``state`` continues the run.
     """
-    model = as_model(model)
-    start = _starting_state(params, optimizer)
-    steps = as_count(steps, "steps")
+    model, start, steps = as_model(model), _starting_state(params, optimizer), as_count(steps, "steps")
     X = as_inputs(X, "X")
     y = check_targets(y, n_rows(X), check_features(model, start.params, X, "X"), get_loss(loss))
     order = BatchOrder(n_rows(X), batch_size, seed) if order is None else order
-    trackers = dict(trackers or {})
-    first, last = start.step, start.step + steps
+    trackers, first, last = dict(trackers or {}), start.step, start.step + steps
     record_at = (np.array([first, last]) if record_at is None
                  else as_counts(record_at, "record_at", minimum=first, maximum=last))
     compiled = compiled_loop(model.apply, get_loss(loss), optimizer, trackers)
     carry = (start.params, start.opt_state, {k: trackers[k].init(start.params) for k in trackers})
-    records = _Records(sorted(trackers))
+    records = _Records(sorted(trackers), compiled.record)
     if first in record_at:
-        records.add(first, compiled.record(carry[2], carry[0]))
+        records.add(first, carry)
     loop = _Loop(compiled, order, X, y, steps_per_call, divergence_factor, optimizer)
     bar = _progress_bar(steps, progress)
     try:
@@ -492,7 +501,7 @@ class _Loop:
             if bar is not None:
                 bar.update(count)
             if now + count in targets:
-                records.add(now + count, self.compiled.record(new[2], new[0]))
+                records.add(now + count, new)
         return self.carry
 
     def _check(self, new, losses, now, last, records):

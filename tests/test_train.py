@@ -118,6 +118,13 @@ def test_counts_are_never_rounded(kwargs, message):
         train(model, model.init(jax.random.PRNGKey(0), 3), lensbox.sgd(0.1), X, y, **kwargs)
 
 
+def test_an_optimiser_given_by_name_is_a_clear_error():
+    X, y = _data(n=6)
+    model = lensbox.mlp((4,))
+    with pytest.raises(lensbox.ArgumentTypeError, match=r"lensbox.adam\(learning_rate\) instead of 'adam'"):
+        train(model, model.init(jax.random.PRNGKey(0), 3), "adam", X, y, steps=1)
+
+
 def test_nan_initial_parameters_are_not_called_divergence():
     X, y = _data(n=6)
     model = lensbox.mlp((4,))
