@@ -148,8 +148,9 @@ class TrainResult:
         params: :math:`\\theta_T` (the last step completed).
         opt_state: the optimiser state after it.
         losses: the mini-batch training loss of every step this call completed, ``losses[i]`` for
-            step ``first_step + i`` (measured before the step).
-        record_steps: steps at which trackers were recorded (``first_step - 1`` is the start).
+            step ``start_step + 1 + i`` (measured at the parameters before the step).
+        record_steps: steps at which trackers were recorded (``start_step`` is the start: 0 for
+            the initialisation).
         records: for each tracker name, its records stacked along a leading axis.
         tracker_states: each tracker's final state.
         steps_done: number of steps this call completed.
