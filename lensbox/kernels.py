@@ -216,7 +216,7 @@ def tangent_kernel(
     method: str = "auto",
     params_B: Params | None = None,
     outputs: str = "full",
-    rows_per_chunk: int = 512,
+    rows_per_chunk: int = 128,
 ) -> jax.Array:
     r"""The block :math:`[\nabla f_\theta(x_r)^\top \mathrm{diag}(1/\phi) \nabla f_{\theta'}(x_b)]_{r,b}`.
 
