@@ -24,7 +24,6 @@ first use (``lensbox.data`` works without ``import lensbox.data``):
 from __future__ import annotations
 
 import importlib
-import sys
 
 from lensbox.config import budget, by_scale, scale, setup
 from lensbox.errors import (
@@ -40,7 +39,7 @@ __version__ = "0.1.0"
 
 SUBMODULES = ("adapters", "baselines", "bench", "claims", "config", "data", "errors", "kernels",
               "models", "optim", "plotting", "smoother", "statistics", "sweeps", "telescoping",
-              "training")
+              "training", "transforms", "boosting", "irregular")
 
 # public name -> the module that defines it; loaded when first asked for.
 _EXPORTS = {
@@ -78,15 +77,3 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted({*globals(), *SUBMODULES, *_EXPORTS})
-
-
-def _old_module_paths() -> None:
-    """``lensbox.train`` and ``lensbox.telescope`` are functions; their modules are now
-    ``lensbox.training`` and ``lensbox.telescoping``. Code that still imports from the old module
-    paths (``from lensbox.train import Tracker``) is served from the new modules without the old
-    names ever becoming attributes that would hide the functions."""
-    for old, new in (("train", "training"), ("telescope", "telescoping")):
-        sys.modules.setdefault(f"lensbox.{old}", importlib.import_module(f"lensbox.{new}"))
-
-
-_old_module_paths()

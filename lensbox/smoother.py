@@ -19,7 +19,7 @@ effective-parameter count) is the same whichever offset drives ``c``:
   own residuals :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`;
 * ``c_net`` (network offset): :math:`\mathbf r_B = \mathbf S_B\mathbf y - \mathbf f_{\theta_{t-1}}(X_B)`,
   the network's residuals (Eq. 6). Then :math:`\mathbf S\mathbf y + \mathbf c_{net}` equals the
-  realised-step telescoping model of :mod:`lensbox.telescope` exactly; this column reads the labels.
+  realised-step telescoping model of :mod:`lensbox.telescoping` exactly; this column reads the labels.
 
 **Each step.** The negative-gradient direction of the batch, written in parameter space as a
 ``p x (n + 2)`` matrix, is :math:`\mathbf u = -\mathbf J_B^\top \mathbf V / |B|` with
@@ -58,8 +58,8 @@ from lensbox import transforms as tx
 from lensbox._validation import as_matrix, as_targets
 from lensbox.models import Model
 from lensbox.optim import Optimizer, check_optimizer
-from lensbox.telescope import telescoping_tracker
-from lensbox.train import StepInfo, Tracker, TrainResult, predictions_tracker, train
+from lensbox.telescoping import telescoping_tracker
+from lensbox.training import StepInfo, Tracker, TrainResult, predictions_tracker, train
 
 Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
@@ -245,7 +245,7 @@ def smoother_tracker(
     method: str = "auto",
     rows_per_chunk: int = 256,
 ) -> Tracker:
-    r"""A :class:`~lensbox.train.Tracker` running the smoother recursion with the run's optimiser.
+    r"""A :class:`~lensbox.training.Tracker` running the smoother recursion with the run's optimiser.
 
     Rows are ``X_train`` (n) then ``X_eval`` (m). Train with the same ``X_train``, ``y_train`` and
     ``optimizer``, and squared loss: ``lensbox.train(model, params, opt, X, y, trackers={"smoother":
@@ -317,7 +317,7 @@ class SmootherRun:
     on the same rows (training rows first, then evaluation rows).
 
     Attributes:
-        steps: recorded steps (0 is the initialisation).
+        record_steps: recorded steps (0 is the initialisation).
         n: number of training rows.
         smoother: :math:`\\mathbf s_t(x)\\mathbf y + c_t(x)` with the closed-loop offset (driven by
             the telescoping model's residuals), shape (records, R).
@@ -327,10 +327,10 @@ class SmootherRun:
         network: :math:`f_{\\theta_t}(x)`.
         p_train, p_test: effective parameters at each recorded step (the same for both offsets).
         S: smoother weights (records, R, n), when recorded.
-        train: the :class:`~lensbox.train.TrainResult`.
+        train: the :class:`~lensbox.training.TrainResult`.
     """
 
-    steps: np.ndarray
+    record_steps: np.ndarray
     n: int
     smoother: np.ndarray
     smoother_network: np.ndarray
@@ -368,7 +368,7 @@ def smooth(
 ) -> SmootherRun:
     """Train with squared loss and track the smoother (both offsets), the telescoping model and the
     network on the rows ``X`` then ``X_eval`` (``None``: the training rows only). Takes the
-    arguments of :func:`lensbox.train.train`.
+    arguments of :func:`lensbox.train`.
 
     Raises:
         TypeError: for an optimiser that is not a lensbox optimiser (e.g. the string ``"sgd"``).

@@ -10,8 +10,8 @@ import lensbox
 from lensbox import optim
 from lensbox import transforms as T
 from lensbox.smoother import check_record, effective_parameters, smooth, smoother_tracker
-from lensbox.telescope import telescoping_tracker
-from lensbox.train import Tracker
+from lensbox.telescoping import telescoping_tracker
+from lensbox.training import Tracker
 
 jax.config.update("jax_enable_x64", True)
 
