@@ -138,6 +138,9 @@ def test_bench_quick_reports_every_workload():
     assert any(k.startswith("m=") for k in result["telescoping_overhead"])
     assert all(t > 0 for t in result["train_reuse"]["seconds"])
     assert "(e) three identical train calls" in bench.report(result)
+    trees = result["tree_norms"]
+    assert trees["ratio"] == pytest.approx(trees["dense_s"] / trees["leaf_counts_s"])
+    assert trees["max_abs_diff"] < 1e-12 and "(f) tree kernel norms" in bench.report(result)
 
 
 def test_a_nan_row_is_an_error_not_nan_entries():
