@@ -12,7 +12,12 @@ first use (``lensbox.data`` works without ``import lensbox.data``):
 * :mod:`lensbox.telescoping`: the telescoping model (Eq. 5, :func:`telescope`) and the linearised
   baseline;
 * :mod:`lensbox.kernels`: tangent-kernel blocks (structured for MLPs, generic for any model);
+* :mod:`lensbox.transforms`: the linear pieces every optimiser is made of (decay, momentum, bias
+  correction, preconditioner, learning-rate schedule), shared by training and the smoother;
 * :mod:`lensbox.smoother`: the smoother form for squared loss and effective parameters;
+* :mod:`lensbox.faithfulness`: both readings of the smoother against the network, and the bound;
+* :mod:`lensbox.boosting`: boosted trees as a telescoping sum (Eq. 9) and their kernel norms;
+* :mod:`lensbox.irregular`: the irregular-test-input protocol of the tabular case study;
 * :mod:`lensbox.baselines`: classical smoothers (ridge, k-NN, tree) as smoother matrices;
 * :mod:`lensbox.data`: the paper's data sets and their offline stand-ins;
 * :mod:`lensbox.sweeps`: many seeds trained side by side with the paper's stopping rule;
@@ -39,7 +44,7 @@ __version__ = "0.1.0"
 
 SUBMODULES = ("adapters", "baselines", "bench", "claims", "config", "data", "errors", "kernels",
               "models", "optim", "plotting", "smoother", "statistics", "sweeps", "telescoping",
-              "training", "transforms", "boosting", "irregular")
+              "training", "transforms", "boosting", "irregular", "faithfulness")
 
 # public name -> the module that defines it; loaded when first asked for.
 _EXPORTS = {
