@@ -15,7 +15,8 @@ A companion library to the book reproducing "Deep Learning Through A Telescoping
 * :mod:`lensbox.plotting`: the book's style and figure helpers; :mod:`lensbox.bench`: speed.
 """
 
-from lensbox.config import by_scale, scale, setup
+from lensbox.claims import ClaimError, claim
+from lensbox.config import budget, by_scale, scale, setup
 from lensbox.models import Model, count_parameters, mlp, quadratic_network, quadratic_tangent_kernel
 from lensbox.kernels import tangent_kernel
 from lensbox.optim import adam, adamw, sgd
@@ -33,8 +34,8 @@ from lensbox.train import DivergenceError, Tracker, TrainResult, recording_steps
 __version__ = "0.1.0"
 
 __all__ = [
-    "DivergenceError", "Model", "Tracker", "TrainResult", "adam", "adamw", "approximation_error",
-    "by_scale", "count_parameters", "effective_parameters", "smooth", "smoother_tracker",
+    "ClaimError", "DivergenceError", "Model", "Tracker", "TrainResult", "adam", "adamw", "approximation_error",
+    "budget", "by_scale", "claim", "count_parameters", "effective_parameters", "smooth", "smoother_tracker",
     "tangent_kernel", "first_order_error", "linearised_step", "linearised_tracker",
     "mlp", "quadratic_network", "quadratic_tangent_kernel", "recording_steps", "scale", "setup", "sgd", "telescope", "telescoping_tracker", "train",
 ]

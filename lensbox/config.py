@@ -10,8 +10,15 @@ Every experiment in the book comes in three sizes, chosen by the environment var
 ``paper``
     The paper's own settings and data sets, meant for a GPU.
 
-Chapters read the scale through :func:`scale` or :func:`by_scale` only, so one variable changes
+Chapters read the scale through :func:`scale` and :func:`by_scale` (choices: which data set,
+which branch) and :func:`budget` (sizes: steps, widths, seeds, rows), so one variable changes
 every experiment at once.
+
+A test-only override, ``LENSBOX_SCALE=paper LENSBOX_PAPER_BUDGET=smoke``, runs the ``paper`` code
+path (its data, branches and figures) with ``smoke`` sizes: :func:`scale` and :func:`by_scale`
+say ``paper`` while :func:`budget` returns the ``smoke`` value. With small real-format data files
+(``LENSBOX_DATA_FIXTURES``, see :mod:`lensbox.data`) this executes every chapter's ``paper``
+branch end to end on a CPU in the tests.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 SCALES: tuple[str, ...] = ("smoke", "book", "paper")
 DEFAULT_SCALE = "book"
 ENV_VAR = "LENSBOX_SCALE"
+BUDGET_ENV_VAR = "LENSBOX_PAPER_BUDGET"
 
 T = TypeVar("T")
 
@@ -53,13 +61,46 @@ def by_scale(*, smoke: T, book: T, paper: T) -> T:
     return {"smoke": smoke, "book": book, "paper": paper}[scale()]
 
 
-def setup(seed: int = 0, *, x64: bool = True, style: bool = True):
+def budget(*, smoke: T, book: T, paper: T) -> T:
+    """Pick a size (steps, widths, seeds, rows, search runs) for the scale in force.
+
+    The same as :func:`by_scale`, except under the test-only override
+    ``LENSBOX_SCALE=paper LENSBOX_PAPER_BUDGET=smoke``, where it returns the ``smoke`` value so
+    that the ``paper`` code path runs in seconds.
+
+    Example:
+        >>> widths = budget(smoke=[2, 10], book=[2, 5, 10, 50], paper=list(range(1, 101)))
+    """
+    return smoke if paper_budget_is_smoke() else by_scale(smoke=smoke, book=book, paper=paper)
+
+
+def paper_budget_is_smoke() -> bool:
+    """Whether the test-only override (``paper`` code path at ``smoke`` sizes) is in force.
+
+    Raises:
+        ValueError: ``LENSBOX_PAPER_BUDGET`` holds anything but ``smoke`` or nothing, or is set
+            while the scale is not ``paper``.
+    """
+    value = os.environ.get(BUDGET_ENV_VAR, "").strip().lower()
+    if not value:
+        return False
+    if value != "smoke":
+        raise ValueError(f"{BUDGET_ENV_VAR}={value!r}: the only override is 'smoke' (or unset).")
+    if scale() != "paper":
+        raise ValueError(f"{BUDGET_ENV_VAR}=smoke only applies with {ENV_VAR}=paper; "
+                         f"the scale is {scale()!r}.")
+    return True
+
+
+def setup(seed: int = 0, *, chapter: str | None = None, x64: bool = True, style: bool = True):
     """Prepare a chapter: seeds, float precision and plotting style in one call.
 
     Args:
         seed: seeds Python's and NumPy's global generators; the returned JAX key derives from it.
         x64: enable float64 in JAX. The book's accuracy claims (an approximation error orders of
             magnitude below another) need it; float32 rounding would otherwise dominate.
+        chapter: the chapter's notebook name (``"double_descent"``); names the records of its
+            :func:`lensbox.claim` checks.
         style: apply the book's matplotlib style.
 
     Returns:
@@ -70,6 +111,9 @@ def setup(seed: int = 0, *, x64: bool = True, style: bool = True):
     jax.config.update("jax_enable_x64", bool(x64))
     random.seed(seed)
     np.random.seed(seed)
+    from lensbox import claims
+
+    claims.set_chapter(chapter)
     if style:
         from lensbox import plotting
 
@@ -101,7 +145,8 @@ def describe() -> str:
     import jax
 
     bits = 64 if jax.config.read("jax_enable_x64") else 32
+    override = " (smoke-sized budget: test override)" if paper_budget_is_smoke() else ""
     return (
-        f"lensbox scale: {scale()} | float{bits} | JAX {jax.__version__} on "
+        f"lensbox scale: {scale()}{override} | float{bits} | JAX {jax.__version__} on "
         f"{jax.default_backend()} ({jax.device_count()} device(s))"
     )

@@ -11,9 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
-import pickle
-import tarfile
 import time
 import urllib.error
 from pathlib import Path
@@ -25,6 +22,11 @@ import lensbox.data as D
 from lensbox.data import __main__ as cli
 from lensbox.data import download, formats, images, tabular
 from lensbox.data.download import RemoteFile
+
+from fixtures import (  # noqa: E402  (tests/ is on sys.path under pytest)
+    cal_housing_tgz, cifar_colour, cifar_tar_bytes, houses_fixture, idx_bytes,
+    mnist_fixture, openml_fixture, svhn_mat_bytes,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -62,109 +64,6 @@ def sha256(data: bytes) -> str:
 
 def leftovers(cache: Path) -> list[Path]:
     return [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
-
-
-# ---------------------------------------------------------------- fixture writers (real formats)
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
-    return gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
-def mnist_fixture(per_class_train=30, per_class_test=15):
-    """Constant images whose grey level (20 x digit) encodes the digit."""
-    def split(per_class):
-        labels = np.repeat(np.arange(10), per_class).astype(np.uint8)
-        imgs = np.broadcast_to((labels * 20)[:, None, None], (len(labels), 28, 28)).astype(np.uint8)
-        return imgs, labels
-
-    (tr_x, tr_y), (te_x, te_y) = split(per_class_train), split(per_class_test)
-    return {"train_images": idx_bytes(tr_x), "train_labels": idx_bytes(tr_y),
-            "test_images": idx_bytes(te_x), "test_labels": idx_bytes(te_y)}
-
-
-def cifar_colour(label):
-    return np.array([10 * label, 5 * label, 200 - 10 * label], dtype=np.uint8)
-
-
-def cifar_tar_bytes(per_batch=20) -> bytes:
-    def batch(offset):
-        labels = [(offset + i) % 10 for i in range(per_batch)]
-        imgs = np.stack([np.broadcast_to(cifar_colour(c), (32, 32, 3)) for c in labels])
-        return pickle.dumps({b"data": imgs.transpose(0, 3, 1, 2).reshape(per_batch, 3072),
-                             b"labels": labels, b"batch_label": b"fixture"}, protocol=2)
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
-            data = batch(i)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def svhn_mat_bytes(n, seed) -> tuple[bytes, np.ndarray, np.ndarray]:
-    from scipy.io import savemat
-
-    rng = np.random.default_rng(seed)
-    X = rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)
-    y = (np.arange(n) % 10 + 1).astype(np.uint8)[:, None]  # SVHN codes digit 0 as 10
-    buf = io.BytesIO()
-    savemat(buf, {"X": X, "y": y})
-    return buf.getvalue(), X, y
-
-
-def arff_text(table: dict, nominal=()) -> str:
-    lines = ["% fixture in OpenML's ARFF format", "@RELATION houses", ""]
-    for name, values in table.items():
-        kind = "{" + ",".join(sorted(set(values))) + "}" if name in nominal else "NUMERIC"
-        lines.append(f"@ATTRIBUTE '{name}' {kind}" if " " in name else f"@ATTRIBUTE {name} {kind}")
-    lines += ["", "@DATA"]
-    for row in zip(*table.values()):
-        lines.append(",".join("?" if isinstance(v, float) and np.isnan(v) else str(v) for v in row))
-    return "\n".join(lines) + "\n"
-
-
-def houses_fixture(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    table = {
-        "id": np.arange(n),
-        "longitude": rng.uniform(-124, -114, n).round(3),
-        "few_values": rng.integers(0, 3, n),  # < 10 distinct values: dropped
-        "ocean": rng.choice(["INLAND", "NEAR_BAY"], n),  # nominal: dropped
-        "total_rooms": np.exp(rng.normal(7, 1.2, n)).round(1),  # skewed, positive: logged
-        "median_house_value": np.exp(rng.normal(12, 0.5, n)).round(0),
-    }
-    return table, arff_text(table, nominal=("ocean",))
-
-
-def openml_fixture(table_bytes: bytes, data_id=537, name="houses", md5=None):
-    table_url = f"https://api.openml.org/data/v1/download/99{data_id}/{name}.arff"
-    desc = {"data_set_description": {
-        "id": str(data_id), "name": name, "format": "ARFF", "url": table_url,
-        "md5_checksum": md5 or hashlib.md5(table_bytes).hexdigest(),
-        "default_target_attribute": "median_house_value"}}
-    return {f"https://api.openml.org/api/v1/json/data/{data_id}": json.dumps(desc).encode(),
-            table_url: table_bytes}
-
-
-def cal_housing_tgz(n=40, seed=0) -> tuple[bytes, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    households = rng.uniform(100, 900, n).round()
-    raw = np.column_stack([
-        rng.uniform(-124, -114, n), rng.uniform(32, 42, n), rng.integers(1, 52, n),
-        households * rng.uniform(3, 8, n), households * rng.uniform(0.8, 1.5, n),
-        households * rng.uniform(2, 4, n), households, rng.uniform(0.5, 15, n),
-        rng.uniform(15_000, 500_001, n),
-    ]).round(4)
-    text = "\n".join(",".join(f"{v:.4f}" for v in row) for row in raw).encode()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("CaliforniaHousing/cal_housing.data")
-        info.size = len(text)
-        tar.addfile(info, io.BytesIO(text))
-    return buf.getvalue(), raw
 
 
 # ---------------------------------------------------------------- the download machinery
@@ -414,3 +313,24 @@ def test_read_arff_handles_quotes_missing_values_and_nominals(tmp_path):
     (tmp_path / "bad.arff").write_text("@relation t\n@attribute a numeric\n@data\n1,2\n")
     with pytest.raises(ValueError, match="values for 1 attributes"):
         formats.read_arff(tmp_path / "bad.arff")
+
+
+# ---------------------------------------------------------------- test-only fixture mode
+
+def test_fixture_mode_loads_every_paper_set_offline_and_labels_it(monkeypatch, tmp_path, cache):
+    from fixtures import write_paper_fixtures
+
+    monkeypatch.setenv("LENSBOX_DATA_FIXTURES", str(write_paper_fixtures(tmp_path / "fx")))
+    for name in ("mnist_3v5", "cifar_catdog", "cifar10", "svhn", "houses", "superconduct",
+                 "house_sales", "california"):
+        ds = D.load(name, scale="paper")
+        assert not ds.standin and ds.source.startswith("test fixture") and ds.n_train > 0, name
+        assert np.isfinite(ds.X_train).all() and np.isfinite(ds.y_test).all(), name
+    assert D.load("mnist_3v5", scale="paper").y_train.mean() == 0.5  # still class-balanced
+    assert not cache.exists(), "fixture mode must never write to the cache"
+
+
+def test_fixture_mode_names_a_missing_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("LENSBOX_DATA_FIXTURES", str(tmp_path))
+    with pytest.raises(D.DownloadError, match="holds no mnist/"):
+        D.load("mnist_3v5", scale="paper")

@@ -7,6 +7,12 @@ the cache is always a verified one.
 
 The cache directory is ``$LENSBOX_DATA`` if set, else ``$XDG_CACHE_HOME/lensbox``, else
 ``~/.cache/lensbox``.
+
+Test-only: when ``$LENSBOX_DATA_FIXTURES`` names a directory, every file is read from there
+instead (same relative paths as the cache), without checksums or size checks and without ever
+opening a connection. The tests write small fixture files in the official formats there, so
+every chapter's ``paper`` branch can run end to end offline; :func:`lensbox.data.load` labels
+such data sets as fixtures.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_VAR = "LENSBOX_DATA"
+FIXTURES_ENV_VAR = "LENSBOX_DATA_FIXTURES"
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 20
 
@@ -70,6 +77,12 @@ def cache_dir() -> Path:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     return (Path(xdg) if xdg else Path.home() / ".cache") / "lensbox"
+
+
+def fixtures_dir() -> Path | None:
+    """The test-only fixture directory (``$LENSBOX_DATA_FIXTURES``), or ``None`` when unset."""
+    env = os.environ.get(FIXTURES_ENV_VAR, "").strip()
+    return Path(env).expanduser() if env else None
 
 
 def cached_path(remote: RemoteFile) -> Path:
@@ -140,6 +153,15 @@ def ensure(remote: RemoteFile, *, download: bool = True, timeout: float = TIMEOU
             download leaves nothing in the cache; a failed file put there by hand is left for
             the user to replace.
     """
+    fixtures = fixtures_dir()
+    if fixtures is not None:
+        path = fixtures / remote.filename
+        if not path.is_file():
+            raise DownloadError(
+                f"{FIXTURES_ENV_VAR}={fixtures} is set (test fixtures instead of real data), "
+                f"but it holds no {remote.filename}."
+            )
+        return path
     path = cached_path(remote)
     if path.exists():
         verify(remote, path)

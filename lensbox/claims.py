@@ -1,0 +1,90 @@
+"""The paper's findings as executed checks: one :func:`claim` per finding a chapter reproduces.
+
+A chapter states each finding of the paper next to what its own run measured, and calls
+:func:`claim` with the boolean test that decides whether the finding holds here. The call
+
+* raises :class:`ClaimError` when the outcome differs from what the chapter states (a finding
+  the chapter says reproduces stopped holding, or one it says does not reproduce started to),
+  so a change that breaks a finding fails the website build instead of silently changing a
+  figure;
+* prints one line, so a reader running the chapter in Colab sees every check;
+* appends a record to ``$LENSBOX_CLAIMS_DIR/<chapter>.jsonl`` when that variable is set (the
+  book's build sets it), from which the "Paper vs this book" page is generated.
+
+The bound inside ``holds`` must be fixed from a stated principle before the run, never tuned to
+the value observed; the chapter's text says the principle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+ENV_VAR = "LENSBOX_CLAIMS_DIR"
+_chapter: str | None = None
+
+
+class ClaimError(AssertionError):
+    """A finding of the paper did not come out as the chapter states."""
+
+
+def set_chapter(name: str | None) -> None:
+    """Name the chapter whose claims follow (called by :func:`lensbox.setup`); clears its record file."""
+    global _chapter
+    _chapter = name
+    path = _record_path()
+    if path is not None and path.exists():
+        path.unlink()
+
+
+def current_chapter() -> str | None:
+    return _chapter
+
+
+def _record_path() -> Path | None:
+    folder = os.environ.get(ENV_VAR, "").strip()
+    if not folder or _chapter is None:
+        return None
+    return Path(folder) / f"{_chapter}.jsonl"
+
+
+def claim(paper: str, ours: str, holds: bool, *, expect: bool = True) -> None:
+    """Check one finding of the paper against this run.
+
+    Args:
+        paper: the paper's statement, short, naming its figure or section.
+        ours: what this run measured, with the numbers (an f-string).
+        holds: whether the finding holds in this run, computed from the run's numbers with a
+            bound fixed beforehand from a stated principle.
+        expect: ``True`` when the chapter states the finding reproduces; ``False`` when it
+            states plainly that it does not reproduce here (the check then fails if it starts
+            to hold, so the text is revisited).
+
+    Raises:
+        ClaimError: ``holds`` differs from ``expect``; the message gives both statements.
+        TypeError: ``paper`` or ``ours`` is not a non-empty string, or ``holds`` not a boolean.
+    """
+    for name, text in (("paper", paper), ("ours", ours)):
+        if not isinstance(text, str) or not text.strip():
+            raise TypeError(f"claim: {name} must be a non-empty string; got {text!r}.")
+    if not hasattr(holds, "__bool__") or getattr(holds, "shape", ()) not in ((), None):
+        raise TypeError(f"claim: holds must be a single boolean; got {holds!r}.")
+    holds, expect = bool(holds), bool(expect)
+    from lensbox.config import scale
+
+    record = {"chapter": _chapter, "scale": scale(), "paper": paper, "ours": ours,
+              "holds": holds, "expect": expect}
+    path = _record_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    verdict = "reproduces" if holds else "does not reproduce"
+    print(f"[claim {verdict}] paper: {paper} | ours: {ours}")
+    if holds != expect:
+        stated = "reproduces" if expect else "does not reproduce"
+        raise ClaimError(
+            f"The chapter states that this finding {stated}, but in this run it {verdict}.\n"
+            f"  paper: {paper}\n  ours:  {ours}"
+        )
