@@ -20,7 +20,8 @@ same mix of the endpoints. This module measures it for networks with BatchNorm
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,12 +36,14 @@ BN_MODES = ("interpolate", "recompute")
 
 
 def _alphas(alphas) -> jax.Array:
-    a = jnp.asarray(alphas, dtype=jnp.zeros(()).dtype)
+    if isinstance(alphas, jax.core.Tracer):
+        return alphas
+    a = np.asarray(alphas, dtype=float)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"alphas must be a non-empty 1-D sequence; got shape {a.shape}.")
-    if not bool(jnp.all((a >= 0) & (a <= 1))):
-        raise ValueError(f"alphas must lie in [0, 1]; got {np.asarray(a)}.")
-    return a
+    if not np.all((a >= 0) & (a <= 1)):
+        raise ValueError(f"alphas must lie in [0, 1]; got {a}.")
+    return jnp.asarray(a, dtype=jnp.zeros(()).dtype)
 
 
 def interpolate(theta_1: Params, theta_2: Params, alphas) -> Params:
@@ -171,23 +174,9 @@ def _layer_sums(tree: Params) -> dict[str, tuple[jax.Array, int]]:
     return out
 
 
-def gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
-                    after: tuple[Params, Params], X: jax.Array, *, chunk: int = 32) -> dict[str, float]:
-    r"""Per-layer mean squared change of the pre-softmax gradients (Fig. 6, panels 2 and 3).
-
-    For each layer :math:`l` with :math:`p_l` parameters:
-
-    .. math:: \frac{1}{|X|\,k\,p_l}\sum_{x\in X}\sum_{c=1}^k\sum_{j\in l}
-              \big(\partial_{\theta_j} f^c_{\theta_b}(x) - \partial_{\theta_j} f^c_{\theta_a}(x)\big)^2,
-
-    where :math:`f^c` is logit :math:`c` in evaluation mode (each state's own running statistics)
-    and ``before = (theta_a, bn_a)``, ``after = (theta_b, bn_b)`` (the paper: :math:`t'` and
-    :math:`t'` + one epoch, 256 test inputs). The paper does not say which logit it differentiates;
-    we average over all :math:`k` of them. BatchNorm scales and shifts are layers of their own.
-
-    Returns:
-        ``{layer name: mean squared change}`` in depth order.
-    """
+def layer_gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
+                          after: tuple[Params, Params], X: jax.Array, *, chunk: int = 32) -> dict:
+    """:func:`gradient_change` as JAX scalars (jit- and map-able); same arguments."""
     if X.ndim != 4:
         raise ValueError(f"X must be images (n, height, width, channels); got shape {X.shape}.")
     n = X.shape[0]
@@ -208,7 +197,29 @@ def gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
     if pad:
         total = tree_map(lambda t, r: t - pad * r, total, squared_diff(X[:1]))
     k = net.spec.classes
-    return {name: float(s / (n * k * count)) for name, (s, count) in _layer_sums(total).items()}
+    return {name: s / (n * k * count) for name, (s, count) in _layer_sums(total).items()}
+
+
+def gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
+                    after: tuple[Params, Params], X: jax.Array, *, chunk: int = 32) -> dict[str, float]:
+    r"""Per-layer mean squared change of the pre-softmax gradients (Fig. 6, panels 2 and 3).
+
+    For each layer :math:`l` with :math:`p_l` parameters:
+
+    .. math:: \frac{1}{|X|\,k\,p_l}\sum_{x\in X}\sum_{c=1}^k\sum_{j\in l}
+              \big(\partial_{\theta_j} f^c_{\theta_b}(x) - \partial_{\theta_j} f^c_{\theta_a}(x)\big)^2,
+
+    where :math:`f^c` is logit :math:`c` in evaluation mode (each state's own running statistics)
+    and ``before = (theta_a, bn_a)``, ``after = (theta_b, bn_b)`` (the paper: :math:`t'` and
+    :math:`t'` + one epoch, 256 test inputs). The paper does not say which logit it differentiates;
+    we average over all :math:`k` of them. BatchNorm scales and shifts are layers of their own.
+    ``chunk`` rows are differentiated at a time.
+
+    Returns:
+        ``{layer name: mean squared change}`` in depth order.
+    """
+    out = layer_gradient_change(net, before, after, X, chunk=chunk)
+    return {name: float(v) for name, v in out.items()}
 
 
 def eq10_comparison(net: BatchNormNetwork, spawn: tuple[Params, Params],
@@ -231,7 +242,7 @@ def eq10_comparison(net: BatchNormNetwork, spawn: tuple[Params, Params],
         ``gap_wa_ens``, ``gap_lin_ens``, ``gap_lin_wa``: root-mean-square differences over inputs
         and logits, each divided by the root-mean-square of :math:`\bar f^\alpha - f_{\theta_{t'}}`
         (how far training moved the predictions), and ``acc_wa``, ``acc_ens``, ``acc_lin``,
-        ``acc_spawn``: test accuracies.
+        ``acc_spawn``: test accuracies (JAX scalars; the function is jit- and map-able).
     """
     def f(params, bn_state):
         return net.apply(params, recompute_statistics(net, params, bn_state, X_stats), X, False)[0]
@@ -242,10 +253,75 @@ def eq10_comparison(net: BatchNormNetwork, spawn: tuple[Params, Params],
     wa = f(theta_a, child_1[1])
     ens = alpha * f(*child_1) + (1 - alpha) * f(*child_2)
     lin = f_spawn + jvp
-    rms = lambda d: float(jnp.sqrt(jnp.mean(jnp.square(d))))  # noqa: E731
+    rms = lambda d: jnp.sqrt(jnp.mean(jnp.square(d)))  # noqa: E731
     scale = rms(ens - f_spawn)
     y = jnp.asarray(y).astype(jnp.int32)
-    acc = lambda logits: float(jnp.mean(jnp.argmax(logits, -1) == y))  # noqa: E731
+    acc = lambda logits: jnp.mean((jnp.argmax(logits, -1) == y).astype(logits.dtype))  # noqa: E731
     return {"gap_wa_ens": rms(wa - ens) / scale, "gap_lin_ens": rms(lin - ens) / scale,
             "gap_lin_wa": rms(lin - wa) / scale, "acc_wa": acc(wa), "acc_ens": acc(ens),
             "acc_lin": acc(lin), "acc_spawn": acc(f_spawn)}
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(net: BatchNormNetwork, what: str, bn: str = "", alphas: tuple = ()):
+    """Jitted measurements over a leading axis of runs, compiled once per network and kind."""
+    if what == "curve":
+        return jax.jit(lambda a, b, X, y, Xs: jax.lax.map(lambda ab: interpolation_curve(
+            net, ab[0], ab[1], X, y, np.asarray(alphas), bn=bn, X_stats=Xs), (a, b)))
+    if what == "change":
+        return jax.jit(lambda b, a, Xg: jax.lax.map(
+            lambda ba: layer_gradient_change(net, ba[0], ba[1], Xg), (b, a)))
+    return jax.jit(lambda sp, k1, k2, X, y, Xs: jax.lax.map(
+        lambda z: eq10_comparison(net, z[0], z[1], z[2], X, y, Xs), (sp, k1, k2)))
+
+
+def measure_spawns(net: BatchNormNetwork, spawned, later, children, X_test: jax.Array,
+                   y_test: jax.Array, X_stats: jax.Array, X_grad: jax.Array, alphas) -> dict:
+    r"""Everything Fig. 6 and Eq. 10 need from one spawning experiment (numpy arrays).
+
+    Args:
+        spawned, later: :class:`~lensbox.spawning.TrainState` with leading axes (checkpoints,
+            seeds): the parent at :math:`t'` and one epoch later (for the gradient change).
+        children: leading axes (checkpoints, seeds, 2 P): P pairs ``(2i, 2i + 1)`` per parent.
+        X_test, y_test: where losses, accuracies and Eq. 10 are measured.
+        X_stats: training inputs to recompute BatchNorm statistics on.
+        X_grad: the inputs of the gradient change (the paper: 256 test inputs).
+        alphas: interpolation weights; must contain 0, 1/2 and 1.
+
+    Returns:
+        ``curves[bn][metric]`` (checkpoints, seeds, P, alphas) for ``bn`` in :data:`BN_MODES` and
+        ``metric`` ``loss``/``accuracy``; ``barriers[bn][name]`` (checkpoints, seeds, P) for
+        ``loss_max``, ``loss_midpoint``, ``error_max``, ``error_midpoint`` (accuracy barriers, as
+        error rates); ``gradient_change`` (checkpoints, seeds, layers) with ``layers``; ``eq10[key]``
+        (checkpoints, seeds) from the first pair at alpha = 1/2; ``child_accuracy`` (checkpoints,
+        seeds, P, 2).
+    """
+    C, S, K = children.step.shape
+    if K % 2:
+        raise ValueError(f"children must come in pairs; got {K} per parent.")
+    pick = lambda tree, j: tree_map(lambda leaf: leaf[:, :, j::2].reshape((-1,) + leaf.shape[3:]), tree)  # noqa: E731
+    ones, twos = (pick(children.params, 0), pick(children.bn_state, 0)), (pick(children.params, 1), pick(children.bn_state, 1))
+    out = {"alphas": np.asarray(alphas), "curves": {}, "barriers": {}}
+    for bn in BN_MODES:
+        curve = _compiled(net, "curve", bn, tuple(float(a) for a in np.asarray(alphas)))
+        loss, acc = (np.asarray(v).reshape(C, S, K // 2, -1)
+                     for v in curve(ones, twos, X_test, y_test, X_stats))
+        out["curves"][bn] = {"loss": loss, "accuracy": acc}
+        out["barriers"][bn] = {
+            f"{metric}_{kind}": np.asarray(barrier(vals, alphas, kind=kind, higher_is_better=hib))
+            for metric, vals, hib in (("loss", loss, False), ("error", acc, True))
+            for kind in ("max", "midpoint")}
+    flat = lambda tree: tree_map(lambda leaf: leaf.reshape((-1,) + leaf.shape[2:]), tree)  # noqa: E731
+    before = (flat(spawned.params), flat(spawned.bn_state))
+    after = (flat(later.params), flat(later.bn_state))
+    change = _compiled(net, "change")(before, after, X_grad)
+    out["layers"] = layer_names(spawned.params)
+    out["gradient_change"] = np.stack([np.asarray(change[name]) for name, _ in out["layers"]],
+                                      axis=-1).reshape(C, S, -1)
+    first = lambda tree, j: tree_map(lambda leaf: leaf[:, :, j].reshape((-1,) + leaf.shape[3:]), tree)  # noqa: E731
+    kids = [(first(children.params, j), first(children.bn_state, j)) for j in (0, 1)]
+    res = _compiled(net, "eq10")(before, kids[0], kids[1], X_test, y_test, X_stats)
+    out["eq10"] = {k: np.asarray(v).reshape(C, S) for k, v in res.items()}
+    ends = [int(np.flatnonzero(np.isclose(out["alphas"], a))[0]) for a in (1.0, 0.0)]
+    out["child_accuracy"] = out["curves"]["interpolate"]["accuracy"][..., ends]
+    return out

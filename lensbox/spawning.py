@@ -19,6 +19,7 @@ children (seeds, checkpoints, children) side by side under one ``vmap``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -140,6 +141,12 @@ def index(tree: Any, i) -> Any:
     return jax.tree_util.tree_map(lambda leaf: leaf[i], tree)
 
 
+@functools.lru_cache(maxsize=16)
+def _vectorised(advance):
+    """``jit(vmap(advance))``, built once per trainer so that repeated calls reuse the compilation."""
+    return jax.jit(jax.vmap(advance))
+
+
 def train_many(advance, states: TrainState, data_keys: jax.Array, stops, *, chunk: int = 500,
                progress: bool = True, desc: str = "training") -> tuple[TrainState, bool]:
     """Run many states side by side (leading axis) until each reaches its own ``stops[i]``.
@@ -154,7 +161,7 @@ def train_many(advance, states: TrainState, data_keys: jax.Array, stops, *, chun
     if stops.shape != states.step.shape:
         raise ValueError(f"stops must have one entry per state, shape {states.step.shape}; "
                          f"got {stops.shape}.")
-    run = jax.jit(jax.vmap(advance))
+    run = _vectorised(advance)
     first, last = int(jnp.min(states.step)), int(jnp.max(stops))
     bounds = list(range(first + chunk, last, chunk)) + [last]
     bar = None
@@ -189,3 +196,54 @@ def spawn(parents: TrainState, n_children: int) -> TrainState:
     axis = int(np.ndim(parents.step))  # after the parents' own leading axes
     return jax.tree_util.tree_map(
         lambda leaf: jnp.stack([leaf] * int(n_children), axis=axis), parents)
+
+
+def _flatten(tree: Any, axes: int) -> Any:
+    return jax.tree_util.tree_map(lambda leaf: leaf.reshape((-1,) + leaf.shape[axes:]), tree)
+
+
+def _unflatten(tree: Any, lead: tuple[int, ...]) -> Any:
+    return jax.tree_util.tree_map(lambda leaf: leaf.reshape(lead + leaf.shape[1:]), tree)
+
+
+def train_to_checkpoints(advance, states: TrainState, data_keys: jax.Array, checkpoints: Sequence[int],
+                         *, progress: bool = True, desc: str = "parent") -> TrainState:
+    r"""Train runs (leading axis) through the sorted ``checkpoints``, keeping the state at each.
+
+    Returns:
+        States with leading axes ``(len(checkpoints), runs)``: the parents :math:`\theta_{t'}`.
+
+    Raises:
+        KeyboardInterrupt: re-raised if training was interrupted, so no half-trained parent is
+            mistaken for a checkpoint.
+    """
+    checkpoints = [int(c) for c in checkpoints]
+    if checkpoints != sorted(checkpoints) or (checkpoints and checkpoints[0] < 0):
+        raise ValueError(f"checkpoints must be sorted non-negative steps; got {checkpoints}.")
+    kept = []
+    for stop in checkpoints:
+        states, interrupted = train_many(advance, states, data_keys, jnp.full(states.step.shape, stop),
+                                         progress=progress, desc=f"{desc} to step {stop}")
+        if interrupted:
+            raise KeyboardInterrupt
+        kept.append(states)
+    return stack(kept)
+
+
+def train_children(advance, parents: TrainState, n_children: int, key: jax.Array, stop: int, *,
+                   progress: bool = True) -> tuple[TrainState, bool]:
+    r"""Spawn ``n_children`` children from every parent and train them all, side by side, to ``stop``.
+
+    ``parents`` has two leading axes (checkpoints, seeds). Each child gets its own data key (a new
+    batch order and augmentation from :math:`t'` on) and shares everything else with its parent.
+
+    Returns:
+        ``(children, interrupted)``, children with leading axes ``(checkpoints, seeds, n_children)``.
+    """
+    kids = spawn(parents, n_children)
+    lead = tuple(kids.step.shape)
+    flat = _flatten(kids, 3)
+    keys = jax.random.split(key, int(np.prod(lead)))
+    done, interrupted = train_many(advance, flat, keys, jnp.full(flat.step.shape, int(stop)),
+                                   progress=progress, desc="children")
+    return _unflatten(done, lead), interrupted

@@ -119,3 +119,35 @@ def test_eq10_gaps_vanish_linearly_as_the_children_stay_close_to_the_spawn_point
     # first-order discrepancy would not shrink at all.
     assert np.all(gaps[1] / gaps[0] < 0.2)
     assert np.all(gaps[1] < 1e-2)
+
+
+def test_measure_spawns_agrees_with_the_single_run_functions(rng):
+    from lensbox.connectivity import measure_spawns
+    from lensbox.optim import sgd
+    from lensbox.spawning import index, init_state, make_trainer, train_children, train_to_checkpoints
+
+    X = jnp.asarray(rng.normal(size=(24, 2, 2, 1)))
+    y = jnp.asarray(rng.integers(0, 3, size=24))
+    net, opt = residual_mlp(4, classes=3), sgd(0.1, momentum=0.9)
+    advance = make_trainer(net, opt, X, y, batch_size=6)
+    seeds = jax.random.split(jax.random.PRNGKey(0), 2)
+    states = jax.vmap(lambda k: init_state(net, opt, k, (2, 2, 1)))(seeds)
+    parents = train_to_checkpoints(advance, states, seeds, [0, 2, 3, 5], progress=False)
+    spawned, later = index(parents, jnp.array([0, 1])), index(parents, jnp.array([2, 3]))
+    kids, interrupted = train_children(advance, spawned, 4, jax.random.PRNGKey(3), 8, progress=False)
+    assert not interrupted and kids.step.shape == (2, 2, 4) and np.all(np.asarray(kids.step) == 8)
+    alphas = np.linspace(0, 1, 5)
+    out = measure_spawns(net, spawned, later, kids, X[:10], y[:10], X, X[:7], alphas)
+    assert out["curves"]["recompute"]["loss"].shape == (2, 2, 2, 5)
+    c, s = 1, 0
+    pick = lambda st, j: (index(index(index(st.params, c), s), j), index(index(index(st.bn_state, c), s), j))  # noqa: E731
+    loss, acc = interpolation_curve(net, pick(kids, 2), pick(kids, 3), X[:10], y[:10], alphas)
+    np.testing.assert_allclose(out["curves"]["interpolate"]["loss"][c, s, 1], loss, rtol=1e-9)
+    np.testing.assert_allclose(out["barriers"]["interpolate"]["error_max"][c, s, 1],
+                               barrier(acc, alphas, higher_is_better=True), rtol=1e-9)
+    one = lambda st: (index(index(st.params, c), s), index(index(st.bn_state, c), s))  # noqa: E731
+    change = gradient_change(net, one(spawned), one(later), X[:7])
+    np.testing.assert_allclose(out["gradient_change"][c, s], list(change.values()), rtol=1e-9)
+    eq = eq10_comparison(net, one(spawned), pick(kids, 0), pick(kids, 1), X[:10], y[:10], X)
+    assert out["eq10"]["gap_lin_ens"][c, s] == pytest.approx(float(eq["gap_lin_ens"]), rel=1e-9)
+    np.testing.assert_allclose(out["child_accuracy"][c, s, 1], [acc[-1], acc[0]])
