@@ -166,7 +166,7 @@ def train_many(advance, states: TrainState, data_keys: jax.Array, stops, *, chun
     bounds = list(range(first + chunk, last, chunk)) + [last]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(total=max(last - first, 0), desc=desc, unit="step", mininterval=1.0)
     done = first
