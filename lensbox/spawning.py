@@ -28,6 +28,7 @@ import numpy as np
 
 from lensbox.networks import BatchNormNetwork
 from lensbox.optim import Optimizer, OptState, apply_updates
+from lensbox.training import softmax_cross_entropy
 
 Params = Any
 
@@ -39,26 +40,6 @@ class TrainState(NamedTuple):
     bn_state: Params
     opt_state: OptState
     step: jax.Array  # steps taken so far (0 at initialisation)
-
-
-def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    r"""Per-example :math:`-\log \mathrm{softmax}(f(x))_y` for integer labels ``y``."""
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
-
-
-def step_factor(step: jax.Array, boundaries: Sequence[int], divisor: float) -> jax.Array:
-    """Learning-rate multiplier of a step schedule: divided by ``divisor`` at each boundary.
-
-    Step ``s`` (0-based, i.e. update ``s + 1``) uses ``divisor ** -(number of boundaries <= s)``, so
-    ``boundaries=(32_000, 48_000), divisor=10`` is the paper's CIFAR-10 schedule (paper-notes 5.2).
-
-    TODO(merge): local stand-in, to be replaced by the step schedule of :mod:`lensbox.optim`.
-    """
-    if not boundaries:
-        return jnp.ones((), jnp.zeros(()).dtype)
-    passed = jnp.sum(jnp.asarray(step) >= jnp.asarray(boundaries))
-    return jnp.asarray(divisor, jnp.zeros(()).dtype) ** (-passed)
 
 
 def batch_rows(data_key: jax.Array, step, n: int, batch_size: int) -> jax.Array:
@@ -84,16 +65,15 @@ def make_trainer(
     y: jax.Array,
     *,
     batch_size: int,
-    boundaries: Sequence[int] = (),
-    divisor: float = 10.0,
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> Callable[[TrainState, jax.Array, jax.Array], TrainState]:
     """``advance(state, data_key, stop)``: SGD steps ``state.step, ..., stop - 1`` (see module doc).
 
     Args:
         net: a :class:`~lensbox.networks.BatchNormNetwork` (trained in BatchNorm's training mode).
-        optimizer: a :mod:`lensbox.optim` optimiser, e.g. ``sgd(0.1, momentum=0.9)``; its
-            learning rate is multiplied by :func:`step_factor` ``(step, boundaries, divisor)``.
+        optimizer: a :mod:`lensbox.optim` optimiser carrying its own learning-rate schedule, e.g.
+            the paper's ``sgd(0.1, momentum=0.9, decay_at=(32_000, 48_000))`` (divided by ten
+            after each of those steps).
         X, y: training images ``(n, h, w, c)`` and integer class labels ``(n,)``.
         batch_size: rows per step; ``n // batch_size`` steps make an epoch.
         augment: ``augment(key, images) -> images`` applied to every batch (e.g.
@@ -120,8 +100,6 @@ def make_trainer(
             xb = augment(jax.random.fold_in(jax.random.fold_in(data_key, s), 1), xb)
         grads, bn_state = jax.grad(loss, has_aux=True)(state.params, state.bn_state, xb, y[rows])
         delta, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        factor = step_factor(s, boundaries, divisor)  # TODO(merge): optim's schedule
-        delta = jax.tree_util.tree_map(lambda d: factor.astype(d.dtype) * d, delta)
         return TrainState(apply_updates(state.params, delta), bn_state, opt_state, s + 1)
 
     def advance(state: TrainState, data_key: jax.Array, stop) -> TrainState:
