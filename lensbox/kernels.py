@@ -20,8 +20,17 @@ Two routes compute it:
     :math:`K = \sum_l (A_{l-1,R} A_{l-1,B}^\top + 1) \odot (D_{l,R} D_{l,B}^\top)` and no Jacobian is
     ever built. A sigmoid output multiplies :math:`D_L` by :math:`\sigma'(g)` (Eq. 13).
 ``generic`` (any ``apply(params, X)``)
-    Per-example Jacobian rows by ``vmap(grad)`` in chunks, then contraction. It is the reference the
-    structured route is tested against.
+    Per-example Jacobians by ``vmap(jacrev)``, kept as a pytree shaped like the parameters (no
+    flattening), contracted leaf by leaf with ``einsum``; the tracked rows are processed in chunks
+    so that at most ``rows_per_chunk`` x p Jacobian entries exist at once. Inputs may be any array
+    with a leading row axis (images) or a pytree of them, and the model may have k > 1 outputs.
+    It is the reference the structured route is tested against.
+
+With :math:`k > 1` outputs the kernel is a :math:`k \times k` matrix per pair of rows,
+:math:`K_{ij}(x, x') = \nabla f_i(x)^\top\mathrm{diag}(1/\phi)\nabla f_j(x')` (the paper's
+section 2 writes :math:`k = 1`; its appendix extends the telescoping model to several outputs
+coordinate-wise). ``outputs="full"`` returns it whole, shape (R, B, k, k); ``outputs="diagonal"``
+returns the kernel of each output, (R, B, k); ``outputs="trace"`` returns their sum, (R, B).
 """
 
 from __future__ import annotations
@@ -31,41 +40,44 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lensbox.models import MLPSpec, Model
+from lensbox._validation import as_inputs, check_finite
+from lensbox.errors import ArgumentError, ShapeError
+from lensbox.models import ACTIVATIONS, Apply, MLPSpec, Model, as_model, check_features
 
 Params = Any
-Apply = Callable[[Params, jax.Array], jax.Array]
 METHODS = ("auto", "structured", "generic")
-_DERIVATIVES = {
-    "relu": lambda z, h: (z > 0).astype(z.dtype),
-    "tanh": lambda z, h: 1.0 - h * h,
-    "sigmoid": lambda z, h: h * (1.0 - h),
-}
+OUTPUTS = ("full", "diagonal", "trace")
+tree_map = jax.tree_util.tree_map
 
 
 def _resolve(model: Model | Apply, method: str) -> tuple[str, Apply]:
+    """The route to use and the model's ``apply``; ``auto`` picks ``structured`` for one-output MLPs."""
+    method, model = _route(model, method)
+    return method, model.apply
+
+
+def _route(model: Model | Apply, method: str) -> tuple[str, Model]:
+    """The route to use and the model as a :class:`~lensbox.models.Model`."""
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-    is_mlp = isinstance(model, Model) and isinstance(model.spec, MLPSpec)
-    if isinstance(model, Model):
-        apply = model.apply
-    elif callable(model):
-        apply = model
-    else:
-        raise TypeError(f"model must be a lensbox Model or an apply(params, X) function; got {type(model)}.")
+        raise ArgumentError(f"method must be one of {METHODS}; got {method!r}.")
+    model = as_model(model)
+    is_mlp = isinstance(model.spec, MLPSpec)
     if method == "structured" and not is_mlp:
-        raise ValueError("method='structured' needs a lensbox.models.mlp Model; use method='generic' "
-                         "for other apply functions.")
+        raise ArgumentError("method='structured' needs a lensbox.models.mlp Model; use "
+                            "method='generic' for other apply functions.")
     if is_mlp and model.spec.out != 1:
         if method == "structured":
-            raise ValueError(f"the structured kernel supports one output (k = 1); this MLP has "
-                             f"{model.spec.out}.")
-        return "generic", apply
+            raise ArgumentError(
+                f"method='structured' supports one output (k = 1): its rank-one factorisation is "
+                f"written for a scalar f. This MLP has k = {model.spec.out}; method='auto' or "
+                f"'generic' computes its (R, B, k, k) kernel through Jacobians.")
+        return "generic", model
     if method == "auto":
         method = "structured" if is_mlp else "generic"
-    return method, apply
+    return method, model
 
 
 def layer_factors(model: Model, params: Params, X) -> list[tuple[jax.Array, jax.Array]]:
@@ -76,14 +88,13 @@ def layer_factors(model: Model, params: Params, X) -> list[tuple[jax.Array, jax.
     with respect to its bias ``D[x]``; one forward and one backward pass give them for all rows.
     """
     spec = model.spec
-    act = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[spec.activation]
-    dact = _DERIVATIVES[spec.activation]
+    act = ACTIVATIONS[spec.activation]
     h, inputs, derivs = jnp.asarray(X), [], []
     for layer in params[:-1]:
         inputs.append(h)
         z = h @ layer["w"] + layer["b"]
-        h = act(z)
-        derivs.append(dact(z, h))
+        h = act.function(z)
+        derivs.append(act.derivative(z, h))
     inputs.append(h)
     g = h @ params[-1]["w"] + params[-1]["b"]
     if spec.output == "sigmoid":
@@ -103,26 +114,39 @@ def _flat_rows(tree) -> jax.Array:
     return jnp.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in leaves], axis=1)
 
 
-def jacobian_rows(model: Model | Apply, params: Params, X, *, method: str = "auto",
-                  chunk: int = 256) -> jax.Array:
-    r"""The Jacobian :math:`[\nabla_\theta f_\theta(x)^\top]_x`, shape (rows, p), columns in the order
-    of ``jax.flatten_util.ravel_pytree(params)``.
+def jacobian_tree(apply: Apply, params: Params, X) -> Params:
+    r"""Per-example Jacobians :math:`\partial f(x) / \partial\theta` as a pytree shaped like
+    ``params`` with a leading row axis (and an output axis after it when ``f`` has k > 1 outputs).
+
+    One ``jax.jacrev`` per example (a reverse pass per output), mapped over the rows by ``vmap``.
+    """
+    def one(p, x):
+        return apply(p, tree_map(lambda a: a[None], x))[0]
+
+    return jax.vmap(jax.jacrev(one), in_axes=(None, 0))(params, X)
+
+
+def jacobian_rows(model: Model | Apply, params: Params, X, *, method: str = "auto") -> jax.Array:
+    r"""The Jacobian :math:`[\nabla_\theta f_\theta(x)^\top]_x` of a one-output model, shape
+    (rows, p), columns in the order of ``jax.flatten_util.ravel_pytree(params)``.
 
     The structured route builds each row from the outer products of :func:`layer_factors`; the
-    generic route runs ``vmap(grad)`` over chunks of ``chunk`` rows.
+    generic route flattens :func:`jacobian_tree`.
     """
-    method, apply = _resolve(model, method)
-    X = jnp.asarray(X)
+    method, model = _route(model, method)
+    X = as_inputs(X, "X")
+    check_features(model, params, X, "X")
     if method == "structured":
         factors = layer_factors(model, params, X)
         grads = [{"b": d, "w": a[:, :, None] * d[:, None, :]} for a, d in factors]
         return _flat_rows(grads)
-    theta, unravel = ravel_pytree(params)
-
-    def row(x):
-        return jax.grad(lambda th: jnp.reshape(apply(unravel(th), x[None]), ()))(theta)
-
-    return jax.lax.map(row, X, batch_size=min(int(chunk), max(X.shape[0], 1)))
+    rows = jacobian_tree(model.apply, params, X)
+    leaves = jax.tree_util.tree_leaves(rows)
+    n, lead = leaves[0].shape[0], len(jax.tree_util.tree_leaves(params)[0].shape)
+    if leaves[0].ndim - lead != 1:
+        raise ShapeError("jacobian_rows needs a one-output model (apply returning shape (n,)); "
+                         "use jacobian_tree for k > 1 outputs.")
+    return jnp.concatenate([leaf.reshape(n, -1) for leaf in leaves], axis=1)
 
 
 def _structured_block(model, params, X_R, X_B, phi, params_B) -> jax.Array:
@@ -146,6 +170,42 @@ def _structured_block(model, params, X_R, X_B, phi, params_B) -> jax.Array:
     return K
 
 
+def _contract(J_R: Params, J_B: Params, params: Params, outputs: str) -> jax.Array:
+    """:math:`\\sum_\\text{leaves} J_R J_B^\\top`, leaf by leaf, keeping or reducing the output axes."""
+    total = None
+    for jr, jb, leaf in zip(jax.tree_util.tree_leaves(J_R), jax.tree_util.tree_leaves(J_B),
+                            jax.tree_util.tree_leaves(params)):
+        k_axes = jr.ndim - 1 - np.ndim(leaf)  # 0 for one output, 1 for k outputs
+        jr = jr.reshape(jr.shape[: 1 + k_axes] + (-1,))
+        jb = jb.reshape(jb.shape[: 1 + k_axes] + (-1,))
+        if k_axes == 0:
+            term = jr @ jb.T
+        elif outputs == "full":
+            term = jnp.einsum("rip,bjp->rbij", jr, jb)
+        elif outputs == "diagonal":
+            term = jnp.einsum("rip,bip->rbi", jr, jb)
+        else:
+            term = jnp.einsum("rip,bip->rb", jr, jb)
+        total = term if total is None else total + term
+    return total
+
+
+def _generic_block(apply, params, X_R, X_B, phi, params_B, outputs, rows_per_chunk):
+    J_B = jacobian_tree(apply, params if params_B is None else params_B, X_B)
+    if phi is not None:
+        J_B = tree_map(lambda j, f: j / f, J_B, phi)
+    R = jax.tree_util.tree_leaves(X_R)[0].shape[0]
+    if R <= rows_per_chunk:
+        return _contract(jacobian_tree(apply, params, X_R), J_B, params, outputs)
+    chunks = -(-R // rows_per_chunk)
+    pad = chunks * rows_per_chunk - R
+    padded = tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), X_R)
+    stacked = tree_map(lambda a: a.reshape((chunks, rows_per_chunk) + a.shape[1:]), padded)
+    blocks = jax.lax.map(
+        lambda x: _contract(jacobian_tree(apply, params, x), J_B, params, outputs), stacked)
+    return blocks.reshape((chunks * rows_per_chunk,) + blocks.shape[2:])[:R]
+
+
 def tangent_kernel(
     model: Model | Apply,
     params: Params,
@@ -155,6 +215,8 @@ def tangent_kernel(
     preconditioner: Params | None = None,
     method: str = "auto",
     params_B: Params | None = None,
+    outputs: str = "full",
+    rows_per_chunk: int = 128,
 ) -> jax.Array:
     r"""The block :math:`[\nabla f_\theta(x_r)^\top \mathrm{diag}(1/\phi) \nabla f_{\theta'}(x_b)]_{r,b}`.
 
@@ -163,37 +225,68 @@ def tangent_kernel(
     is the same with ``preconditioner=phi_t`` (from :func:`lensbox.optim.preconditioner`).
 
     Args:
-        model: a :func:`~lensbox.models.mlp` :class:`~lensbox.models.Model` (structured route) or
-            any ``apply(params, X)`` returning one output per row (generic route).
+        model: a :class:`~lensbox.models.Model` or any ``apply(params, X)`` (see
+            :func:`lensbox.models.as_model`); one-output MLPs from :func:`~lensbox.models.mlp` take
+            the structured route under ``auto``, everything else the generic route.
         params: :math:`\theta` for the rows ``X_R`` (and ``X_B`` unless ``params_B`` is given).
-        X_R, X_B: (R, d) and (B, d) inputs.
+        X_R, X_B: R and B inputs: arrays with a leading row axis (``(R, d)``, images
+            ``(R, h, w, c)``) or pytrees of them; every entry finite.
         preconditioner: :math:`\phi`, a pytree shaped like ``params``, or ``None``.
-        method: ``auto`` (structured for MLPs), ``structured`` or ``generic``.
+        method: ``auto``, ``structured`` or ``generic``.
         params_B: parameters for the ``X_B`` side, for the cross-temporal kernel
             :math:`K_{t,k}` of Eq. 11 (default: ``params``).
+        outputs: for a model with k > 1 outputs, ``full`` (R, B, k, k), ``diagonal`` (R, B, k:
+            the kernel of each output) or ``trace`` (R, B: their sum). Ignored when k = 1.
+        rows_per_chunk: generic route: tracked rows whose Jacobians exist at once.
 
     Returns:
-        An (R, B) array.
+        An (R, B) array for one output; see ``outputs`` for k > 1.
     """
-    method, apply = _resolve(model, method)
-    X_R, X_B = jnp.atleast_2d(jnp.asarray(X_R)), jnp.atleast_2d(jnp.asarray(X_B))
-    if X_R.shape[1] != X_B.shape[1]:
-        raise ValueError(f"X_R and X_B must have the same number of features; got {X_R.shape[1]} "
-                         f"and {X_B.shape[1]}.")
+    method, model = _route(model, method)
+    if outputs not in OUTPUTS:
+        raise ArgumentError(f"outputs must be one of {OUTPUTS}; got {outputs!r}.")
+    X_R, X_B = as_inputs(X_R, "X_R"), as_inputs(X_B, "X_B")
+    check_features(model, params, X_R, "X_R")
+    check_features(model, params if params_B is None else params_B, X_B, "X_B")
     if preconditioner is not None and (jax.tree_util.tree_structure(preconditioner)
                                        != jax.tree_util.tree_structure(params)):
-        raise ValueError("preconditioner must be a pytree shaped like params (phi from "
+        raise ShapeError("preconditioner must be a pytree shaped like params (phi from "
                          "lensbox.optim.preconditioner) or None.")
-    return _block(model if method == "structured" else apply, method, params, X_R, X_B,
-                  preconditioner, params_B)
-
-
-@partial(jax.jit, static_argnums=(0, 1))
-def _block(model, method, params, X_R, X_B, phi, params_B):
     if method == "structured":
-        return _structured_block(model, params, X_R, X_B, phi, params_B)
-    J_R = jacobian_rows(model, params, X_R, method="generic")
-    J_B = jacobian_rows(model, params if params_B is None else params_B, X_B, method="generic")
-    if phi is not None:
-        J_B = J_B / ravel_pytree(phi)[0]
-    return J_R @ J_B.T
+        return _structured_jit(model, params, X_R, X_B, preconditioner, params_B)
+    return _generic_jit(model.apply, params, X_R, X_B, preconditioner, params_B, outputs,
+                        max(1, int(rows_per_chunk)))
+
+
+_structured_jit = jax.jit(_structured_block, static_argnums=(0,))
+_generic_jit = jax.jit(_generic_block, static_argnums=(0, 6, 7))
+
+
+def layer_trace_shares(model: Model | Apply, params: Params, X, preconditioner: Params | None = None,
+                       *, method: str = "auto") -> np.ndarray:
+    r"""The share of :math:`\mathrm{tr}\,K(X, X)` that each top-level entry of ``params`` carries.
+
+    The trace is a sum over parameters, :math:`\mathrm{tr}\,K = \sum_x\sum_j (\partial_j f(x))^2/\phi_j`,
+    so it splits exactly into one part per layer (per entry of a list or dict of parameters); the
+    *Optimisers* chapter uses the shares to show which layers Adam's :math:`K^\phi` listens to
+    (section 5). Each part is the trace of the kernel with every other layer's :math:`1/\phi` set to
+    zero. Returns an array summing to one.
+    """
+    ones = tree_map(jnp.ones_like, params) if preconditioner is None else preconditioner
+    if isinstance(params, dict):
+        keys = list(params)
+    elif isinstance(params, (list, tuple)):
+        keys = list(range(len(params)))
+    else:
+        raise ArgumentError(f"params must be a list or dict of layers to split the trace by; "
+                            f"got {type(params).__name__}.")
+    def only(key):  # 1/phi kept for one layer, 1/inf = 0 for every other
+        kept = {k: ones[k] if k == key else tree_map(lambda v: jnp.full_like(v, jnp.inf), ones[k])
+                for k in keys}
+        return kept if isinstance(params, dict) else type(params)(kept[k] for k in keys)
+
+    parts = []
+    for key in keys:
+        parts.append(float(jnp.trace(tangent_kernel(model, params, X, X, preconditioner=only(key),
+                                                    method=method))))
+    return np.asarray(parts) / sum(parts)

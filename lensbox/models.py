@@ -9,21 +9,40 @@ layer, so ``params[l]["w"]`` is layer ``l``'s weight matrix.
 
 With a single output (``out=1``, the paper's ``k = 1``) ``apply`` returns a vector of shape
 ``(n,)``; with ``out > 1`` it returns ``(n, out)``.
+
+Any other network enters lensbox as a :class:`Model` with only ``apply`` (and, if lensbox is to
+initialise it, ``init``): :func:`as_model` wraps a bare ``apply(params, X)`` function, and
+:mod:`lensbox.adapters` wraps an Equinox module. ``X`` may then be any array with a leading row
+axis (images ``(n, h, w, c)``) or a pytree of such arrays.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 
+from lensbox.errors import ArgumentError, ArgumentTypeError, ShapeError
+
 Params = Any  # a pytree of arrays
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
+Apply = Callable[[Params, Any], jax.Array]
+
+
+class Activation(NamedTuple):
+    """A hidden activation :math:`h = a(z)` and its derivative written through ``z`` and ``h``
+    (``derivative(z, h) = a'(z)``), which the structured kernels of :mod:`lensbox.kernels` need."""
+
+    function: Callable[[jax.Array], jax.Array]
+    derivative: Callable[[jax.Array, jax.Array], jax.Array]
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation(jax.nn.relu, lambda z, h: (z > 0).astype(z.dtype)),
+    "tanh": Activation(jnp.tanh, lambda z, h: 1.0 - h * h),
+    "sigmoid": Activation(jax.nn.sigmoid, lambda z, h: h * (1.0 - h)),
 }
 OUTPUTS = ("identity", "sigmoid")
 INITS = ("standard", "torch")
@@ -58,14 +77,41 @@ class MLPSpec:
 class Model(NamedTuple):
     """A network: ``init(key, in_dim) -> params`` and ``apply(params, x) -> predictions``.
 
+    ``apply`` returns ``(n,)`` for one output (the paper's :math:`k = 1`) or ``(n, k)``.
     ``logits`` is the network before its output activation (equal to ``apply`` when the output is
-    the identity); Eq. 13's sigmoid analysis and the structured kernels need it.
+    the identity, and when it is ``None``); Eq. 13's sigmoid analysis needs it. ``spec`` describes
+    lensbox's own architectures so that the structured kernels can read them; any other model
+    leaves it ``None`` and uses the generic routes. ``init`` is ``None`` for a model whose
+    parameters come from elsewhere (an adapter, a checkpoint).
     """
 
-    init: Callable[[jax.Array, int], Params]
-    apply: Callable[[Params, jax.Array], jax.Array]
-    logits: Callable[[Params, jax.Array], jax.Array]
-    spec: "MLPSpec | QuadraticSpec"
+    init: Callable[[jax.Array, int], Params] | None
+    apply: Apply
+    logits: Apply | None = None
+    spec: "MLPSpec | QuadraticSpec | None" = None
+
+
+def as_model(model: "Model | Apply", name: str = "model") -> Model:
+    """A :class:`Model` from a Model or a bare ``apply(params, X)`` function (no init, no spec)."""
+    if isinstance(model, Model):
+        if not callable(model.apply):
+            raise ArgumentTypeError(f"{name}.apply must be callable; got {type(model.apply).__name__}.")
+        return model
+    if callable(model):
+        return Model(None, model, model, None)
+    raise ArgumentTypeError(f"{name} must be a lensbox Model or an apply(params, X) function; "
+                            f"got {type(model).__name__}.")
+
+
+def apply_of(model: "Model | Apply", name: str = "model") -> Apply:
+    """The ``apply(params, X)`` function of a :class:`Model` or of a bare function."""
+    return as_model(model, name).apply
+
+
+def logits_of(model: "Model | Apply") -> Apply:
+    """The network before its output activation (``apply`` itself when the Model has no ``logits``)."""
+    model = as_model(model)
+    return model.logits if model.logits is not None else model.apply
 
 
 def mlp(
@@ -94,37 +140,22 @@ def mlp(
     Returns:
         A :class:`Model`.
     """
-    widths = tuple(int(w) for w in widths)
-    if any(w < 1 for w in widths) or out < 1:
-        raise ValueError(f"widths and out must be positive integers; got widths={widths}, out={out}.")
+    widths = _check_widths(widths)
+    if not _is_int(out) or out < 1:
+        raise ArgumentError(f"out must be a positive integer (the number of outputs k); got {out!r}.")
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}.")
+        raise ArgumentError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}.")
     if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}; got {output!r}.")
+        raise ArgumentError(f"output must be one of {OUTPUTS}; got {output!r}.")
     if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}; got {init!r}.")
+        raise ArgumentError(f"init must be one of {INITS}; got {init!r}.")
     if not (alpha > 0):
-        raise ValueError(f"alpha must be positive; got {alpha!r}.")
+        raise ArgumentError(f"alpha must be positive; got {alpha!r}.")
     spec = MLPSpec(widths, int(out), activation, output, init, float(alpha))
-    act = ACTIVATIONS[activation]
+    act = ACTIVATIONS[activation].function
 
     def init_fn(key: jax.Array, in_dim: int) -> Params:
-        sizes = (int(in_dim), *widths, spec.out)
-        keys = jax.random.split(key, 2 * (len(sizes) - 1))
-        params = []
-        for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            kw, kb = keys[2 * layer], keys[2 * layer + 1]
-            dtype = jnp.zeros(()).dtype  # float64 when x64 is enabled
-            if init == "standard":
-                gain = 2.0 if (layer < len(widths) and activation == "relu") else 1.0
-                w = jax.random.normal(kw, (fan_in, fan_out), dtype) * jnp.sqrt(gain / fan_in)
-                b = jnp.zeros((fan_out,), dtype)
-            else:
-                bound = 1.0 / jnp.sqrt(fan_in)
-                w = jax.random.uniform(kw, (fan_in, fan_out), dtype, -bound, bound)
-                b = jax.random.uniform(kb, (fan_out,), dtype, -bound, bound)
-            params.append({"w": alpha * w, "b": alpha * b})
-        return params
+        return _init_layers(spec, key, int(in_dim))
 
     def logits_fn(params: Params, x: jax.Array) -> jax.Array:
         h = x
@@ -138,6 +169,66 @@ def mlp(
         return jax.nn.sigmoid(z) if output == "sigmoid" else z
 
     return Model(init_fn, apply_fn, logits_fn, spec)
+
+
+def check_features(model: Model, params: Params, X, name: str) -> tuple[int, ...]:
+    """Check that ``X`` fits ``params`` and return the shape of one row's prediction (``()`` for
+    one output, ``(k,)`` for k).
+
+    For lensbox's MLPs the first weight matrix says how many features a row must have; for any
+    other model one abstract evaluation (``jax.eval_shape``, no computation) must succeed.
+
+    Raises:
+        ShapeError: naming ``name``, the shape expected and the shape that arrived.
+    """
+    if isinstance(model.spec, MLPSpec):
+        expected = int(jnp.shape(params[0]["w"])[0])
+        if jnp.ndim(X) != 2 or jnp.shape(X)[1] != expected:
+            raise ShapeError(f"{name} must have {expected} features per row (the first layer's "
+                             f"fan-in in params), shape (n, {expected}); got shape {jnp.shape(X)}.")
+    one = jax.tree_util.tree_map(lambda a: a[:1], X)
+    try:
+        out = jax.eval_shape(model.apply, params, one)
+    except (TypeError, ValueError) as err:
+        shapes = jax.tree_util.tree_map(lambda a: tuple(jnp.shape(a)), X)
+        raise ShapeError(f"{name} (shapes {shapes}) does not fit the model's parameters: "
+                         f"apply(params, {name}) fails with: {err}") from None
+    return tuple(out.shape[1:])
+
+
+def _init_layers(spec: MLPSpec, key: jax.Array, in_dim: int) -> Params:
+    """The initial ``[{"w", "b"}, ...]`` of an :func:`mlp` with this spec (see its ``init``)."""
+    sizes = (in_dim, *spec.widths, spec.out)
+    keys = jax.random.split(key, 2 * (len(sizes) - 1))
+    dtype = jnp.zeros(()).dtype  # float64 when x64 is enabled
+    params = []
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        kw, kb = keys[2 * layer], keys[2 * layer + 1]
+        if spec.init == "standard":
+            gain = 2.0 if (layer < len(spec.widths) and spec.activation == "relu") else 1.0
+            w = jax.random.normal(kw, (fan_in, fan_out), dtype) * jnp.sqrt(gain / fan_in)
+            b = jnp.zeros((fan_out,), dtype)
+        else:
+            bound = 1.0 / jnp.sqrt(fan_in)
+            w = jax.random.uniform(kw, (fan_in, fan_out), dtype, -bound, bound)
+            b = jax.random.uniform(kb, (fan_out,), dtype, -bound, bound)
+        params.append({"w": spec.alpha * w, "b": spec.alpha * b})
+    return params
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_widths(widths) -> tuple[int, ...]:
+    if isinstance(widths, (int, float)) or not hasattr(widths, "__iter__"):
+        raise ArgumentTypeError(
+            f"widths must be a sequence of hidden widths, e.g. ({widths},) for one hidden layer of "
+            f"width {widths}; got the number {widths!r}.")
+    widths = tuple(widths)
+    if any(not _is_int(w) or w < 1 for w in widths):
+        raise ArgumentError(f"widths must be positive integers; got widths={widths}.")
+    return tuple(int(w) for w in widths)
 
 
 def count_parameters(params: Params) -> int:
@@ -194,11 +285,11 @@ def quadratic_network(width: int, epsilon: float, *, centred: bool = True) -> Mo
     Returns:
         A :class:`Model`; its closed-form tangent kernel is :func:`quadratic_tangent_kernel`.
     """
-    width = int(width)
-    if width < 1:
-        raise ValueError(f"width must be a positive integer; got {width}.")
+    if not _is_int(width) or width < 1:
+        raise ArgumentError(f"width must be a positive integer; got {width!r}.")
     if not (isinstance(epsilon, (int, float)) and epsilon == epsilon and abs(epsilon) < float("inf")):
-        raise ValueError(f"epsilon must be a finite number; got {epsilon!r}.")
+        raise ArgumentError(f"epsilon must be a finite number; got {epsilon!r}.")
+    width = int(width)
     spec = QuadraticSpec(width, float(epsilon), bool(centred))
     eps = spec.epsilon
 
@@ -246,7 +337,7 @@ def quadratic_tangent_kernel(
     theta = params["theta"]
     X_R, X_B = jnp.asarray(X_R), jnp.asarray(X_B)
     if X_R.ndim != 2 or X_B.ndim != 2 or X_R.shape[1] != theta.shape[1] or X_B.shape[1] != theta.shape[1]:
-        raise ValueError(
+        raise ShapeError(
             f"X_R and X_B must be matrices with {theta.shape[1]} columns (the input dimension); "
             f"got shapes {X_R.shape} and {X_B.shape}."
         )

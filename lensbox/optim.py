@@ -1,16 +1,25 @@
-r"""Optimisers as small pure functions, with the conventions the telescoping model needs spelled out.
+r"""Optimisers as chains of linear pieces (:mod:`lensbox.transforms`), with the paper's conventions
+spelled out.
 
 Every optimiser is an :class:`Optimizer`: ``init(params) -> state`` and
 ``update(grads, state, params) -> (delta, state)``, where ``delta`` is the realised parameter step
-:math:`\Delta\theta_t` (add it to the parameters). The step index ``t`` starts at 1, and the
-learning rate of step ``t`` is
+:math:`\Delta\theta_t` (add it to the parameters). The step index ``t`` starts at 1 and the
+learning rate of step ``t`` is a :class:`~lensbox.transforms.Schedule`: a constant, a linear
+warm-up over ``warmup_steps`` steps, and division by ten after each step in ``decay_at``.
 
-.. math:: \gamma_t = \gamma \min(1, t / t_\text{warm-up}),
+Each optimiser is written once, as its pieces (``optimizer.pieces``):
 
-a linear warm-up over ``warmup_steps`` steps (none by default).
-
-The :class:`OptimizerConfig` carried in ``Optimizer.config`` is what :mod:`lensbox.smoother` reads
-to decide how the optimiser acts on the smoother's linear state.
+=============================  ================================================================
+``sgd(lr)``                    learning_rate
+``sgd(lr, momentum=b)``        heavy_ball(b), learning_rate
+``sgd(..., momentum_style=``   ema(b), debias(b), learning_rate (the paper's Eq. 11)
+``"ema")``
+``sgd(..., weight_decay=l)``   add_decay(l) first: coupled L2 decay (Eq. 12)
+``adam(lr)``                   [add_decay], second_moment, ema(b1), debias(b1), precondition,
+                               learning_rate
+``adamw(lr)``                  second_moment, ema(b1), debias(b1), precondition, add_decay(l),
+                               learning_rate (decoupled decay)
+=============================  ================================================================
 
 Momentum comes in two conventions, named explicitly because the paper's algebra depends on it:
 
@@ -19,15 +28,21 @@ Momentum comes in two conventions, named explicitly because the paper's algebra 
 ``ema`` (the paper's Eq. 11, Adam's bias-corrected first moment)
     :math:`m_t = \beta m_{t-1} + (1-\beta) g_t`,
     :math:`\Delta\theta_t = -\gamma_t m_t / (1-\beta^t)`.
+
+:mod:`lensbox.smoother` runs the same pieces on the smoother's parameter-space state, so a new
+optimiser written here is also a new smoother.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+
+from lensbox import transforms as tx
+from lensbox.transforms import Piece, Schedule
 
 Params = Any
 tree_map = jax.tree_util.tree_map
@@ -37,46 +52,66 @@ MOMENTUM_STYLES = ("heavy_ball", "ema")
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Hyper-parameters of an optimiser, in the paper's symbols.
+    """What an optimiser is, in the paper's symbols: a description of its ``pieces``.
 
     Attributes:
-        name: ``sgd``, ``adam`` or ``adamw``.
-        learning_rate: :math:`\\gamma` after warm-up.
+        name: ``sgd``, ``adam``, ``adamw`` or the name given to :func:`chain`.
+        schedule: the learning rate :math:`\\gamma_t` (a :class:`~lensbox.transforms.Schedule`).
         momentum: :math:`\\beta_1` (0 for none).
-        momentum_style: ``heavy_ball`` or ``ema`` for SGD; ``ema`` for Adam(W).
+        momentum_style: ``heavy_ball`` or ``ema``.
         weight_decay: :math:`\\lambda`.
-        decoupled: ``True`` for AdamW's decoupled decay; ``False`` for coupled L2 decay, which adds
-            :math:`\\lambda\\theta_{t-1}` to the gradient.
-        b2: :math:`\\beta_2` (Adam only).
-        eps: :math:`\\epsilon` (Adam only).
-        warmup_steps: length of the linear warm-up (0 for none).
+        decoupled: ``True`` for AdamW's decoupled decay, ``False`` for coupled L2 decay.
+        b2, eps: :math:`\\beta_2` and :math:`\\epsilon` (Adam only).
+        pieces: the chain that defines the optimiser (:mod:`lensbox.transforms`).
     """
 
     name: str
-    learning_rate: float
+    schedule: Schedule
     momentum: float = 0.0
     momentum_style: str = "heavy_ball"
     weight_decay: float = 0.0
     decoupled: bool = False
     b2: float = 0.999
     eps: float = 1e-8
-    warmup_steps: int = 0
+    pieces: tuple[Piece, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def learning_rate(self) -> float:
+        """:math:`\\gamma`, the learning rate after warm-up and before any decay."""
+        return self.schedule.peak
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.schedule.warmup_steps
+
+    @property
+    def spec(self) -> tuple:
+        """The pieces' descriptions: equal specs mean the same algorithm and hyper-parameters."""
+        return tuple(p.spec for p in self.pieces)
 
     @property
     def adaptive(self) -> bool:
         """Whether the step is divided element-wise by :math:`\\phi_t` (Adam, AdamW)."""
-        return self.name in ("adam", "adamw")
+        return any(p.spec[0] == "precondition" for p in self.pieces)
 
 
-class OptState(NamedTuple):
-    """Optimiser state: the step count, first moment ``mu`` and second moment ``nu``.
+@jax.tree_util.register_pytree_node_class
+class OptState:
+    """Optimiser state: the step count, each piece's linear state (``traces``) and statistics
+    (``stats``), and the ``spec`` of the optimiser that made it (static: not a JAX value)."""
 
-    ``mu`` and ``nu`` are pytrees like the parameters, or ``()`` when the optimiser has none.
-    """
+    def __init__(self, count, traces: tuple, stats: tuple, spec: tuple):
+        self.count, self.traces, self.stats, self.spec = count, traces, stats, spec
 
-    count: jax.Array
-    mu: Any
-    nu: Any
+    def tree_flatten(self):
+        return (self.count, self.traces, self.stats), self.spec
+
+    @classmethod
+    def tree_unflatten(cls, spec, children):
+        return cls(*children, spec)
+
+    def __repr__(self) -> str:
+        return f"OptState(count={self.count!r}, pieces={[s[0] for s in self.spec]})"
 
 
 class Optimizer(NamedTuple):
@@ -84,39 +119,91 @@ class Optimizer(NamedTuple):
     update: Callable[[Params, OptState, Params], tuple[Params, OptState]]
     config: OptimizerConfig
 
+    @property
+    def pieces(self) -> tuple[Piece, ...]:
+        return self.config.pieces
+
 
 def learning_rate_at(config: OptimizerConfig, t) -> jax.Array:
-    """:math:`\\gamma_t` for step ``t`` (1-based), with the linear warm-up."""
-    t = jnp.asarray(t, dtype=jnp.zeros(()).dtype)
-    if config.warmup_steps > 0:
-        return config.learning_rate * jnp.minimum(1.0, t / config.warmup_steps)
-    return jnp.asarray(config.learning_rate, dtype=t.dtype)
+    """:math:`\\gamma_t` for step ``t`` (1-based), from the optimiser's schedule."""
+    return config.schedule(t)
 
 
-def _check(config: OptimizerConfig) -> None:
-    if not (config.learning_rate > 0):
-        raise ValueError(f"learning_rate must be positive; got {config.learning_rate!r}.")
-    if not (0.0 <= config.momentum < 1.0):
-        raise ValueError(f"momentum must lie in [0, 1); got {config.momentum!r}.")
-    if config.momentum_style not in MOMENTUM_STYLES:
-        raise ValueError(
-            f"momentum_style must be one of {MOMENTUM_STYLES}; got {config.momentum_style!r}."
-        )
-    if config.weight_decay < 0:
-        raise ValueError(f"weight_decay must be non-negative; got {config.weight_decay!r}.")
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be non-negative; got {config.warmup_steps!r}.")
-    if config.adaptive and not (0.0 <= config.b2 < 1.0 and config.eps >= 0):
-        raise ValueError(f"b2 must lie in [0, 1) and eps be non-negative; got {config}.")
+def check_optimizer(optimizer, name: str = "optimizer") -> Optimizer:
+    """Return ``optimizer`` if it is a lensbox :class:`Optimizer`; otherwise a ``TypeError`` naming
+    the argument, what was expected and what arrived (e.g. the string ``"sgd"``)."""
+    if isinstance(optimizer, Optimizer) and isinstance(optimizer.config, OptimizerConfig):
+        return optimizer
+    hint = (f" (build it with lensbox.{optimizer}(learning_rate, ...))"
+            if isinstance(optimizer, str) and optimizer in ("sgd", "adam", "adamw") else "")
+    raise TypeError(f"{name} must be a lensbox optimiser such as lensbox.sgd(0.1) or "
+                    f"lensbox.adamw(1e-3); got {optimizer!r:.80}{hint}.")
+
+
+def from_config(config: OptimizerConfig) -> Optimizer:
+    """The :class:`Optimizer` that runs ``config.pieces`` (see :mod:`lensbox.transforms`)."""
+    pieces, spec = config.pieces, config.spec
+
+    def init(params):
+        traces, stats = tx.init_chain(pieces, params)
+        return OptState(jnp.zeros((), jnp.int32), traces, stats, spec)
+
+    def update(grads, state, params):
+        if getattr(state, "spec", None) != spec:
+            raise ValueError(f"the optimiser state was made by another optimiser "
+                             f"({getattr(state, 'spec', type(state))}); this one is {spec}.")
+        t = state.count + 1
+        delta, traces, stats = tx.run_chain(pieces, grads, state.traces, state.stats, params, t,
+                                            observe=True)
+        return delta, OptState(t, traces, stats, spec)
+
+    return Optimizer(init, update, config)
+
+
+def chain(*pieces: Piece, name: str = "custom") -> Optimizer:
+    """An optimiser from pieces of :mod:`lensbox.transforms`; it needs one ``learning_rate`` piece.
+
+    Example: Adam without bias correction of the first moment::
+
+        T = lensbox.transforms
+        opt = chain(T.second_moment(0.999, 1e-8), T.ema(0.9), T.precondition(),
+                    T.learning_rate(T.Schedule(1e-3)), name="adam_no_debias")
+    """
+    rates = [p.spec[1] for p in pieces if p.spec[0] == "learning_rate"]
+    if len(rates) != 1 or not all(isinstance(p, Piece) for p in pieces):
+        raise ValueError("pieces must be lensbox.transforms pieces with exactly one learning_rate "
+                         f"piece; got {[getattr(p, 'spec', p) for p in pieces]}.")
+    return from_config(OptimizerConfig(str(name), rates[0], pieces=tuple(pieces)))
+
+
+def schedule(learning_rate: float | Schedule, warmup_steps: int = 0,
+             decay_at: Sequence[int] = (), decay_factor: float = 0.1) -> Schedule:
+    """A :class:`~lensbox.transforms.Schedule` from the optimisers' keyword arguments."""
+    if isinstance(learning_rate, Schedule):
+        if warmup_steps or tuple(decay_at):
+            raise ValueError("give warm-up and decay steps either in the Schedule passed as "
+                             "learning_rate or as keyword arguments, not both.")
+        return learning_rate
+    return Schedule(learning_rate, warmup_steps, tuple(decay_at), decay_factor)
+
+
+def _check(momentum: float, style: str, weight_decay: float) -> None:
+    if not (0.0 <= momentum < 1.0):
+        raise ValueError(f"momentum must lie in [0, 1); got {momentum!r}.")
+    if style not in MOMENTUM_STYLES:
+        raise ValueError(f"momentum_style must be one of {MOMENTUM_STYLES}; got {style!r}.")
+    if not (weight_decay >= 0):
+        raise ValueError(f"weight_decay must be non-negative; got {weight_decay!r}.")
 
 
 def sgd(
-    learning_rate: float,
+    learning_rate: float | Schedule,
     *,
     momentum: float = 0.0,
     momentum_style: str = "heavy_ball",
     weight_decay: float = 0.0,
     warmup_steps: int = 0,
+    decay_at: Sequence[int] = (),
 ) -> Optimizer:
     r"""Stochastic gradient descent (Eq. 1), optionally with momentum and coupled weight decay.
 
@@ -126,71 +213,47 @@ def sgd(
     * ``heavy_ball``: :math:`v_t = \beta v_{t-1} + g_t`, :math:`\Delta\theta_t = -\gamma_t v_t`;
     * ``ema``: :math:`m_t = \beta m_{t-1} + (1-\beta) g_t`,
       :math:`\Delta\theta_t = -\gamma_t m_t / (1-\beta^t)` (Eq. 11).
+
+    ``learning_rate`` is a number (with ``warmup_steps`` and ``decay_at`` shaping it, see
+    :func:`schedule`) or a :class:`~lensbox.transforms.Schedule`.
     """
-    config = OptimizerConfig(
-        "sgd", float(learning_rate), float(momentum), momentum_style, float(weight_decay),
-        False, warmup_steps=int(warmup_steps),
-    )
-    _check(config)
-    beta, lam = config.momentum, config.weight_decay
-
-    def init(params):
-        mu = tree_map(jnp.zeros_like, params) if beta > 0 else ()
-        return OptState(jnp.zeros((), jnp.int32), mu, ())
-
-    def update(grads, state, params):
-        t = state.count + 1
-        lr = learning_rate_at(config, t)
-        if lam > 0:
-            grads = tree_map(lambda g, p: g + lam * p, grads, params)
-        if beta == 0:
-            return tree_map(lambda g: -lr * g, grads), OptState(t, (), ())
-        if momentum_style == "heavy_ball":
-            mu = tree_map(lambda m, g: beta * m + g, state.mu, grads)
-            delta = tree_map(lambda m: -lr * m, mu)
-        else:
-            mu = tree_map(lambda m, g: beta * m + (1 - beta) * g, state.mu, grads)
-            correction = 1 - beta ** t.astype(lr.dtype)
-            delta = tree_map(lambda m: -lr * m / correction, mu)
-        return delta, OptState(t, mu, ())
-
-    return Optimizer(init, update, config)
+    rate = schedule(learning_rate, warmup_steps, decay_at)
+    beta, lam = float(momentum), float(weight_decay)
+    _check(beta, momentum_style, lam)
+    pieces = [tx.add_decay(lam)] if lam > 0 else []
+    if beta > 0:
+        pieces += [tx.heavy_ball(beta)] if momentum_style == "heavy_ball" else [tx.ema(beta), tx.debias(beta)]
+    pieces.append(tx.learning_rate(rate))
+    return from_config(OptimizerConfig("sgd", rate, beta, momentum_style, lam, False,
+                                       pieces=tuple(pieces)))
 
 
-def _adam_family(config: OptimizerConfig) -> Optimizer:
-    _check(config)
-    b1, b2, lam = config.momentum, config.b2, config.weight_decay
-
-    def init(params):
-        zeros = tree_map(jnp.zeros_like, params)
-        return OptState(jnp.zeros((), jnp.int32), zeros, zeros)
-
-    def update(grads, state, params):
-        t = state.count + 1
-        lr = learning_rate_at(config, t)
-        if lam > 0 and not config.decoupled:
-            grads = tree_map(lambda g, p: g + lam * p, grads, params)
-        mu = tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
-        nu = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
-        new = OptState(t, mu, nu)
-        phi = preconditioner(new, config)
-        c1 = 1 - b1 ** t.astype(lr.dtype)
-        delta = tree_map(lambda m, f: -lr * (m / c1) / f, mu, phi)
-        if lam > 0 and config.decoupled:
-            delta = tree_map(lambda d, p: d - lr * lam * p, delta, params)
-        return delta, new
-
-    return Optimizer(init, update, config)
+def _adam_family(name: str, rate: Schedule, b1: float, b2: float, eps: float, lam: float,
+                 decoupled: bool) -> Optimizer:
+    _check(b1, "ema", lam)
+    if not (0.0 <= b2 < 1.0 and eps >= 0):
+        raise ValueError(f"b2 must lie in [0, 1) and eps be non-negative; got b2={b2!r}, eps={eps!r}.")
+    pieces = [tx.add_decay(lam)] if lam > 0 and not decoupled else []
+    pieces.append(tx.second_moment(b2, eps))
+    if b1 > 0:
+        pieces += [tx.ema(b1), tx.debias(b1)]
+    pieces.append(tx.precondition())
+    if lam > 0 and decoupled:
+        pieces.append(tx.add_decay(lam))
+    pieces.append(tx.learning_rate(rate))
+    return from_config(OptimizerConfig(name, rate, b1, "ema", lam, decoupled, b2, eps,
+                                       pieces=tuple(pieces)))
 
 
 def adam(
-    learning_rate: float,
+    learning_rate: float | Schedule,
     *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     warmup_steps: int = 0,
+    decay_at: Sequence[int] = (),
 ) -> Optimizer:
     r"""Adam; ``weight_decay`` is coupled L2 decay added to the gradient (PyTorch's ``Adam``).
 
@@ -198,30 +261,27 @@ def adam(
     :math:`\phi_t = \sqrt{v_t / (1-\beta_2^t)} + \epsilon`,
     :math:`\Delta\theta_t = -\gamma_t \, m_t / ((1-\beta_1^t)\phi_t)`.
     """
-    return _adam_family(OptimizerConfig(
-        "adam", float(learning_rate), float(b1), "ema", float(weight_decay), False,
-        float(b2), float(eps), int(warmup_steps),
-    ))
+    return _adam_family("adam", schedule(learning_rate, warmup_steps, decay_at), float(b1),
+                        float(b2), float(eps), float(weight_decay), False)
 
 
 def adamw(
-    learning_rate: float,
+    learning_rate: float | Schedule,
     *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.01,
     warmup_steps: int = 0,
+    decay_at: Sequence[int] = (),
 ) -> Optimizer:
     r"""AdamW (decoupled weight decay), as PyTorch and optax implement it.
 
     :math:`\Delta\theta_t = -\gamma_t [m_t / ((1-\beta_1^t)\phi_t) + \lambda\theta_{t-1}]`, with
     :math:`m_t`, :math:`\phi_t` as in :func:`adam` computed from the loss gradient alone.
     """
-    return _adam_family(OptimizerConfig(
-        "adamw", float(learning_rate), float(b1), "ema", float(weight_decay), True,
-        float(b2), float(eps), int(warmup_steps),
-    ))
+    return _adam_family("adamw", schedule(learning_rate, warmup_steps, decay_at), float(b1),
+                        float(b2), float(eps), float(weight_decay), True)
 
 
 def preconditioner(state: OptState, config: OptimizerConfig):
@@ -231,11 +291,8 @@ def preconditioner(state: OptState, config: OptimizerConfig):
     :math:`\nabla f(x)^\top \mathrm{diag}(1/\phi_t) \nabla f(x')` (paper section 5).
     Returns ``None`` for optimisers without one.
     """
-    if not config.adaptive:
-        return None
-    t = state.count.astype(jnp.zeros(()).dtype)
-    c2 = 1 - config.b2**t
-    return tree_map(lambda v: jnp.sqrt(v / c2) + config.eps, state.nu)
+    context = tx.published(config.pieces, state.stats, jnp.asarray(state.count))
+    return context.get("phi")
 
 
 def apply_updates(params: Params, delta: Params) -> Params:

@@ -41,11 +41,10 @@ def band(ax, x, values, *, color=None, label=None, alpha: float = 0.2, **kwargs)
     """Plot the mean of ``values`` (seeds x points) with a band of one standard error."""
     import numpy as np
 
+    from lensbox.statistics import mean_and_se
+
     values = np.asarray(values, dtype=float)
-    if values.ndim == 1:
-        values = values[None]
-    mean = values.mean(axis=0)
-    se = values.std(axis=0, ddof=1) / np.sqrt(values.shape[0]) if values.shape[0] > 1 else 0 * mean
+    mean, se = mean_and_se(values[None] if values.ndim == 1 else values)
     (line,) = ax.plot(x, mean, color=color, label=label, **kwargs)
     ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=alpha, linewidth=0)
     return line

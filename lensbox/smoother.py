@@ -1,45 +1,46 @@
 r"""The smoother form of the telescoping model for squared loss (Eqs. 6-8, 14-21) and effective
 parameters (paper-notes 3.1).
 
-With :math:`\ell = \tfrac12(y-f)^2` and the telescoping residuals :math:`\mathbf y - \tilde{\mathbf
-f}_{t-1}` driving every update (Eq. 7), the prediction at any input is affine in the training labels,
+With :math:`\ell = \tfrac12(y-f)^2`, every update is linear in the residuals of the batch, so the
+telescoping prediction at any input is affine in the training labels,
 
 .. math:: \tilde f_{\theta_t}(x) = \mathbf s_t(x)\,\mathbf y + c_t(x), \qquad \mathbf s_0 = \mathbf 0,\
     c_0(x) = f_{\theta_0}(x).
 
-We track rows :math:`R` = the ``n`` training rows, then the ``m`` evaluation rows: ``S`` is
-(n + m) x n and ``c`` has n + m entries, and all rows follow the same recursion.
+We track rows :math:`R` = the ``n`` training rows, then the ``m`` evaluation rows, as one matrix
+``[S | c | c_net]`` of shape (n + m) x (n + 2): the coefficients of :math:`[\mathbf y; 1; 1]`.
 
-**SGD and adaptive learning rates without momentum or decay** (Eqs. 14, 17, 18) need only the
-kernel block between the tracked rows and the batch:
+**Two offsets, one S.** The residuals of step ``t`` on the batch split as
+:math:`\mathbf y_B - \mathbf f_B = (\mathbf E_B - \mathbf S_B)\mathbf y + \mathbf r_B`. The part
+proportional to :math:`\mathbf y` drives ``S``; it never reads the residuals, so ``S`` (and every
+effective-parameter count) is the same whichever offset drives ``c``:
 
-.. math:: \mathbf S_R \leftarrow \mathbf S_R + \tfrac{\gamma_t}{|B_t|} K_t(X_R, X_B)
-    (\mathbf E_B - \mathbf S_B), \qquad
-    \mathbf c_R \leftarrow \mathbf c_R - \tfrac{\gamma_t}{|B_t|} K_t(X_R, X_B)\,\mathbf c_B,
+* ``c`` (closed loop, Eq. 7 onward): :math:`\mathbf r_B = -\mathbf c_B`, the telescoping model's
+  own residuals :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`;
+* ``c_net`` (network offset): :math:`\mathbf r_B = \mathbf S_B\mathbf y - \mathbf f_{\theta_{t-1}}(X_B)`,
+  the network's residuals (Eq. 6). Then :math:`\mathbf S\mathbf y + \mathbf c_{net}` equals the
+  realised-step telescoping model of :mod:`lensbox.telescoping` exactly; this column reads the labels.
 
-with :math:`K_t` preconditioned by :math:`\mathrm{diag}(1/\phi_t)` for Adam.
+**Each step.** The negative-gradient direction of the batch, written in parameter space as a
+``p x (n + 2)`` matrix, is :math:`\mathbf u = -\mathbf J_B^\top \mathbf V / |B|` with
+:math:`\mathbf V = [\mathbf E_B - \mathbf S_B \mid \mathbf r_B \mid \mathbf r^{net}_B]`. The
+optimiser's own pieces (:mod:`lensbox.transforms`: decay, momentum trace, bias correction,
+:math:`\mathrm{diag}(1/\phi_t)`, learning rate) map it to :math:`\Delta\theta_t` in the same
+representation, carrying their momentum traces as ``p x (n + 2)`` matrices and reading
+:math:`\theta_{t-1} = \mathbf D_t [\mathbf y; 1; 1]` (:math:`\mathbf D_1 = [\mathbf 0 \mid
+\theta_0 \mid \theta_0]`) where they decay the weights. This is the consistent form of Eqs. 16-21
+(paper-notes 3.2): :math:`\Delta\tilde f_t(x) = \nabla f_{\theta_{t-1}}(x)^\top\Delta\theta_t`,
+:math:`\mathbf D_{t+1} = \mathbf D_t + \Delta\theta_t`. :math:`\phi_t` is read from the real
+optimiser state, as in the paper. One GEMM :math:`p\times|B|\times(n+2)` and one
+:math:`R\times p\times(n+2)` per step, Jacobian rows built in chunks.
 
-**Momentum, weight decay, Adam and AdamW** (the consistent Eqs. 19-21 of paper-notes 3.2) carry
-parameter-space state, each quantity written as :math:`\mathbf A^S \mathbf y + \mathbf a^C`
-(``p x n`` and ``p``). With :math:`\theta_{t-1} = \mathbf D^S_t\mathbf y + \mathbf D^C_t`
-(:math:`\mathbf D^S_1 = \mathbf 0`, :math:`\mathbf D^C_1 = \theta_0`), the negative gradient
-:math:`\mathbf G_t = \mathbf T_t(\mathbf I - \mathbf S_{t-1})\mathbf y - \mathbf T_t\mathbf c_{t-1}
-- \lambda_c\theta_{t-1}` (coupled decay :math:`\lambda_c`), the momentum
-:math:`\tilde{\mathbf U}_t = \beta\tilde{\mathbf U}_{t-1} + \mathbf G_t` (heavy ball) or
-:math:`\beta\tilde{\mathbf U}_{t-1} + (1-\beta)\mathbf G_t` (EMA), the direction
-:math:`\mathbf U_t = \mathrm{diag}(1/\phi_t)\tilde{\mathbf U}_t / (1-\beta^t)` (EMA; heavy ball has
-neither divisor, SGD no :math:`\phi`) and the decoupled decay :math:`\lambda_d` of AdamW,
-
-.. math:: \Delta\theta_t = \gamma_t(\mathbf U_t - \lambda_d \theta_{t-1}),\quad
-    \Delta\tilde f_t(x) = \nabla f_{\theta_{t-1}}(x)^\top \Delta\theta_t,\quad
-    \mathbf D_{t+1} = \mathbf D_t + \Delta\theta_t .
-
-:math:`\phi_t` is read from the real optimiser state, as in the paper. Each step costs one GEMM
-:math:`p \times |B| \times n` and one :math:`R \times p \times n`, with Jacobian rows built in chunks.
+When every piece is memoryless and ignores the parameters (SGD and Adam without momentum or
+decay: Eqs. 14, 17, 18), the step collapses to the kernel block
+:math:`\Delta[\mathbf S|\mathbf c|\mathbf c_{net}] = \tfrac{\gamma_t}{|B|}
+K^\phi_t(X_R, X_B)\,\mathbf V`, which is much cheaper.
 
 The smoother is *adaptive*: the kernels and :math:`\phi_t` come from the real run and depend on
-:math:`\mathbf y`. It differs from the realised-step telescoping model of :mod:`lensbox.telescope`
-at second order, because its residuals are the telescoping model's, not the network's.
+:math:`\mathbf y`.
 """
 
 from __future__ import annotations
@@ -53,16 +54,18 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from lensbox import kernels as _kernels
+from lensbox import transforms as tx
 from lensbox._validation import as_matrix, as_targets
 from lensbox.models import Model
-from lensbox.optim import Optimizer, preconditioner
-from lensbox.telescope import telescoping_tracker
-from lensbox.train import StepInfo, Tracker, TrainResult, predictions_tracker, train
+from lensbox.optim import Optimizer, check_optimizer
+from lensbox.telescoping import telescoping_tracker
+from lensbox.training import StepInfo, Tracker, TrainResult, predictions_tracker, train
 
 Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
 KernelFn = Callable[[Params, jax.Array, jax.Array, Any], jax.Array]
-SUPPORTED_OPTIMIZERS = ("sgd", "adam", "adamw")
+# failure codes kept in the tracker state and checked on the host by check_record
+NONFINITE, ROW_OUT_OF_RANGE = 1, 2
 
 
 def effective_parameters(S_rows, n: int):
@@ -85,23 +88,148 @@ def effective_parameters(S_rows, n: int):
     return float("nan") if S.shape[0] == 0 else float(n / S.shape[0] * np.sum(S * S))
 
 
-def _raise_if_bad(code, step):
-    if code == 1:
-        raise FloatingPointError(
-            f"smoother: the tangent kernel (or the update built from it) is non-finite at step "
-            f"{int(step)}; check kernel_fn, the learning rate and the inputs.")
-    if code == 2:
-        raise ValueError(
-            f"smoother: step {int(step)} used a training row index beyond the smoother's X_train; "
-            "train on the same X_train and y_train the smoother was given.")
+def tracked_rows(X_train, y_train, X_eval) -> tuple[jax.Array, jax.Array, int]:
+    """Validated ``(X_R, y, n)``: the training rows then the evaluation rows (``X_eval=None``: none)."""
+    X_train = as_matrix(X_train, "X_train")
+    n, d = X_train.shape
+    if n == 0:
+        raise ValueError("X_train must have at least one row; got 0.")
+    y = as_targets(y_train, "y_train", n_rows=n)
+    if X_eval is None:
+        X_eval = np.zeros((0, d))
+    if np.ndim(X_eval) != 2 or np.shape(X_eval)[1] != d:
+        raise ValueError(f"X_eval must be a 2-D array with {d} features like X_train (or None for "
+                         f"the training rows only); got shape {np.shape(X_eval)}.")
+    X_eval = as_matrix(X_eval, "X_eval") if np.shape(X_eval)[0] else jnp.asarray(X_eval)
+    return jnp.concatenate([X_train, X_eval.astype(X_train.dtype)], axis=0), y, n
 
 
-def _check_optimizer(optimizer) -> None:
-    config = getattr(optimizer, "config", None)
-    if not isinstance(optimizer, Optimizer) or getattr(config, "name", None) not in SUPPORTED_OPTIMIZERS:
+def _flatten_like(stats, params):
+    """Each sub-tree of ``stats`` shaped like ``params`` (Adam's second moment) as a flat vector
+    in the order of ``ravel_pytree(params)``, so it scales the rows of a ``p x columns`` matrix."""
+    treedef = jax.tree_util.tree_structure(params)
+    return jax.tree_util.tree_map(lambda s: ravel_pytree(s)[0], stats,
+                                  is_leaf=lambda x: jax.tree_util.tree_structure(x) == treedef)
+
+
+def _residual_columns(coef, idx, y, f_B, n: int) -> jax.Array:
+    r"""``V`` (|B| x (n + 2)): the batch residuals as coefficients of :math:`[\mathbf y; 1; 1]`."""
+    S_B = coef[idx, :n]
+    return jnp.concatenate([
+        jax.nn.one_hot(idx, n, dtype=coef.dtype) - S_B,  # E_B - S_B: both offsets
+        -coef[idx, n][:, None],  # closed loop: y - (S y + c)
+        (S_B @ y - f_B)[:, None],  # network: y - f
+    ], axis=1)
+
+
+def _failure(state, dF, idx, t, n: int):
+    """The first failure seen so far (code and step); 0 while all is well."""
+    code = jnp.where(jnp.max(idx) >= n, ROW_OUT_OF_RANGE,
+                     jnp.where(jnp.all(jnp.isfinite(dF)), 0, NONFINITE)).astype(jnp.int32)
+    first = state["failure"] == 0
+    return (jnp.where(first, code, state["failure"]),
+            jnp.where(first & (code > 0), t.astype(jnp.int32), state["failed_at"]))
+
+
+def _check_spec(info: StepInfo, spec: tuple) -> None:
+    """Trace-time check that the run's optimiser is the one the tracker was built for."""
+    found = getattr(info.opt_state, "spec", None)
+    if found != spec:
         raise ValueError(
-            "the smoother supports lensbox.optim optimisers (sgd with or without momentum, in "
-            f"either style, and weight decay; adam; adamw); got {optimizer!r:.120}.")
+            f"smoother: the tracker was built for the optimiser with pieces {list(spec)} but the run "
+            f"uses {list(found) if found is not None else type(info.opt_state)}; build "
+            "smoother_tracker with the optimiser you train with.")
+
+
+def _kernel_route(model, method, kernel_fn, pieces, X_R):
+    """Step for a diagonal chain (no momentum, no decay): one kernel block per step."""
+    if kernel_fn is None:
+        def kernel_fn(params, XR, XB, divisor):
+            return _kernels.tangent_kernel(model, params, XR, XB, preconditioner=divisor, method=method)
+
+    def step(state, info, V):
+        scalar, divisor = tx.chain_scale(pieces, info.opt_state.stats, info.step)
+        K = kernel_fn(info.params_prev, X_R, X_R[info.batch], divisor)
+        return (K * (-scalar / info.batch.shape[0])) @ V, state  # scale the smaller factor
+
+    return step
+
+
+def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
+    """Step carrying the pieces' states as ``p x (n + 2)`` matrices (Eqs. 16-21)."""
+    uses_params = any(p.uses_params for p in pieces)
+
+    def jac(params, X):
+        return _kernels.jacobian_rows(model, params, X, method=method)
+
+    def jac_times(params, X, M):
+        # J(X) @ M in row chunks, so the (R x p) Jacobian is never whole in memory.
+        row = lambda x: jac(params, x[None])[0] @ M
+        return jax.lax.map(row, X, batch_size=min(int(rows_per_chunk), max(X.shape[0], 1)))
+
+    def step(state, info, V):
+        u = jac(info.params_prev, X_R[info.batch]).T @ (V / -info.batch.shape[0])  # the gradient
+        stats = _flatten_like(info.opt_state.stats, info.params_prev)
+        delta, traces, _ = tx.run_chain(pieces, u, state["traces"], stats, state.get("D"),
+                                        info.step, observe=False)
+        state = dict(state, traces=traces)
+        if uses_params:
+            state["D"] = state["D"] + delta
+        return jac_times(info.params_prev, X_R, delta), state
+
+    return step
+
+
+def _init_state(apply, pieces, X_R, n, parameter_space):
+    def init(params):
+        f0 = apply(params, X_R)
+        coef = jnp.concatenate([jnp.zeros((X_R.shape[0], n), f0.dtype), f0[:, None], f0[:, None]], 1)
+        state = {"coef": coef, "failure": jnp.zeros((), jnp.int32), "failed_at": jnp.zeros((), jnp.int32)}
+        if parameter_space:
+            theta0 = ravel_pytree(params)[0].astype(f0.dtype)
+            D = jnp.concatenate([jnp.zeros((theta0.shape[0], n), f0.dtype), theta0[:, None],
+                                 theta0[:, None]], axis=1)
+            state["traces"] = tuple(p.init(D) for p in pieces)
+            if any(p.uses_params for p in pieces):
+                state["D"] = D
+        return state
+
+    return init
+
+
+def _update(step, apply, spec: tuple, X_R, y, n: int):
+    """One smoother step: residual columns, the route's ``step``, the failure flags."""
+
+    def update(state, info: StepInfo):
+        _check_spec(info, spec)
+        f_B = apply(info.params_prev, X_R[info.batch])
+        dF, state = step(state, info, _residual_columns(state["coef"], info.batch, y, f_B, n))
+        failure, failed_at = _failure(state, dF, info.batch, info.step, n)
+        return dict(state, coef=state["coef"] + dF, failure=failure, failed_at=failed_at)
+
+    return update
+
+
+def _record(y, n: int, record_weights: bool):
+    def record(state, params):
+        coef = state["coef"]
+        S, m = coef[:, :n], coef.shape[0] - n
+        out = {
+            "p_train": effective_parameters(S[:n], n),
+            "p_test": effective_parameters(S[n:], n) if m else jnp.asarray(jnp.nan, S.dtype),
+            "prediction": S @ y + coef[:, n],
+            "c": coef[:, n],
+            "prediction_network": S @ y + coef[:, n + 1],
+            "c_network": coef[:, n + 1],
+            "nonfinite": state["failure"] == NONFINITE,
+            "failure": state["failure"],
+            "failed_at": state["failed_at"],
+        }
+        if record_weights:
+            out["S"] = S
+        return out
+
+    return record
 
 
 def smoother_tracker(
@@ -115,137 +243,72 @@ def smoother_tracker(
     record_weights: bool = False,
     loss: str = "squared",
     method: str = "auto",
-    chunk: int = 256,
+    rows_per_chunk: int = 256,
 ) -> Tracker:
-    r"""A :class:`~lensbox.train.Tracker` running the smoother recursion for the optimiser used.
+    r"""A :class:`~lensbox.training.Tracker` running the smoother recursion with the run's optimiser.
 
-    Rows are ``X_train`` (n) then ``X_eval`` (m). Use it with the same ``X_train``, ``y_train`` and
-    ``optimizer`` as the training run, and squared loss::
-
-        tracker = smoother_tracker(model, X, y, X_test, opt)
-        lensbox.train(model, params, opt, X, y, loss="squared", trackers={"smoother": tracker})
+    Rows are ``X_train`` (n) then ``X_eval`` (m). Train with the same ``X_train``, ``y_train`` and
+    ``optimizer``, and squared loss: ``lensbox.train(model, params, opt, X, y, trackers={"smoother":
+    smoother_tracker(model, X, y, X_test, opt)})``.
 
     Args:
         model: a :class:`~lensbox.models.Model` or ``apply(params, X)``.
         X_train, y_train: the training rows and labels.
-        X_eval: evaluation rows (may have zero rows).
-        optimizer: the :mod:`lensbox.optim` optimiser of the run.
-        kernel_fn: optional ``(params, X_R, X_B, phi) -> (R, B)`` replacing
-            :func:`lensbox.kernels.tangent_kernel` (e.g. a closed form). Only for optimisers without
-            parameter-space state (no momentum, no weight decay).
+        X_eval: evaluation rows (may have zero rows, or be ``None`` for none).
+        optimizer: the :mod:`lensbox.optim` optimiser of the run (any chain of
+            :mod:`lensbox.transforms` pieces); training with another raises ``ValueError``.
+        kernel_fn: optional ``(params, X_R, X_B, divisor) -> (R, B)`` replacing
+            :func:`lensbox.kernels.tangent_kernel`, ``divisor`` being ``None`` or Adam's
+            :math:`\phi_t`. Only for optimisers without momentum or weight decay.
         record_weights: also record ``S`` (R x n) at each recording step.
         loss: must be ``"squared"``; the smoother exists only for squared loss (section 4.1).
         method: kernel and Jacobian route, as in :func:`~lensbox.kernels.tangent_kernel`.
-        chunk: rows per Jacobian chunk for the parameter-space route.
+        rows_per_chunk: Jacobian rows built at once in the parameter-space route.
 
     Returns:
-        A tracker whose ``record`` gives ``p_train``, ``p_test``, ``prediction`` (R,) =
-        ``S y + c``, ``c`` (R,), ``nonfinite`` (bool) and, with ``record_weights``, ``S``.
+        A tracker whose ``record`` gives ``p_train``, ``p_test``, ``prediction`` (R,) = ``S y + c``
+        with the closed-loop offset ``c``, ``prediction_network`` = ``S y + c_network`` (the
+        realised-step telescoping model), ``c``, ``c_network``, ``failure`` (0, or 1 for a
+        non-finite update, 2 for a batch row beyond ``X_train``), ``failed_at`` (its step),
+        ``nonfinite`` and, with ``record_weights``, ``S``. :func:`check_record` raises on failures.
     """
     if loss != "squared":
         raise ValueError(f"the smoother form exists for squared loss only (Eqs. 6-8); got loss={loss!r}. "
                          "Use lensbox.telescope for other losses.")
-    _check_optimizer(optimizer)
-    X_train = as_matrix(X_train, "X_train")
-    n, d = X_train.shape
-    y = as_targets(y_train, "y_train", n_rows=n)
-    X_eval = jnp.zeros((0, d), X_train.dtype) if X_eval is None else X_eval
-    if np.ndim(X_eval) != 2 or np.shape(X_eval)[1] != d:
-        raise ValueError(f"X_eval must be a 2-D array with {d} features like X_train; got shape "
-                         f"{np.shape(X_eval)}.")
-    X_eval = as_matrix(X_eval, "X_eval") if np.shape(X_eval)[0] else jnp.asarray(X_eval)
-    X_R = jnp.concatenate([X_train, X_eval.astype(X_train.dtype)], axis=0)
-    R, m = X_R.shape[0], X_R.shape[0] - n
+    pieces, spec = check_optimizer(optimizer).pieces, optimizer.config.spec
+    X_R, y, n = tracked_rows(X_train, y_train, X_eval)
     method, apply = _kernels._resolve(model, method)
-    config = optimizer.config
-    beta = config.momentum
-    heavy_ball = config.name == "sgd" and config.momentum_style == "heavy_ball"
-    lam_c = 0.0 if config.decoupled else config.weight_decay
-    lam_d = config.weight_decay if config.decoupled else 0.0
-    parameter_space = beta > 0 or config.weight_decay > 0
+    parameter_space = not tx.is_diagonal(pieces)
     if kernel_fn is not None and parameter_space:
         raise ValueError("kernel_fn replaces the kernel block of the SGD/Adam recursion, but momentum "
                          "and weight decay need the parameter-space smoother state (Jacobian rows); "
                          "drop kernel_fn or use an optimiser without them.")
-    if kernel_fn is None:
-        def kernel_fn(params, XR, XB, phi):
-            return _kernels.tangent_kernel(model, params, XR, XB, preconditioner=phi, method=method)
+    step = (_parameter_route(model, method, pieces, X_R, rows_per_chunk) if parameter_space
+            else _kernel_route(model, method, kernel_fn, pieces, X_R))
+    return Tracker(_init_state(apply, pieces, X_R, n, parameter_space),
+                   _update(step, apply, spec, X_R, y, n), _record(y, n, record_weights))
 
-    def jac(params, X):
-        return _kernels.jacobian_rows(model, params, X, method=method)
 
-    def jac_times(params, X, M):
-        # J(X) @ M in row chunks, so the (R x p) Jacobian is never whole in memory.
-        row = lambda x: jac(params, x[None])[0] @ M
-        return jax.lax.map(row, X, batch_size=min(int(chunk), max(X.shape[0], 1)))
+def check_record(record: dict) -> None:
+    """Raise the documented error if a smoother tracker's records show a failure.
 
-    def init(params):
-        f0 = apply(params, X_R)
-        state = {"S": jnp.zeros((R, n), f0.dtype), "c": f0, "bad": jnp.zeros((), jnp.int32)}
-        if parameter_space:
-            theta0 = ravel_pytree(params)[0]
-            p = theta0.shape[0]
-            if beta > 0:
-                state["MS"], state["MC"] = jnp.zeros((p, n), f0.dtype), jnp.zeros((p,), f0.dtype)
-            if config.weight_decay > 0:
-                state["DS"], state["DC"] = jnp.zeros((p, n), f0.dtype), theta0
-        return state
-
-    def update(state, info: StepInfo):
-        S, c, idx, gamma = state["S"], state["c"], info.batch, info.learning_rate
-        size = idx.shape[0]
-        VS = jax.nn.one_hot(idx, n, dtype=S.dtype) - S[idx]  # (E_B - S_B): residual weights on y
-        VC = -c[idx]
-        phi = preconditioner(info.opt_state, config)
-        new = dict(state)
-        if not parameter_space:
-            K = kernel_fn(info.params_prev, X_R, X_R[idx], phi) * (gamma / size)
-            dS, dc = K @ VS, K @ VC
-        else:
-            JB = jac(info.params_prev, X_R[idx]) / size  # rows of T_t^T
-            GS, GC = JB.T @ VS, JB.T @ VC
-            if lam_c > 0:
-                GS, GC = GS - lam_c * state["DS"], GC - lam_c * state["DC"]
-            if beta > 0:
-                mix = 1.0 if heavy_ball else 1.0 - beta
-                new["MS"] = beta * state["MS"] + mix * GS
-                new["MC"] = beta * state["MC"] + mix * GC
-                correction = 1.0 if heavy_ball else 1.0 - beta ** info.step.astype(S.dtype)
-                US, UC = new["MS"] / correction, new["MC"] / correction
-            else:
-                US, UC = GS, GC
-            if phi is not None:
-                inv = 1.0 / ravel_pytree(phi)[0]
-                US, UC = US * inv[:, None], UC * inv
-            if lam_d > 0:
-                US, UC = US - lam_d * state["DS"], UC - lam_d * state["DC"]
-            stepS, stepC = gamma * US, gamma * UC
-            if config.weight_decay > 0:
-                new["DS"], new["DC"] = state["DS"] + stepS, state["DC"] + stepC
-            both = jac_times(info.params_prev, X_R, jnp.concatenate([stepS, stepC[:, None]], axis=1))
-            dS, dc = both[:, :n], both[:, n]
-        finite = jnp.all(jnp.isfinite(dS)) & jnp.all(jnp.isfinite(dc))
-        code = jnp.where(jnp.max(idx) >= n, 2, jnp.where(finite, 0, 1)).astype(jnp.int32)
-        jax.lax.cond(code > 0, lambda: jax.debug.callback(_raise_if_bad, code, info.step),
-                     lambda: None)
-        new["S"], new["c"] = S + dS, c + dc
-        new["bad"] = jnp.maximum(state["bad"], code)
-        return new
-
-    def record(state, params):
-        S, c = state["S"], state["c"]
-        out = {
-            "p_train": effective_parameters(S[:n], n),
-            "p_test": effective_parameters(S[n:], n) if m else jnp.asarray(jnp.nan, S.dtype),
-            "prediction": S @ y + c,
-            "c": c,
-            "nonfinite": state["bad"] > 0,
-        }
-        if record_weights:
-            out["S"] = S
-        return out
-
-    return Tracker(init, update, record)
+    Raises:
+        FloatingPointError: the tangent kernel or the smoother update became non-finite (naming the
+            first such step).
+        ValueError: a training batch used a row index beyond the smoother's ``X_train``.
+    """
+    failure = np.asarray(record["failure"]).ravel()
+    bad = np.flatnonzero(failure)
+    if bad.size == 0:
+        return
+    code, step = int(failure[bad[0]]), int(np.asarray(record["failed_at"]).ravel()[bad[0]])
+    if code == NONFINITE:
+        raise FloatingPointError(
+            f"smoother: the tangent kernel (or the update built from it) is non-finite at step {step}; "
+            "check kernel_fn, the learning rate and the inputs.")
+    raise ValueError(
+        f"smoother: step {step} used a training row index beyond the smoother's X_train; "
+        "train on the same X_train and y_train the smoother was given.")
 
 
 @dataclass
@@ -254,19 +317,23 @@ class SmootherRun:
     on the same rows (training rows first, then evaluation rows).
 
     Attributes:
-        steps: recorded steps (0 is the initialisation).
+        record_steps: recorded steps (0 is the initialisation).
         n: number of training rows.
-        smoother: :math:`\\mathbf s_t(x)\\mathbf y + c_t(x)`, shape (records, R).
+        smoother: :math:`\\mathbf s_t(x)\\mathbf y + c_t(x)` with the closed-loop offset (driven by
+            the telescoping model's residuals), shape (records, R).
+        smoother_network: :math:`\\mathbf s_t(x)\\mathbf y + c^{net}_t(x)`, the offset driven by the
+            network's residuals; equals ``telescoping`` up to round-off.
         telescoping: the realised-step telescoping model :math:`\\tilde f_{\\theta_t}(x)` (Eq. 5 i).
         network: :math:`f_{\\theta_t}(x)`.
-        p_train, p_test: effective parameters at each recorded step.
+        p_train, p_test: effective parameters at each recorded step (the same for both offsets).
         S: smoother weights (records, R, n), when recorded.
-        train: the :class:`~lensbox.train.TrainResult`.
+        train: the :class:`~lensbox.training.TrainResult`.
     """
 
-    steps: np.ndarray
+    record_steps: np.ndarray
     n: int
     smoother: np.ndarray
+    smoother_network: np.ndarray
     telescoping: np.ndarray
     network: np.ndarray
     p_train: np.ndarray
@@ -274,11 +341,13 @@ class SmootherRun:
     S: np.ndarray | None
     train: TrainResult
 
-    def gap(self, rows: str = "eval") -> np.ndarray:
-        """Mean absolute gap between the smoother and the realised-step telescoping model, per
-        recorded step, on ``rows`` = ``"train"``, ``"eval"`` or ``"all"``."""
+    def gap(self, rows: str = "eval", *, to: str = "telescoping") -> np.ndarray:
+        """Mean absolute gap between the closed-loop smoother and ``to`` (``"telescoping"``, the
+        realised-step model, or ``"network"``), per recorded step, on ``rows`` = ``"train"``,
+        ``"eval"`` or ``"all"``."""
         sl = {"train": slice(0, self.n), "eval": slice(self.n, None), "all": slice(None)}[rows]
-        return np.mean(np.abs(self.smoother[:, sl] - self.telescoping[:, sl]), axis=1)
+        other = {"telescoping": self.telescoping, "network": self.network}[to]
+        return np.mean(np.abs(self.smoother[:, sl] - other[:, sl]), axis=1)
 
 
 def smooth(
@@ -287,7 +356,7 @@ def smooth(
     optimizer: Optimizer,
     X,
     y,
-    X_eval,
+    X_eval=None,
     *,
     steps: int,
     record_at: Sequence[int] | None = None,
@@ -297,26 +366,27 @@ def smooth(
     method: str = "auto",
     **train_kwargs,
 ) -> SmootherRun:
-    """Train with squared loss and track the smoother, the telescoping model and the network on the
-    rows ``X`` then ``X_eval``. Takes the arguments of :func:`lensbox.train.train`.
+    """Train with squared loss and track the smoother (both offsets), the telescoping model and the
+    network on the rows ``X`` then ``X_eval`` (``None``: the training rows only). Takes the
+    arguments of :func:`lensbox.train`.
 
     Raises:
-        ValueError: for a loss other than squared error, an unsupported optimiser or mismatched rows.
-        FloatingPointError: if the kernel or the smoother update became non-finite.
+        TypeError: for an optimiser that is not a lensbox optimiser (e.g. the string ``"sgd"``).
+        ValueError: for a loss other than squared error or mismatched rows.
+        FloatingPointError: if the kernel or the smoother update became non-finite (naming the step).
     """
     tracker = smoother_tracker(model, X, y, X_eval, optimizer, kernel_fn=kernel_fn,
                                record_weights=record_weights, loss=loss, method=method)
-    X_R = jnp.concatenate([jnp.asarray(X), jnp.asarray(X_eval, dtype=jnp.asarray(X).dtype)], axis=0)
+    X_R, _, n = tracked_rows(X, y, X_eval)
     apply = model.apply if isinstance(model, Model) else model
     trackers = {"smoother": tracker, "telescoping": telescoping_tracker(apply, X_R),
                 "network": predictions_tracker(apply, X_R), **train_kwargs.pop("trackers", {})}
     result = train(model, params, optimizer, X, y, steps=steps, loss="squared", trackers=trackers,
                    record_at=record_at, **train_kwargs)
     rec = result.records["smoother"]
-    if np.any(rec["nonfinite"]):
-        raise FloatingPointError("smoother: the tangent kernel or the smoother update became "
-                                 "non-finite during training.")
-    return SmootherRun(result.record_steps, int(np.shape(X)[0]), np.asarray(rec["prediction"]),
+    check_record(rec)
+    return SmootherRun(result.record_steps, n, np.asarray(rec["prediction"]),
+                       np.asarray(rec["prediction_network"]),
                        np.asarray(result.records["telescoping"]), np.asarray(result.records["network"]),
                        np.asarray(rec["p_train"]), np.asarray(rec["p_test"]),
                        np.asarray(rec["S"]) if record_weights else None, result)

@@ -6,11 +6,11 @@ reaches 100 % or when the training squared loss improves by at most :math:`10^{-
 consecutive epochs. :class:`StoppingRule` states such a rule; :func:`train_seeds` trains several
 seeds of one model side by side under it, in one compiled program (the seeds are a ``vmap`` axis,
 so a width costs one compilation however many seeds it has), and lets any
-:class:`~lensbox.train.Tracker`, such as :func:`lensbox.smoother.smoother_tracker`, watch every
+:class:`~lensbox.training.Tracker`, such as :func:`lensbox.smoother.smoother_tracker`, watch every
 step. Each seed stops on its own; its trackers are recorded at the step where it stopped.
 :func:`smoother_fit` wraps this for the question the book asks of every run: the network's errors
 and the smoother's effective parameters :math:`p^{train}_{\hat s}` and :math:`p^{test}_{\hat s}`
-(paper-notes 3.1) at the end of training, and how far the smoother's prediction
+(section 4.1, Eq. 8) at the end of training, and how far the smoother's prediction
 :math:`\mathbf s(x)\mathbf y + c(x)` has drifted from the network's.
 
 The seeds share the inputs, the learning rate and the order of mini-batches; they differ in the
@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import as_matrix
-from lensbox.models import Model
+from lensbox._validation import as_counts, as_matrix, check_finite
+from lensbox.errors import ArgumentError, ShapeError
+from lensbox.models import Model, apply_of
 from lensbox.optim import Optimizer
-from lensbox.train import BatchOrder, Tracker, get_loss, optimisation_step, predictions_tracker
+from lensbox.statistics import mean_and_se
+from lensbox.training import (BatchOrder, Tracker, check_optimizer, get_loss, optimisation_step,
+                              predictions_tracker)
 
 Params = Any
 
@@ -66,36 +69,36 @@ class StoppingRule:
         for name in ("max_epochs", "patience", "check_every"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
-                raise ValueError(f"StoppingRule.{name} must be a positive integer; got {value!r}.")
+                raise ArgumentError(f"StoppingRule.{name} must be a positive integer; got {value!r}.")
         if self.patience % self.check_every or self.max_epochs % self.check_every:
-            raise ValueError(
+            raise ArgumentError(
                 f"patience ({self.patience}) and max_epochs ({self.max_epochs}) must be multiples "
                 f"of check_every ({self.check_every}), so that every comparison falls on a check.")
         if not (self.tolerance >= 0):
-            raise ValueError(f"StoppingRule.tolerance must be non-negative; got {self.tolerance!r}.")
+            raise ArgumentError(f"StoppingRule.tolerance must be non-negative; got {self.tolerance!r}.")
 
 
 @dataclass
 class SeedRuns:
-    """What :func:`train_seeds` returns; arrays carry a seed axis of length ``S``.
+    """What :func:`train_seeds` returns; arrays carry a seed axis of length ``n_seeds``.
 
     Attributes:
-        params: each seed's final :math:`\\theta` (leading axis S).
-        steps: (S,) the step at which each seed stopped.
+        params: each seed's final :math:`\\theta` (leading seed axis).
+        stop_steps: (n_seeds,) the step at which each seed stopped.
         reasons: each seed's stop reason, one of ``accuracy``, ``stalled``, ``max_epochs``.
         check_steps: (C,) steps at which the rule was checked.
-        train_loss, train_accuracy: (C, S) full-training-set loss and accuracy at each check
+        train_loss, train_accuracy: (C, n_seeds) full-training-set loss and accuracy at each check
             (frozen after a seed stops).
-        final: for each tracker, its record at each seed's stopping step (leading axis S).
+        final: for each tracker, its record at each seed's stopping step (leading seed axis).
         record_steps: (K,) the extra recording steps asked for (``record_at``) that were reached.
-        records: for each tracker, its records at ``record_steps`` (K, S, ...); a seed that has
-            stopped keeps its final state.
-        learning_rate: :math:`\\gamma` of the run.
+        records: for each tracker, its records at ``record_steps`` (K, n_seeds, ...); a seed that
+            has stopped keeps its final state.
+        learning_rate: :math:`\\gamma` of the run (``nan`` when the optimiser does not state one).
         seconds: wall-clock time of the run, compilation included.
     """
 
     params: Params
-    steps: np.ndarray
+    stop_steps: np.ndarray
     reasons: list[str]
     check_steps: np.ndarray
     train_loss: np.ndarray
@@ -116,7 +119,7 @@ def init_seeds(model: Model, keys: Sequence[jax.Array] | jax.Array, in_dim: int)
     :func:`train_seeds`)."""
     keys = jnp.asarray(keys)
     if keys.ndim < 2:
-        raise ValueError(f"keys must be a stack of PRNG keys (seeds x 2); got shape {keys.shape}.")
+        raise ShapeError(f"keys must be a stack of PRNG keys (seeds x 2); got shape {keys.shape}.")
     return jax.vmap(lambda k: model.init(k, int(in_dim)))(keys)
 
 
@@ -143,7 +146,7 @@ def kernel_learning_rate(model: Model | Callable, params: Params, X, *, fraction
     from lensbox import kernels
 
     if not (0.0 < fraction < 2.0):
-        raise ValueError(f"fraction must lie in (0, 2), where full-batch descent is stable; got {fraction!r}.")
+        raise ArgumentError(f"fraction must lie in (0, 2), where full-batch descent is stable; got {fraction!r}.")
     X = as_matrix(X, "X")
     seeds = [params]
     if stacked:
@@ -151,6 +154,127 @@ def kernel_learning_rate(model: Model | Callable, params: Params, X, *, fraction
         seeds = [jax.tree_util.tree_map(lambda a: a[i], params) for i in range(count)]
     lam = max(float(jnp.linalg.eigvalsh(kernels.tangent_kernel(model, p, X, X))[-1]) for p in seeds)
     return fraction * X.shape[0] / lam
+
+
+def _seed_count(params: Params) -> int:
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        raise ArgumentError("params is empty: the model has no parameters to train.")
+    n_seeds = int(leaves[0].shape[0])
+    if any(leaf.shape[0] != n_seeds for leaf in leaves):
+        raise ShapeError("every parameter array must carry the same leading seed axis.")
+    return n_seeds
+
+
+def _seed_labels(Y, n_seeds: int, n: int, dtype) -> jax.Array:
+    Y = np.asarray(Y, dtype=float)
+    if Y.ndim == 1:
+        Y = np.broadcast_to(Y, (n_seeds, Y.shape[0]))
+    if Y.shape != (n_seeds, n):
+        raise ShapeError(f"Y must have shape (seeds, n) = ({n_seeds}, {n}) or ({n},); got {Y.shape}.")
+    check_finite(Y, "Y")
+    return jnp.asarray(Y, dtype=dtype)
+
+
+class _SeedPrograms(NamedTuple):
+    run: Callable  # (carry, active, batches, count) -> carry
+    evaluate: Callable  # params -> (loss, accuracy) per seed
+    record: Callable  # (tracker states, params) -> records per seed
+
+
+def _seed_programs(apply, loss_fn, optimizer, trackers, X, Y, threshold) -> _SeedPrograms:
+    """The jitted pieces of :func:`train_seeds`: steps of every seed (``vmap`` over the seed axis,
+    a stopped seed frozen), the full-training-set evaluation of the rule, and the records."""
+
+    def one_seed_step(carry, y, idx):
+        return optimisation_step(apply, loss_fn, optimizer, trackers, carry, X, y, idx)[0]
+
+    def keep(active, new, old):
+        return jax.tree_util.tree_map(
+            lambda a, b: jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+
+    @jax.jit
+    def run(carry, active, batches, count):
+        def body(t, carry):
+            new = jax.vmap(one_seed_step, in_axes=(0, 0, None))(carry, Y, batches[t])
+            return keep(active, new, carry)
+
+        return jax.lax.fori_loop(0, count, body, carry)
+
+    @jax.jit
+    def evaluate(params):
+        f = jax.vmap(apply, in_axes=(0, None))(params, X)
+        return (jnp.mean(0.5 * (f - Y) ** 2, axis=1),
+                jnp.mean((f > threshold) == (Y > threshold), axis=1))
+
+    @jax.jit
+    def record(tstates, params):
+        return {k: jax.vmap(trackers[k].record)(tstates[k], params) for k in trackers}
+
+    return _SeedPrograms(run, evaluate, record)
+
+
+class _StopBook:
+    """Which seeds still train, and the rule's history: losses and accuracies at each check."""
+
+    def __init__(self, rule: StoppingRule, n_seeds: int, max_steps: int, loss0, acc0):
+        self.rule, self.lag = rule, rule.patience // rule.check_every
+        self.active = np.ones(n_seeds, bool)
+        self.stop_steps = np.full(n_seeds, max_steps)
+        self.reasons = ["max_epochs"] * n_seeds
+        self.final: list[Any] = [None] * n_seeds
+        self.loss0, self.acc0, self.max_steps = loss0, acc0, max_steps
+        self.losses, self.accs, self.checks = [], [], []
+
+    def check(self, done: int, loss, acc, learning_rate) -> np.ndarray:
+        """Log one check at step ``done``; return the seeds the rule stops now."""
+        if not np.all(np.isfinite(loss[self.active])):
+            bad = int(np.flatnonzero(self.active & ~np.isfinite(loss))[0])
+            raise FloatingPointError(f"seed {bad} diverged by step {done} (non-finite training "
+                                     f"loss); lower the learning rate (now {learning_rate:g}).")
+        self.checks.append(done)
+        self.losses.append(np.where(self.active, loss, self.losses[-1] if self.losses else self.loss0))
+        self.accs.append(np.where(self.active, acc, self.accs[-1] if self.accs else self.acc0))
+        ref = self.losses[-1 - self.lag] if len(self.losses) > self.lag else self.loss0
+        newly = np.zeros_like(self.active)
+        for s in np.flatnonzero(self.active):
+            if self.rule.perfect_accuracy and acc[s] >= 1.0:
+                self.reasons[s] = "accuracy"
+            elif len(self.losses) >= self.lag and ref[s] - loss[s] <= self.rule.tolerance:
+                self.reasons[s] = "stalled"
+            elif done >= self.max_steps:
+                self.reasons[s] = "max_epochs"
+            else:
+                continue
+            newly[s] = True
+        return newly
+
+    def stop(self, newly, done: int, records) -> None:
+        for s in np.flatnonzero(newly):
+            self.final[s] = jax.tree_util.tree_map(lambda a: a[s], records)
+            self.stop_steps[s] = done
+        self.active &= ~newly
+
+
+def _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate):
+    """Compiled calls from check to check (and to the extra recording steps) until every seed
+    has stopped; returns the final carry and the extra records."""
+    rec_steps, recs, done = [], [], 0
+    while done < max_steps and book.active.any():
+        next_check = done + check_steps - done % check_steps
+        boundary = min([next_check, *[s for s in extra if s > done]])
+        batches = jnp.asarray(order.batches(done + 1, check_steps))
+        carry = programs.run(carry, jnp.asarray(book.active), batches, boundary - done)
+        done = boundary
+        if done in extra:
+            rec_steps.append(done)
+            recs.append(jax.device_get(programs.record(carry[2], carry[0])))
+        if done != next_check:
+            continue
+        newly = book.check(done, *(np.asarray(a) for a in programs.evaluate(carry[0])), rate)
+        if newly.any():  # max_epochs is a multiple of check_every: every seed ends on a check
+            book.stop(newly, done, jax.device_get(programs.record(carry[2], carry[0])))
+    return carry, rec_steps, recs
 
 
 def train_seeds(
@@ -167,23 +291,23 @@ def train_seeds(
     record_at: Sequence[int] | None = None,
     seed: int = 0,
 ) -> SeedRuns:
-    r"""Train ``S`` seeds of ``model`` side by side until ``rule`` stops each of them.
+    r"""Train several seeds of ``model`` side by side until ``rule`` stops each of them.
 
     Each seed follows :math:`\theta_t = \theta_{t-1} + \Delta\theta_t` with the optimiser's step on
     the mini-batch loss :math:`\frac1{|B_t|}\sum_{i\in B_t}\ell(f_{\theta_{t-1}}(x_i), y^{(s)}_i)`,
-    exactly as :func:`lensbox.train.train` does for one seed; the trackers see every step of every
+    exactly as :func:`lensbox.train` does for one seed; the trackers see every step of every
     seed (they are mapped over the seed axis) and are recorded when the seed stops. A stopped seed
     is frozen while the others continue.
 
     Args:
         model: a :class:`~lensbox.models.Model` or ``apply(params, X)``.
-        params: :math:`\theta_0` with a leading seed axis of length S (see :func:`init_seeds`).
+        params: :math:`\theta_0` with a leading seed axis (see :func:`init_seeds`).
         optimizer: from :mod:`lensbox.optim`; every seed uses the same one.
         X: (n, d) training inputs shared by the seeds.
-        Y: (S, n) training labels of each seed, or (n,) shared by all.
+        Y: (seeds, n) training labels of each seed, or (n,) shared by all.
         rule: the :class:`StoppingRule`.
         batch_size: mini-batch size, ``None`` for full batch; the order of batches is shared.
-        loss: as in :func:`lensbox.train.train`; the rule's loss is always the squared loss.
+        loss: as in :func:`lensbox.train`; the rule's loss is always the squared loss.
         trackers: named trackers written for one seed (e.g. a smoother tracker built on ``X``).
             Trackers must not depend on the labels in ``update`` (the smoother's does not): they are
             built once and mapped over seeds.
@@ -194,115 +318,30 @@ def train_seeds(
         A :class:`SeedRuns`.
     """
     started = time.perf_counter()
-    apply = model.apply if isinstance(model, Model) else model
-    X = as_matrix(X, "X")
-    n = X.shape[0]
-    leaves = jax.tree_util.tree_leaves(params)
-    if not leaves:
-        raise ValueError("params is empty.")
-    S = int(leaves[0].shape[0])
-    if any(leaf.shape[0] != S for leaf in leaves):
-        raise ValueError("every parameter array must carry the same leading seed axis.")
-    Y = np.asarray(Y, dtype=float)
-    if Y.ndim == 1:
-        Y = np.broadcast_to(Y, (S, Y.shape[0]))
-    if Y.shape != (S, n):
-        raise ValueError(f"Y must have shape (seeds, n) = ({S}, {n}) or ({n},); got {Y.shape}.")
-    if not np.all(np.isfinite(Y)):
-        raise ValueError("Y contains non-finite labels.")
-    Y = jnp.asarray(Y, dtype=X.dtype)
-    loss_fn = get_loss(loss)
+    check_optimizer(optimizer)
+    apply, X = apply_of(model), as_matrix(X, "X")
+    n_seeds, n = _seed_count(params), X.shape[0]
+    Y = _seed_labels(Y, n_seeds, n, X.dtype)
     trackers = dict(trackers or {})
     order = BatchOrder(n, batch_size, seed)
-    per_epoch = order.per_epoch
-    check_steps = per_epoch * rule.check_every
-    max_steps = per_epoch * rule.max_epochs
-    extra = sorted({int(s) for s in (record_at or ()) if 0 < int(s) <= max_steps})
-    lag = rule.patience // rule.check_every  # checks between the two losses compared
-
-    def one_seed_step(carry, y, idx):
-        return optimisation_step(apply, loss_fn, optimizer, trackers, carry, X, y, idx)[0]
-
-    def keep(active, new, old):
-        return jax.tree_util.tree_map(
-            lambda a, b: jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
-
-    @jax.jit
-    def run_chunk(carry, active, batches, count):
-        def body(t, carry):
-            new = jax.vmap(one_seed_step, in_axes=(0, 0, None))(carry, Y, batches[t])
-            return keep(active, new, carry)
-
-        return jax.lax.fori_loop(0, count, body, carry)
-
-    @jax.jit
-    def evaluate(params):
-        f = jax.vmap(apply, in_axes=(0, None))(params, X)
-        return (jnp.mean(0.5 * (f - Y) ** 2, axis=1),
-                jnp.mean((f > rule.threshold) == (Y > rule.threshold), axis=1))
-
-    @jax.jit
-    def record(tstates, params):
-        return {k: jax.vmap(trackers[k].record)(tstates[k], params) for k in trackers}
-
+    check_steps, max_steps = order.per_epoch * rule.check_every, order.per_epoch * rule.max_epochs
+    extra = sorted({int(s) for s in as_counts(record_at or (), "record_at") if 0 < s <= max_steps})
+    programs = _seed_programs(apply, get_loss(loss), optimizer, trackers, X, Y, rule.threshold)
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    opt_state = jax.vmap(optimizer.init)(params)
-    carry = (params, opt_state, jax.vmap(lambda p: {k: trackers[k].init(p) for k in trackers})(params))
-    active = np.ones(S, bool)
-    stop_step = np.full(S, max_steps)
-    reasons = ["max_epochs"] * S
-    final: list[Any] = [None] * S
-    losses, accs, checks, rec_steps, recs = [], [], [], [], []
-    done = 0
-    loss0, acc0 = (np.asarray(a) for a in evaluate(params))
-    while done < max_steps and active.any():
-        next_check = done + check_steps - done % check_steps
-        boundary = min([next_check, *[s for s in extra if s > done]])
-        count = boundary - done
-        batches = jnp.asarray(order.batches(done + 1, check_steps))
-        carry = run_chunk(carry, jnp.asarray(active), batches, count)
-        done = boundary
-        if done in extra:
-            rec_steps.append(done)
-            recs.append(jax.device_get(record(carry[2], carry[0])))
-        if done != next_check:
-            continue
-        loss, acc = (np.asarray(a) for a in evaluate(carry[0]))
-        if not np.all(np.isfinite(loss[active])):
-            bad = int(np.flatnonzero(active & ~np.isfinite(loss))[0])
-            raise FloatingPointError(
-                f"seed {bad} diverged by step {done} (non-finite training loss); lower the "
-                f"learning rate (now {optimizer.config.learning_rate:g}).")
-        checks.append(done)
-        losses.append(np.where(active, loss, losses[-1] if losses else loss0))
-        accs.append(np.where(active, acc, accs[-1] if accs else acc0))
-        newly = np.zeros(S, bool)
-        ref = losses[-1 - lag] if len(losses) > lag else loss0  # the loss `patience` epochs ago
-        for s in np.flatnonzero(active):
-            if rule.perfect_accuracy and acc[s] >= 1.0:
-                reasons[s] = "accuracy"
-            elif len(losses) >= lag and ref[s] - loss[s] <= rule.tolerance:
-                reasons[s] = "stalled"
-            elif done >= max_steps:
-                reasons[s] = "max_epochs"
-            else:
-                continue
-            newly[s] = True
-        if newly.any():  # max_epochs is a multiple of check_every: every seed ends on a check
-            rec = jax.device_get(record(carry[2], carry[0]))
-            for s in np.flatnonzero(newly):
-                final[s] = jax.tree_util.tree_map(lambda a: a[s], rec)
-                stop_step[s] = done
-            active &= ~newly
+    carry = (params, jax.vmap(optimizer.init)(params),
+             jax.vmap(lambda p: {k: trackers[k].init(p) for k in trackers})(params))
+    book = _StopBook(rule, n_seeds, max_steps, *(np.asarray(a) for a in programs.evaluate(params)))
+    rate = float(getattr(getattr(optimizer, "config", None), "learning_rate", np.nan))
+    carry, rec_steps, recs = _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate)
     return SeedRuns(
-        params=jax.device_get(carry[0]), steps=stop_step, reasons=reasons,
-        check_steps=np.asarray(checks, int), train_loss=np.asarray(losses).reshape(-1, S),
-        train_accuracy=np.asarray(accs).reshape(-1, S),
-        final=_stack(final) if trackers else {},
+        params=jax.device_get(carry[0]), stop_steps=book.stop_steps, reasons=book.reasons,
+        check_steps=np.asarray(book.checks, int),
+        train_loss=np.asarray(book.losses).reshape(-1, n_seeds),
+        train_accuracy=np.asarray(book.accs).reshape(-1, n_seeds),
+        final=_stack(book.final) if trackers else {},
         record_steps=np.asarray(rec_steps, int),
         records={k: _stack([r[k] for r in recs]) for k in trackers} if recs else {k: None for k in trackers},
-        learning_rate=float(optimizer.config.learning_rate),
-        seconds=time.perf_counter() - started,
+        learning_rate=rate, seconds=time.perf_counter() - started,
     )
 
 
@@ -315,7 +354,7 @@ class SmootherFit:
     ``*_error`` are misclassification rates at the threshold 0.5.
 
     Attributes:
-        steps, reasons: stopping step and reason per seed (see :class:`StoppingRule`).
+        stop_steps, reasons: stopping step and reason per seed (see :class:`StoppingRule`).
         train_mse, test_mse, train_error, test_error: the network's errors at the end.
         p_train, p_test: effective parameters :math:`p^{train}_{\\hat s}`, :math:`p^{test}_{\\hat s}`
             of the smoother at the end (``nan`` without the smoother).
@@ -328,7 +367,7 @@ class SmootherFit:
         runs: the underlying :class:`SeedRuns`.
     """
 
-    steps: np.ndarray
+    stop_steps: np.ndarray
     reasons: list[str]
     train_mse: np.ndarray
     test_mse: np.ndarray
@@ -343,6 +382,35 @@ class SmootherFit:
     runs: SeedRuns = field(repr=False)
 
 
+def _smoother_summary(rec, Y, f, y_test):
+    """Effective parameters, drift and test error of each seed's smoother at the end of training."""
+    from lensbox.smoother import effective_parameters
+
+    if np.any(rec["nonfinite"]):
+        raise FloatingPointError("the smoother became non-finite; lower the learning rate.")
+    n = Y.shape[1]
+    S = np.asarray(rec["S"], dtype=float)
+    pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
+    p_train = np.array([effective_parameters(S_s[:n], n) for S_s in S])
+    p_test = np.array([effective_parameters(S_s[n:], n) for S_s in S])
+    gap = np.abs(pred - f)
+    return (p_train, p_test, gap.max(axis=1), gap.mean(axis=1),
+            np.mean((pred[:, n:] - y_test) ** 2, axis=1), S)
+
+
+def _fit_trackers(model, optimizer, X_train, Y, X_test, smoother: bool) -> dict[str, Tracker]:
+    from lensbox.smoother import smoother_tracker
+
+    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
+    trackers = {"network": predictions_tracker(model, X_R)}
+    if smoother:
+        # The tracker's update never reads the labels; its record's "prediction" does, so each
+        # seed's prediction is rebuilt from S and c afterwards.
+        trackers["smoother"] = smoother_tracker(model, X_train, Y if Y.ndim == 1 else Y[0], X_test,
+                                                optimizer, record_weights=True)
+    return trackers
+
+
 def smoother_fit(
     model: Model,
     params: Params,
@@ -354,7 +422,7 @@ def smoother_fit(
     *,
     rule: StoppingRule,
     smoother: bool = True,
-    keep_weights: bool = False,
+    record_weights: bool = False,
     batch_size: int | None = None,
     record_at: Sequence[int] | None = None,
     seed: int = 0,
@@ -366,61 +434,44 @@ def smoother_fit(
 
     .. math:: p^0_{\hat s} = \frac{n}{|\mathcal I_0|}\sum_{j\in\mathcal I_0}\|\hat{\mathbf s}(x^0_j)\|^2
 
-    on the training rows and on the test rows (paper-notes 3.1).
+    on the training rows and on the test rows (section 4.1, Eq. 8; the *Smoothers* chapter).
 
     Args:
         model: the network.
         params: :math:`\theta_0` with a leading seed axis (see :func:`init_seeds`).
         optimizer: from :mod:`lensbox.optim`.
-        X_train, Y_train: training inputs (n, d) and each seed's labels (S, n) or shared (n,).
+        X_train, Y_train: training inputs (n, d) and each seed's labels (seeds, n) or shared (n,).
         X_test, y_test: test inputs (m, d) and clean labels (m,).
         rule: the :class:`StoppingRule`.
         smoother: track the smoother (costly: one tangent-kernel block per step).
-        keep_weights: keep the test rows' smoother weights (``S_test``).
+        record_weights: keep the test rows' smoother weights (``S_test``).
         batch_size, record_at, seed: as in :func:`train_seeds`.
 
     Returns:
         A :class:`SmootherFit`.
     """
-    from lensbox.smoother import effective_parameters, smoother_tracker
-
     X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
     n = X_train.shape[0]
     y_test = np.asarray(y_test, dtype=float)
     if y_test.shape != (X_test.shape[0],):
-        raise ValueError(f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}.")
-    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
+        raise ShapeError(f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}.")
     Y = np.asarray(Y_train, dtype=float)
-    apply = model.apply if isinstance(model, Model) else model
-    trackers = {"network": predictions_tracker(apply, X_R)}
-    if smoother:
-        y0 = Y if Y.ndim == 1 else Y[0]
-        # The tracker's update never reads the labels; its record's "prediction" does, so we
-        # rebuild each seed's prediction from S and c below.
-        trackers["smoother"] = smoother_tracker(model, X_train, y0, X_test, optimizer, record_weights=True)
+    trackers = _fit_trackers(model, optimizer, X_train, Y, X_test, smoother)
     runs = train_seeds(model, params, optimizer, X_train, Y, rule=rule, batch_size=batch_size,
                        trackers=trackers, record_at=record_at, seed=seed)
-    S_seeds = len(runs.steps)
-    Y = np.broadcast_to(Y, (S_seeds, n)) if Y.ndim == 1 else Y
+    n_seeds = len(runs.stop_steps)
+    Y = np.broadcast_to(Y, (n_seeds, n)) if Y.ndim == 1 else Y
     f = np.asarray(runs.final["network"], dtype=float)
     f_train, f_test = f[:, :n], f[:, n:]
-    nan = np.full(S_seeds, np.nan)
+    nan = np.full(n_seeds, np.nan)
     p_train = p_test = drift = mean_drift = smoother_mse = nan
     S_test = None
     if smoother:
-        rec = runs.final["smoother"]
-        if np.any(rec["nonfinite"]):
-            raise FloatingPointError("the smoother became non-finite; lower the learning rate.")
-        S = np.asarray(rec["S"], dtype=float)
-        pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
-        p_train = np.array([effective_parameters(S[s, :n], n) for s in range(S_seeds)])
-        p_test = np.array([effective_parameters(S[s, n:], n) for s in range(S_seeds)])
-        drift = np.max(np.abs(pred - f), axis=1)
-        mean_drift = np.mean(np.abs(pred - f), axis=1)
-        smoother_mse = np.mean((pred[:, n:] - y_test) ** 2, axis=1)
-        S_test = S[:, n:] if keep_weights else None
+        p_train, p_test, drift, mean_drift, smoother_mse, S = _smoother_summary(
+            runs.final["smoother"], Y, f, y_test)
+        S_test = S[:, n:] if record_weights else None
     return SmootherFit(
-        steps=runs.steps, reasons=runs.reasons,
+        stop_steps=runs.stop_steps, reasons=runs.reasons,
         train_mse=np.mean((f_train - Y) ** 2, axis=1), test_mse=np.mean((f_test - y_test) ** 2, axis=1),
         train_error=np.mean((f_train > 0.5) != (Y > 0.5), axis=1),
         test_error=np.mean((f_test > 0.5) != (y_test > 0.5), axis=1),
@@ -429,11 +480,5 @@ def smoother_fit(
     )
 
 
-def mean_and_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error :math:`\\mathrm{sd}/\\sqrt{S}` over ``axis`` (the seeds); the error
-    is 0 for a single seed."""
-    values = np.asarray(values, dtype=float)
-    count = values.shape[axis]
-    mean = values.mean(axis=axis)
-    se = values.std(axis=axis, ddof=1) / np.sqrt(count) if count > 1 else np.zeros_like(mean)
-    return mean, se
+__all__ = ["SeedRuns", "SmootherFit", "StoppingRule", "init_seeds", "kernel_learning_rate",
+           "mean_and_se", "smoother_fit", "train_seeds"]

@@ -153,7 +153,7 @@ def write_paper_fixtures(root: Path, *, tabular_rows: int = 600) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
-    for key, blob in mnist_fixture(per_class_train=30, per_class_test=15).items():
+    for key, blob in mnist_fixture(per_class_train=120, per_class_test=60).items():
         put(images.MNIST_FILES[key].filename, blob)
     put(images.CIFAR10_FILE.filename, cifar_tar_bytes(per_batch=40))
     for split, (n, seed) in {"train": (120, 0), "test": (40, 1)}.items():

@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import lensbox
 from lensbox import count_parameters, mlp
 
 
@@ -54,10 +55,14 @@ def test_sigmoid_output_and_logits():
     ],
 )
 def test_bad_model_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(lensbox.ArgumentError, match=message):
         mlp((4,), **kwargs)
 
 
 def test_bad_widths():
-    with pytest.raises(ValueError, match="positive integers"):
+    with pytest.raises(lensbox.ArgumentError, match="positive integers"):
         mlp((4, 0))
+    with pytest.raises(lensbox.ArgumentTypeError, match=r"widths must be a sequence .* \(4,\) for one hidden layer"):
+        mlp(4)
+    with pytest.raises(lensbox.ArgumentError, match="positive integers"):
+        mlp((4.5,))

@@ -7,8 +7,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import lensbox
-from lensbox.telescope import approximation_error, first_order_error, linearised_step
-from lensbox.train import BatchOrder
+from lensbox.telescoping import approximation_error, first_order_error, linearised_step
+from lensbox.training import BatchOrder
 
 
 def _digits(n_train=60, n_eval=30):
@@ -88,6 +88,6 @@ def test_linearised_model_at_init_and_approximation_error():
 def test_eval_inputs_must_match_the_training_features():
     X, y, X_eval = _digits()
     model = lensbox.mlp((4,))
-    with pytest.raises(ValueError, match="X_eval has 10 features per row but the model expects 64"):
+    with pytest.raises(lensbox.ShapeError, match=r"X_eval rows have shape \(10,\) but the rows of X have shape \(64,\)"):
         lensbox.telescope(model, model.init(jax.random.PRNGKey(0), 64), lensbox.sgd(0.1), X, y,
                           np.ones((3, 10)), steps=1)

@@ -23,38 +23,36 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import as_matrix
-from lensbox.models import Model
-from lensbox.train import Tracker, TrainResult, predictions_tracker, train
+from lensbox._validation import as_inputs
+from lensbox.errors import ShapeError
+from lensbox.models import Apply, Model, apply_of
+from lensbox.training import Tracker, TrainResult, TrainState, predictions_tracker, train
 
 Params = Any
-Apply = Callable[[Params, jax.Array], jax.Array]
 tree_map = jax.tree_util.tree_map
 
 
-def _apply_of(model: Model | Apply) -> Apply:
-    return model.apply if isinstance(model, Model) else model
-
-
-def linearised_step(apply: Apply, params: Params, delta: Params, X) -> jax.Array:
+def linearised_step(model: Model | Apply, params: Params, delta: Params, X) -> jax.Array:
     r""":math:`\Delta\tilde f_t(X) = \nabla_\theta f_{\theta}(X)^\top \Delta\theta` (Eq. 2), by ``jax.jvp``."""
+    apply = apply_of(model)
     return jax.jvp(lambda p: apply(p, X), (params,), (delta,))[1]
 
 
-def first_order_error(apply: Apply, params: Params, delta: Params, X) -> jax.Array:
+def first_order_error(model: Model | Apply, params: Params, delta: Params, X) -> jax.Array:
     r"""The error of Eq. 2 for one step: :math:`f_{\theta+\Delta\theta}(X) - f_\theta(X) -
     \nabla f_\theta(X)^\top\Delta\theta`, which is :math:`O(\|\Delta\theta\|^2)`."""
+    apply = apply_of(model)
     f0, df = jax.jvp(lambda p: apply(p, X), (params,), (delta,))
     return apply(tree_map(jnp.add, params, delta), X) - f0 - df
 
 
 def telescoping_tracker(model: Model | Apply, X_eval) -> Tracker:
-    r"""A :class:`~lensbox.train.Tracker` accumulating :math:`\tilde f_{\theta_t}(X_{eval})`.
+    r"""A :class:`~lensbox.training.Tracker` accumulating :math:`\tilde f_{\theta_t}(X_{eval})`.
 
     The state starts at :math:`f_{\theta_0}(X_{eval})` and each step adds
     :math:`\nabla_\theta f_{\theta_{t-1}}(X_{eval})^\top\Delta\theta_t` with the realised step.
     """
-    apply, X_eval = _apply_of(model), jnp.asarray(X_eval)
+    apply, X_eval = apply_of(model), as_inputs(X_eval, "X_eval")
     return Tracker(
         init=lambda params: apply(params, X_eval),
         update=lambda f_tilde, info: f_tilde + linearised_step(apply, info.params_prev, info.delta, X_eval),
@@ -65,7 +63,7 @@ def telescoping_tracker(model: Model | Apply, X_eval) -> Tracker:
 def linearised_tracker(model: Model | Apply, X_eval) -> Tracker:
     r"""Records :math:`f^{lin}_{\theta_t}(X_{eval})`, the first-order expansion around
     :math:`\theta_0` evaluated at the real run's parameters (no per-step work)."""
-    apply, X_eval = _apply_of(model), jnp.asarray(X_eval)
+    apply, X_eval = apply_of(model), as_inputs(X_eval, "X_eval")
 
     def record(params0, params):
         step = tree_map(jnp.subtract, params, params0)
@@ -75,8 +73,8 @@ def linearised_tracker(model: Model | Apply, X_eval) -> Tracker:
     return Tracker(init=lambda params: params, update=lambda params0, info: params0, record=record)
 
 
-def approximation_error(f, f_approx, axis: int = -1):
-    r"""Mean absolute error :math:`\frac1m\sum_x |f(x) - \tilde f(x)|` over the last axis (section 2.5)."""
+def approximation_error(f, f_approx, axis: int | tuple[int, ...] = -1):
+    r"""Mean absolute error :math:`\frac1m\sum_x |f(x) - \tilde f(x)|` over ``axis`` (section 2.5)."""
     return np.mean(np.abs(np.asarray(f) - np.asarray(f_approx)), axis=axis)
 
 
@@ -85,14 +83,14 @@ class TelescopeRun:
     """Predictions on the evaluation inputs at each recorded step.
 
     Attributes:
-        steps: recorded steps (0 is the initialisation).
+        record_steps: recorded steps (0 is the initialisation).
         network: :math:`f_{\\theta_t}(X_{eval})`, shape (records, m).
         telescoping: :math:`\\tilde f_{\\theta_t}(X_{eval})`.
         linearised: :math:`f^{lin}_{\\theta_t}(X_{eval})`.
-        train: the underlying :class:`~lensbox.train.TrainResult`.
+        train: the underlying :class:`~lensbox.training.TrainResult`.
     """
 
-    steps: np.ndarray
+    record_steps: np.ndarray
     network: np.ndarray
     telescoping: np.ndarray
     linearised: np.ndarray
@@ -100,18 +98,23 @@ class TelescopeRun:
 
     @property
     def telescoping_error(self) -> np.ndarray:
-        """Mean absolute error of the telescoping model at each recorded step."""
-        return approximation_error(self.network, self.telescoping)
+        """Mean absolute error of the telescoping model at each recorded step (over the rows, and
+        the outputs when there are several)."""
+        return approximation_error(self.network, self.telescoping, axis=self._per_record)
 
     @property
     def linearised_error(self) -> np.ndarray:
         """Mean absolute error of the linearised model at each recorded step."""
-        return approximation_error(self.network, self.linearised)
+        return approximation_error(self.network, self.linearised, axis=self._per_record)
+
+    @property
+    def _per_record(self) -> tuple[int, ...]:
+        return tuple(range(1, np.ndim(self.network)))
 
 
 def telescope(
     model: Model | Apply,
-    params: Params,
+    params: Params | TrainState,
     optimizer,
     X,
     y,
@@ -123,11 +126,18 @@ def telescope(
 ) -> TelescopeRun:
     """Train and track the network, the telescoping model and the linearised model on ``X_eval``.
 
-    Takes the arguments of :func:`lensbox.train.train` plus the evaluation inputs ``X_eval``.
+    Takes the arguments of :func:`lensbox.train` plus the evaluation inputs ``X_eval`` (an array
+    or pytree with the same per-row shape as ``X``).
     """
-    X_eval = as_matrix(X_eval, "X_eval", n_features=np.shape(X)[1])
+    X_eval = as_inputs(X_eval, "X_eval")
+    shapes = [(np.shape(a)[1:], np.shape(b)[1:]) for a, b in
+              zip(jax.tree_util.tree_leaves(X), jax.tree_util.tree_leaves(X_eval))]
+    for x_shape, eval_shape in shapes:
+        if x_shape != eval_shape:
+            raise ShapeError(f"X_eval rows have shape {eval_shape} but the rows of X have shape "
+                             f"{x_shape}; the model expects the latter.")
     trackers = {
-        "network": predictions_tracker(_apply_of(model), X_eval),
+        "network": predictions_tracker(model, X_eval),
         "telescoping": telescoping_tracker(model, X_eval),
         "linearised": linearised_tracker(model, X_eval),
         **train_kwargs.pop("trackers", {}),

@@ -1,0 +1,136 @@
+r"""Does the smoother describe the network? Two readings of one smoother, and a stated bound.
+
+For squared loss the telescoping model is a smoother :math:`\tilde f(x) = \hat{\mathbf s}(x)\mathbf y
++ c(x)` (Eqs. 6-8, 14-21), and the effective parameters :math:`p^0_{\hat s}` come from
+:math:`\hat{\mathbf s}` alone. The recursion for :math:`\hat{\mathbf s}` never reads a residual
+(paper-notes 3.2), so the offset :math:`c` can be driven in two ways without changing
+:math:`\hat{\mathbf s}` or :math:`p`:
+
+* **closed loop** (the paper's Eq. 7): by the smoother's own residuals
+  :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`; its prediction :math:`\hat{\mathbf s}\mathbf y + c`
+  is a model in its own right and may drift from the network;
+* **realised**: by the network's residuals; then :math:`\hat{\mathbf s}\mathbf y + c` is exactly the
+  realised-step telescoping model :math:`\tilde f` of Eq. 5, which
+  :func:`lensbox.telescoping_tracker` accumulates.
+
+:func:`faithful_fit` trains seeds side by side (as :func:`lensbox.sweeps.smoother_fit`) and
+measures both gaps to the network, :math:`|\hat{\mathbf s}\mathbf y + c - f|` and
+:math:`|\tilde f - f|`. :func:`is_faithful` applies the book's bound, fixed before any run from one
+principle: the smoother describes the network when it differs from the network by at most a tenth
+of the network's own test error (root mean square), i.e. its mean squared gap is at most
+``fraction = 0.01`` of the network's test MSE. Then the smoother's test MSE lies within about
+:math:`\pm 20\,\%` of the network's, by the triangle inequality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from lensbox._validation import as_matrix
+from lensbox.models import Model
+from lensbox.optim import Optimizer
+from lensbox.smoother import check_record, effective_parameters, smoother_tracker
+from lensbox.sweeps import SeedRuns, StoppingRule, train_seeds
+from lensbox.telescoping import telescoping_tracker
+from lensbox.training import predictions_tracker
+
+#: The bound's principle: mean squared gap at most this fraction of the network's test MSE.
+FRACTION = 0.01
+
+
+@dataclass
+class FaithfulFit:
+    """Seeds trained under a stopping rule, with the network, both readings of the smoother and
+    their gaps, read where each seed stopped. Every array has a leading seed axis; gaps are over
+    the training and test rows together.
+
+    Attributes:
+        stop_steps: stopping step per seed.
+        train_error, test_error: misclassification rates at 0.5 (training: against the labels
+            trained on, noisy ones included).
+        train_mse, test_mse: the network's mean squared errors (test: clean labels).
+        p_train, p_test: effective parameters of :math:`\\hat{\\mathbf s}`.
+        closed_loop, realised: mean squared gap of :math:`\\hat{\\mathbf s}\\mathbf y + c` (closed
+            loop) and of :math:`\\tilde f` (realised) to the network.
+        closed_loop_abs, realised_abs: the same as mean absolute gaps.
+        S_test: smoother weights of the test rows (seeds, m, n).
+        runs: the :class:`~lensbox.sweeps.SeedRuns`.
+    """
+
+    stop_steps: np.ndarray
+    train_error: np.ndarray
+    test_error: np.ndarray
+    train_mse: np.ndarray
+    test_mse: np.ndarray
+    p_train: np.ndarray
+    p_test: np.ndarray
+    closed_loop: np.ndarray
+    realised: np.ndarray
+    closed_loop_abs: np.ndarray
+    realised_abs: np.ndarray
+    S_test: np.ndarray
+    runs: SeedRuns = field(repr=False)
+
+
+def faithful_fit(model: Model, params, optimizer: Optimizer, X_train, Y_train, X_test, y_test, *,
+                 rule: StoppingRule, batch_size: int | None = None, seed: int = 0) -> FaithfulFit:
+    """Train the seeds in ``params`` (leading seed axis) with squared loss under ``rule``, tracking
+    the smoother (closed loop) and the realised-step telescoping model on the training and test
+    rows; see the module docstring.
+
+    Args:
+        model, params, optimizer: as in :func:`lensbox.sweeps.smoother_fit`.
+        X_train, Y_train: (n, d) inputs and each seed's labels (S, n), or shared labels (n,).
+        X_test, y_test: (m, d) test inputs and clean labels (m,).
+        rule, batch_size, seed: as in :func:`lensbox.sweeps.train_seeds`.
+    """
+    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
+    n = X_train.shape[0]
+    y_test = np.asarray(y_test, dtype=float)
+    if y_test.shape != (X_test.shape[0],):
+        raise ValueError(f"y_test must hold one label per test row ({X_test.shape[0]}); got shape {y_test.shape}.")
+    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
+    Y = np.asarray(Y_train, dtype=float)
+    trackers = {"network": predictions_tracker(model.apply, X_R),
+                "telescoping": telescoping_tracker(model, X_R),
+                "smoother": smoother_tracker(model, X_train, Y if Y.ndim == 1 else Y[0], X_test, optimizer,
+                                             record_weights=True)}
+    runs = train_seeds(model, params, optimizer, X_train, Y, rule=rule, batch_size=batch_size,
+                       trackers=trackers, seed=seed)
+    seeds = len(runs.stop_steps)
+    Y = np.broadcast_to(Y, (seeds, n)) if Y.ndim == 1 else Y
+    rec = runs.final["smoother"]
+    check_record(rec)
+    f = np.asarray(runs.final["network"], dtype=float)
+    S = np.asarray(rec["S"], dtype=float)
+    closed = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float) - f
+    realised = np.asarray(runs.final["telescoping"], dtype=float) - f
+    return FaithfulFit(
+        stop_steps=runs.stop_steps,
+        train_error=np.mean((f[:, :n] > 0.5) != (Y > 0.5), axis=1),
+        test_error=np.mean((f[:, n:] > 0.5) != (y_test > 0.5), axis=1),
+        train_mse=np.mean((f[:, :n] - Y) ** 2, axis=1), test_mse=np.mean((f[:, n:] - y_test) ** 2, axis=1),
+        p_train=np.array([effective_parameters(S[s, :n], n) for s in range(seeds)]),
+        p_test=np.array([effective_parameters(S[s, n:], n) for s in range(seeds)]),
+        closed_loop=np.mean(closed ** 2, axis=1), realised=np.mean(realised ** 2, axis=1),
+        closed_loop_abs=np.mean(np.abs(closed), axis=1), realised_abs=np.mean(np.abs(realised), axis=1),
+        S_test=S[:, n:], runs=runs,
+    )
+
+
+def is_faithful(gap_mse, test_mse, fraction: float = FRACTION) -> np.ndarray:
+    """Whether a smoother's mean squared gap to the network is at most ``fraction`` of the
+    network's test MSE (elementwise over seeds or widths); see the module docstring."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1); got {fraction!r}.")
+    gap_mse, test_mse = np.asarray(gap_mse, dtype=float), np.asarray(test_mse, dtype=float)
+    if gap_mse.shape != test_mse.shape:
+        raise ValueError(f"gap_mse and test_mse must have the same shape; got {gap_mse.shape} and {test_mse.shape}.")
+    return np.isfinite(gap_mse) & (gap_mse <= fraction * test_mse)
+
+
+__all__: Sequence[str] = ("FRACTION", "FaithfulFit", "faithful_fit", "is_faithful")
