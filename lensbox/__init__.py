@@ -42,31 +42,82 @@ from lensbox.errors import (
 
 __version__ = "0.1.0"
 
-SUBMODULES = ("adapters", "baselines", "bench", "claims", "config", "data", "errors", "kernels",
-              "models", "optim", "plotting", "smoother", "statistics", "sweeps", "telescoping",
-              "training", "transforms", "boosting", "irregular", "faithfulness")
+SUBMODULES = (
+    "adapters",
+    "baselines",
+    "bench",
+    "claims",
+    "config",
+    "data",
+    "errors",
+    "kernels",
+    "models",
+    "optim",
+    "plotting",
+    "smoother",
+    "statistics",
+    "sweeps",
+    "telescoping",
+    "training",
+    "transforms",
+    "boosting",
+    "irregular",
+    "faithfulness",
+)
 
 # public name -> the module that defines it; loaded when first asked for.
 _EXPORTS = {
-    "Model": "models", "as_model": "models", "count_parameters": "models", "mlp": "models",
-    "quadratic_network": "models", "quadratic_tangent_kernel": "models",
-    "tangent_kernel": "kernels", "layer_trace_shares": "kernels",
-    "adam": "optim", "adamw": "optim", "sgd": "optim",
-    "effective_parameters": "smoother", "smooth": "smoother", "smoother_tracker": "smoother",
+    "Model": "models",
+    "as_model": "models",
+    "count_parameters": "models",
+    "mlp": "models",
+    "quadratic_network": "models",
+    "quadratic_tangent_kernel": "models",
+    "tangent_kernel": "kernels",
+    "layer_trace_shares": "kernels",
+    "adam": "optim",
+    "adamw": "optim",
+    "sgd": "optim",
+    "effective_parameters": "smoother",
+    "smooth": "smoother",
+    "smoother_tracker": "smoother",
     "SmootherRun": "smoother",
-    "TelescopeRun": "telescoping", "approximation_error": "telescoping",
-    "first_order_error": "telescoping", "linearised_step": "telescoping",
-    "linearised_tracker": "telescoping", "telescope": "telescoping",
+    "TelescopeRun": "telescoping",
+    "approximation_error": "telescoping",
+    "first_order_error": "telescoping",
+    "linearised_step": "telescoping",
+    "linearised_tracker": "telescoping",
+    "telescope": "telescoping",
     "telescoping_tracker": "telescoping",
-    "BatchOrder": "training", "StepInfo": "training", "Tracker": "training",
-    "TrainResult": "training", "TrainState": "training", "parameters_tracker": "training",
-    "predictions_tracker": "training", "recording_steps": "training", "train": "training",
+    "BatchOrder": "training",
+    "StepInfo": "training",
+    "Tracker": "training",
+    "TrainResult": "training",
+    "TrainState": "training",
+    "parameters_tracker": "training",
+    "predictions_tracker": "training",
+    "recording_steps": "training",
+    "train": "training",
     "mean_and_se": "statistics",
-    "ClaimError": "claims", "claim": "claims",
+    "ClaimError": "claims",
+    "claim": "claims",
 }
 
-__all__ = sorted([*_EXPORTS, "budget", "by_scale", "scale", "setup", "ArgumentError", "ArgumentTypeError",
-                  "DivergenceError", "LensboxError", "NonFiniteError", "ShapeError"])
+__all__ = sorted(
+    [
+        *_EXPORTS,
+        "budget",
+        "by_scale",
+        "scale",
+        "setup",
+        "ArgumentError",
+        "ArgumentTypeError",
+        "DivergenceError",
+        "LensboxError",
+        "NonFiniteError",
+        "ShapeError",
+    ]
+)
 
 
 def __getattr__(name: str):

@@ -41,7 +41,9 @@ def from_equinox(module, *, batched: bool = False) -> tuple[Model, Params]:
     except ImportError as err:  # pragma: no cover - equinox is in the test extra
         raise ImportError("from_equinox needs Equinox: pip install equinox") from err
     if not isinstance(module, eqx.Module):
-        raise ArgumentTypeError(f"module must be an equinox.Module; got {type(module).__name__}.")
+        raise ArgumentTypeError(
+            f"module must be an equinox.Module; got {type(module).__name__}."
+        )
     params, static = eqx.partition(module, eqx.is_inexact_array)
 
     def apply(p: Params, X) -> jax.Array:

@@ -14,7 +14,9 @@ import jax.numpy as jnp
 
 def _check_images(x: jax.Array) -> None:
     if x.ndim != 4:
-        raise ValueError(f"x must be a batch of images (n, height, width, channels); got shape {x.shape}.")
+        raise ValueError(
+            f"x must be a batch of images (n, height, width, channels); got shape {x.shape}."
+        )
 
 
 def random_crop(key: jax.Array, x: jax.Array, pad: int) -> jax.Array:
@@ -45,7 +47,9 @@ def random_flip(key: jax.Array, x: jax.Array) -> jax.Array:
     return jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
 
 
-def augment(key: jax.Array, x: jax.Array, *, pad: int = 4, flip: bool = True) -> jax.Array:
+def augment(
+    key: jax.Array, x: jax.Array, *, pad: int = 4, flip: bool = True
+) -> jax.Array:
     """The CIFAR-10 augmentation of the paper's protocol: :func:`random_crop`, then :func:`random_flip`.
 
     ``pad = 4`` and ``flip = True`` are the standard CIFAR-10 settings; ``flip = False`` suits images

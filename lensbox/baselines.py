@@ -23,10 +23,14 @@ from lensbox.errors import ArgumentError, ShapeError
 def _inputs(X, X_test) -> tuple[np.ndarray, np.ndarray]:
     X, X_test = np.asarray(X, dtype=float), np.asarray(X_test, dtype=float)
     if X.ndim != 2 or X_test.ndim != 2 or X.shape[1] != X_test.shape[1]:
-        raise ShapeError(f"X and X_test must be 2-D with the same number of features; got shapes "
-                         f"{X.shape} and {X_test.shape}.")
+        raise ShapeError(
+            f"X and X_test must be 2-D with the same number of features; got shapes "
+            f"{X.shape} and {X_test.shape}."
+        )
     if X.shape[0] == 0:
-        raise ArgumentError("X has no rows; a smoother needs at least one training example.")
+        raise ArgumentError(
+            "X has no rows; a smoother needs at least one training example."
+        )
     return X, X_test
 
 
@@ -45,7 +49,9 @@ def ridge_smoother(X, X_test, penalty: float) -> tuple[np.ndarray, np.ndarray]:
     """
     X, X_test = _inputs(X, X_test)
     if not (np.isfinite(penalty) and penalty > 0):
-        raise ArgumentError(f"penalty must be a positive finite number; got {penalty!r}.")
+        raise ArgumentError(
+            f"penalty must be a positive finite number; got {penalty!r}."
+        )
     F, F_test = with_constant(X), with_constant(X_test)
     M = np.linalg.solve(F.T @ F + penalty * np.eye(F.shape[1]), F.T)
     return F @ M, F_test @ M
@@ -60,7 +66,9 @@ def knn_smoother(X, X_test, k: int) -> tuple[np.ndarray, np.ndarray]:
     X, X_test = _inputs(X, X_test)
     k = as_count(k, "k", minimum=1)
     if k > len(X):
-        raise ArgumentError(f"k must be at most the number of training rows ({len(X)}); got {k}.")
+        raise ArgumentError(
+            f"k must be at most the number of training rows ({len(X)}); got {k}."
+        )
     nn = NearestNeighbors(n_neighbors=k).fit(X)
     out = []
     for A in (X, X_test):
@@ -70,7 +78,9 @@ def knn_smoother(X, X_test, k: int) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def tree_smoother(X, X_test, y, leaves: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Any]:
+def tree_smoother(
+    X, X_test, y, leaves: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, Any]:
     r"""A regression tree with at most ``leaves`` leaves, fitted to ``(X, y)``, as a smoother.
 
     A tree predicts the mean label of the leaf :math:`x` falls in, so

@@ -2,23 +2,27 @@
 
 In one run, each workload's size printed with its numbers:
 
-(a) the structured tangent-kernel block against the generic Jacobian-contraction route on the
-    reference workload (one-hidden-layer ReLU MLP, d = 64, width 1000, 1000 training + 1000
-    evaluation rows, batch 100); target at least 300x;
-(b) the SGD smoother step's achieved GFLOP/s as a fraction of the same run's measured matmul rate;
-    target at least 60 %;
-(c) seconds per step of the momentum and AdamW smoothers (parameter-space state) at a stated size;
-(a') the generic route alone on that block, against neural-tangents' Jacobian contraction
-    (``nt.empirical_ntk_fn(..., implementation=JACOBIAN_CONTRACTION)``), which took 0.41-0.44 s
-    on the same block and machine class (neural-tangents 0.6.5 on JAX 0.4.30, the last JAX it
-    imports with; it cannot run beside the JAX lensbox uses, so its time is a stated reference);
-(d) the telescoping-tracking overhead: a training step with
-    :func:`lensbox.telescoping.telescoping_tracker` on ``m`` evaluation rows over the untracked step
-    (3-layer width-200 MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size), measured
-    through :func:`lensbox.train` as the time difference between a long and a short run, so
-    compilation is excluded;
-(e) three identical 10-step :func:`lensbox.train` calls, each timed whole: the first compiles,
-    the others reuse the compiled loop.
+* (a) the structured tangent-kernel block against the generic Jacobian-contraction route on the
+  reference workload (one-hidden-layer ReLU MLP, d = 64, width 1000, 1000 training + 1000
+  evaluation rows, batch 100); at this batch size the flop ratio bounds the speed-up near
+  100-150x;
+* (a') the generic route alone on that block, against neural-tangents' Jacobian contraction
+  (``nt.empirical_ntk_fn(..., implementation=JACOBIAN_CONTRACTION)``), which took 0.41-0.44 s
+  on the same block and machine class (neural-tangents 0.6.5 on JAX 0.4.30, the last JAX it
+  imports with; it cannot run beside the JAX lensbox uses, so its time is a stated reference);
+* (b) the SGD smoother step's achieved GFLOP/s as a fraction of the same run's measured matmul
+  rate; target at least 60 %;
+* (c) seconds per step of the momentum and AdamW smoothers (parameter-space state) at a stated
+  size;
+* (d) the telescoping-tracking overhead: a training step with
+  :func:`lensbox.telescoping.telescoping_tracker` on ``m`` evaluation rows over the untracked
+  step (3-layer width-200 MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size),
+  measured through :func:`lensbox.train` as the time difference between a long and a short run,
+  so compilation is excluded;
+* (e) three identical 10-step :func:`lensbox.train` calls, each timed whole: the first compiles,
+  the others reuse the compiled loop;
+* (f) the norms of the boosted trees' kernel weights from leaf counts against a dense
+  co-membership computation (:func:`lensbox.boosting.bench_tree_norms`).
 
 Runs in float32 (the library's default without ``lensbox.setup``) on the default JAX device.
 ``--quick`` shrinks every workload (for tests: the numbers then mean nothing).
@@ -76,26 +80,42 @@ def _info(params, batch, opt, t=3):
     state = opt.init(params)
     for _ in range(t):
         delta, state = opt.update(grads, state, params)
-    return StepInfo(state.count, params, params, delta, batch, state,
-                    optim.learning_rate_at(opt.config, state.count))
+    return StepInfo(
+        state.count,
+        params,
+        params,
+        delta,
+        batch,
+        state,
+        optim.learning_rate_at(opt.config, state.count),
+    )
 
 
-NEURAL_TANGENTS_SECONDS = (0.41, 0.44)  # (a') reference: neural-tangents on the (a) block
+NEURAL_TANGENTS_SECONDS = (
+    0.41,
+    0.44,
+)  # (a') reference: neural-tangents on the (a) block
 
 
 def bench_kernel(d, width, n, m, batch, repeats) -> dict:
     model, params, X, y, X_eval = _problem(d, width, n, m)
     X_R = jnp.concatenate([X, X_eval])
     X_B = X[:batch]
-    structured = _best(lambda: tangent_kernel(model, params, X_R, X_B, method="structured"), repeats)
+    structured = _best(
+        lambda: tangent_kernel(model, params, X_R, X_B, method="structured"), repeats
+    )
     generic = _best(lambda: tangent_kernel(model.apply, params, X_R, X_B), repeats)
     K_s = tangent_kernel(model, params, X_R, X_B)
     K_g = tangent_kernel(model.apply, params, X_R, X_B)
     err = float(jnp.max(jnp.abs(K_s - K_g)) / jnp.max(jnp.abs(K_g)))
-    return {"size": f"MLP d={d} width={width} (p={count_parameters(params)}), R={n + m} rows, B={batch}",
-            "structured_s": structured, "generic_s": generic, "speedup": generic / structured,
-            "max_rel_diff": err,
-            "generic_over_neural_tangents": [generic / t for t in NEURAL_TANGENTS_SECONDS]}
+    return {
+        "size": f"MLP d={d} width={width} (p={count_parameters(params)}), R={n + m} rows, B={batch}",
+        "structured_s": structured,
+        "generic_s": generic,
+        "speedup": generic / structured,
+        "max_rel_diff": err,
+        "generic_over_neural_tangents": [generic / t for t in NEURAL_TANGENTS_SECONDS],
+    }
 
 
 def bench_train_reuse(d, widths, n, batch, steps=10) -> dict:
@@ -109,11 +129,15 @@ def bench_train_reuse(d, widths, n, batch, steps=10) -> dict:
     seconds = []
     for _ in range(3):
         t0 = time.perf_counter()
-        r = train(model, params, opt, X, y, steps=steps, batch_size=batch, progress=False)
+        r = train(
+            model, params, opt, X, y, steps=steps, batch_size=batch, progress=False
+        )
         jax.block_until_ready(r.params)
         seconds.append(time.perf_counter() - t0)
-    return {"size": f"MLP d={d} widths={widths}, n={n}, batch={batch}, {steps} steps",
-            "seconds": seconds}
+    return {
+        "size": f"MLP d={d} widths={widths}, n={n}, batch={batch}, {steps} steps",
+        "seconds": seconds,
+    }
 
 
 def _sgd_step_flops(d, width, R, B, n) -> float:
@@ -131,6 +155,7 @@ def _tracker_steps(tracker, params, infos, steps):
         def body(i, s):
             info = infos._replace(batch=infos.batch[i % infos.batch.shape[0]])
             return tracker.update(s, info)
+
         return jax.lax.fori_loop(0, steps, body, state)
 
     return run
@@ -147,7 +172,9 @@ def bench_smoother(opt, d, width, n, m, batch, steps, repeats) -> tuple[float, A
     return seconds, count_parameters(params)
 
 
-def bench_telescope_overhead(d, widths, n, m_values, batch, short, long, steps_per_call, warm=True) -> dict:
+def bench_telescope_overhead(
+    d, widths, n, m_values, batch, short, long, steps_per_call, warm=True
+) -> dict:
     key = jax.random.PRNGKey(0)
     X = jax.random.normal(key, (n, d))
     y = jnp.sin(X[:, 0])
@@ -159,17 +186,30 @@ def bench_telescope_overhead(d, widths, n, m_values, batch, short, long, steps_p
     def per_step(trackers):
         def timed(steps):
             t0 = time.perf_counter()
-            r = train(model, params, opt, X, y, steps=steps, batch_size=batch, trackers=trackers,
-                      steps_per_call=steps_per_call, progress=False)
+            r = train(
+                model,
+                params,
+                opt,
+                X,
+                y,
+                steps=steps,
+                batch_size=batch,
+                trackers=trackers,
+                steps_per_call=steps_per_call,
+                progress=False,
+            )
             jax.block_until_ready(r.params)
             return time.perf_counter() - t0
+
         if warm:
             timed(short)  # warm caches
         return (timed(long) - timed(short)) / (long - short)
 
     base = per_step({})
-    out = {"size": f"MLP d={d} widths={widths} (p={count_parameters(params)}), n={n}, batch={batch}",
-           "untracked_step_s": base}
+    out = {
+        "size": f"MLP d={d} widths={widths} (p={count_parameters(params)}), n={n}, batch={batch}",
+        "untracked_step_s": base,
+    }
     for m in m_values:
         tracked = per_step({"telescoping": telescoping_tracker(model, X_eval[:m])})
         out[f"m={m}"] = {"tracked_step_s": tracked, "overhead": tracked / base}
@@ -181,52 +221,89 @@ def run(quick: bool = False) -> dict:
     if quick:
         ref = dict(d=8, width=32, n=40, m=40, batch=10)
         state_size = dict(d=8, width=16, n=30, m=30, batch=10)
-        tele = dict(d=8, widths=(16, 16), n=64, m_values=(16,), batch=16, short=4, long=12, steps_per_call=4,
-                    warm=False)
+        tele = dict(
+            d=8,
+            widths=(16, 16),
+            n=64,
+            m_values=(16,),
+            batch=16,
+            short=4,
+            long=12,
+            steps_per_call=4,
+            warm=False,
+        )
         repeats, sgd_steps, state_steps = 1, 4, 2
     else:
         ref = dict(d=64, width=1000, n=1000, m=1000, batch=100)
         state_size = dict(d=64, width=200, n=500, m=500, batch=100)
-        tele = dict(d=64, widths=(200, 200), n=1000, m_values=(1000, 200), batch=200, short=100,
-                    long=1100, steps_per_call=100)
+        tele = dict(
+            d=64,
+            widths=(200, 200),
+            n=1000,
+            m_values=(1000, 200),
+            batch=200,
+            short=100,
+            long=1100,
+            steps_per_call=100,
+        )
         repeats, sgd_steps, state_steps = 3, 20, 3
-    out: dict[str, Any] = {"device": f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
-                           "dtype": str(jnp.zeros(()).dtype), "quick": quick}
+    out: dict[str, Any] = {
+        "device": f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
+        "dtype": str(jnp.zeros(()).dtype),
+        "quick": quick,
+    }
 
     out["kernel_block"] = bench_kernel(**ref, repeats=repeats)
 
     rate = matmul_rate(256 if quick else 2000)
     sgd_s, p = bench_smoother(optim.sgd(0.01), **ref, steps=sgd_steps, repeats=repeats)
-    flops = _sgd_step_flops(ref["d"], ref["width"], ref["n"] + ref["m"], ref["batch"], ref["n"])
+    flops = _sgd_step_flops(
+        ref["d"], ref["width"], ref["n"] + ref["m"], ref["batch"], ref["n"]
+    )
     out["sgd_smoother_step"] = {
         "size": f"MLP d={ref['d']} width={ref['width']} (p={p}), n={ref['n']} + m={ref['m']} rows, "
-                f"B={ref['batch']}",
-        "seconds": sgd_s, "gflop": flops / 1e9, "gflops": flops / sgd_s / 1e9,
-        "matmul_gflops": rate, "fraction_of_matmul": flops / sgd_s / 1e9 / rate}
+        f"B={ref['batch']}",
+        "seconds": sgd_s,
+        "gflop": flops / 1e9,
+        "gflops": flops / sgd_s / 1e9,
+        "matmul_gflops": rate,
+        "fraction_of_matmul": flops / sgd_s / 1e9 / rate,
+    }
 
     states = {}
-    for name, opt in [("momentum", optim.sgd(0.01, momentum=0.9)),
-                      ("adamw", optim.adamw(1e-3, weight_decay=0.01))]:
+    for name, opt in [
+        ("momentum", optim.sgd(0.01, momentum=0.9)),
+        ("adamw", optim.adamw(1e-3, weight_decay=0.01)),
+    ]:
         seconds, p = bench_smoother(opt, **state_size, steps=state_steps, repeats=1)
         states[name] = seconds
     out["state_smoother_step"] = {
         "size": f"MLP d={state_size['d']} width={state_size['width']} (p={p}), "
-                f"n={state_size['n']} + m={state_size['m']} rows, B={state_size['batch']}",
-        "momentum_s": states["momentum"], "adamw_s": states["adamw"],
-        "approximate_routes": "none: every smoother route in lensbox is exact"}
+        f"n={state_size['n']} + m={state_size['m']} rows, B={state_size['batch']}",
+        "momentum_s": states["momentum"],
+        "adamw_s": states["adamw"],
+        "approximate_routes": "none: every smoother route in lensbox is exact",
+    }
 
     out["telescoping_overhead"] = bench_telescope_overhead(**tele)
-    out["train_reuse"] = bench_train_reuse(tele["d"], tele["widths"], tele["n"], tele["batch"])
+    out["train_reuse"] = bench_train_reuse(
+        tele["d"], tele["widths"], tele["n"], tele["batch"]
+    )
     from lensbox import boosting
 
     out["tree_norms"] = boosting.bench_tree_norms(
-        **(dict(n=200, m=100, trees=5, depth=3, repeats=1) if quick else {}))
+        **(dict(n=200, m=100, trees=5, depth=3, repeats=1) if quick else {})
+    )
     return out
 
 
 def report(out: dict) -> str:
-    k, s, st, tel = (out["kernel_block"], out["sgd_smoother_step"], out["state_smoother_step"],
-                     out["telescoping_overhead"])
+    k, s, st, tel = (
+        out["kernel_block"],
+        out["sgd_smoother_step"],
+        out["state_smoother_step"],
+        out["telescoping_overhead"],
+    )
     lines = [
         f"lensbox.bench on {out['device']}, {out['dtype']}{' (quick: sizes shrunk)' if out['quick'] else ''}",
         f"(a) kernel block, {k['size']}:",
@@ -246,11 +323,15 @@ def report(out: dict) -> str:
     ]
     for key, v in tel.items():
         if key.startswith("m="):
-            lines.append(f"    {key}: tracked {v['tracked_step_s'] * 1e3:.2f} ms/step, "
-                         f"overhead {v['overhead']:.2f}x")
+            lines.append(
+                f"    {key}: tracked {v['tracked_step_s'] * 1e3:.2f} ms/step, "
+                f"overhead {v['overhead']:.2f}x"
+            )
     reuse = out["train_reuse"]
-    lines.append(f"(e) three identical train calls, {reuse['size']}: "
-                 + ", ".join(f"{t:.3f} s" for t in reuse["seconds"]))
+    lines.append(
+        f"(e) three identical train calls, {reuse['size']}: "
+        + ", ".join(f"{t:.3f} s" for t in reuse["seconds"])
+    )
     from lensbox import boosting
 
     lines.append("(f) " + boosting.report(out["tree_norms"]))

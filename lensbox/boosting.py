@@ -26,13 +26,23 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "bench_tree_norms", "check_gbt", "dense_kernel_norms", "kernel_norms", "leaf_counts",
-    "leaf_indices", "negative_gradients", "report", "smoother_weights", "telescoping_predict",
+    "bench_tree_norms",
+    "check_gbt",
+    "dense_kernel_norms",
+    "kernel_norms",
+    "leaf_counts",
+    "leaf_indices",
+    "negative_gradients",
+    "report",
+    "smoother_weights",
+    "telescoping_predict",
     "tree_kernel",
 ]
 
 
-def check_gbt(model: Any, X=None, *, exact: bool = False, name: str = "X") -> np.ndarray | None:
+def check_gbt(
+    model: Any, X=None, *, exact: bool = False, name: str = "X"
+) -> np.ndarray | None:
     """Check that ``model`` is a fitted squared-loss ``GradientBoostingRegressor``; return ``X``
     as a float array with the model's number of features (or ``None`` when ``X`` is ``None``).
 
@@ -47,30 +57,47 @@ def check_gbt(model: Any, X=None, *, exact: bool = False, name: str = "X") -> np
         ValueError: a loss other than squared error, ``subsample < 1`` or a custom ``init`` when
             ``exact``, or ``X`` with the wrong shape or non-finite entries.
     """
-    from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
+    from sklearn.ensemble import (
+        GradientBoostingRegressor,
+        HistGradientBoostingRegressor,
+    )
     from sklearn.exceptions import NotFittedError
 
     if isinstance(model, HistGradientBoostingRegressor):
-        raise TypeError("HistGradientBoostingRegressor has no public apply() giving leaf indices, so "
-                        "its tree kernel cannot be read; use GradientBoostingRegressor.")
+        raise TypeError(
+            "HistGradientBoostingRegressor has no public apply() giving leaf indices, so "
+            "its tree kernel cannot be read; use GradientBoostingRegressor."
+        )
     if not isinstance(model, GradientBoostingRegressor):
-        raise TypeError(f"model must be a scikit-learn GradientBoostingRegressor; got {type(model).__name__}.")
+        raise TypeError(
+            f"model must be a scikit-learn GradientBoostingRegressor; got {type(model).__name__}."
+        )
     if not hasattr(model, "estimators_"):
-        raise NotFittedError("model is not fitted: call model.fit(X, y) before reading its tree kernel.")
+        raise NotFittedError(
+            "model is not fitted: call model.fit(X, y) before reading its tree kernel."
+        )
     if model.loss != "squared_error":
-        raise ValueError(f"Eq. 9's leaf means hold for loss='squared_error' only; model.loss={model.loss!r}.")
+        raise ValueError(
+            f"Eq. 9's leaf means hold for loss='squared_error' only; model.loss={model.loss!r}."
+        )
     if exact and model.subsample < 1:
-        raise ValueError(f"the Eq. 9 identity needs subsample=1 (in-bag rows are not exposed); "
-                         f"model.subsample={model.subsample}.")
+        raise ValueError(
+            f"the Eq. 9 identity needs subsample=1 (in-bag rows are not exposed); "
+            f"model.subsample={model.subsample}."
+        )
     if exact and model.init not in (None, "zero"):
-        raise ValueError(f"the Eq. 9 identity needs the default init (training mean) or 'zero'; "
-                         f"model.init={model.init!r}.")
+        raise ValueError(
+            f"the Eq. 9 identity needs the default init (training mean) or 'zero'; "
+            f"model.init={model.init!r}."
+        )
     if X is None:
         return None
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != model.n_features_in_:
-        raise ValueError(f"{name} must have shape (rows, {model.n_features_in_}) (the model's "
-                         f"n_features_in_); got shape {X.shape}.")
+        raise ValueError(
+            f"{name} must have shape (rows, {model.n_features_in_}) (the model's "
+            f"n_features_in_); got shape {X.shape}."
+        )
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{name} contains non-finite values.")
     return X
@@ -114,7 +141,9 @@ def tree_kernel(model: Any, X, X_train, t: int) -> np.ndarray:
     one over the leaf count where ``x`` and ``x_i`` share a leaf. For teaching and checking only."""
     X, X_train = check_gbt(model, X), check_gbt(model, X_train, name="X_train")
     if not 0 <= t < len(model.estimators_):
-        raise ValueError(f"t must index one of the {len(model.estimators_)} trees; got {t}.")
+        raise ValueError(
+            f"t must index one of the {len(model.estimators_)} trees; got {t}."
+        )
     tree = model.estimators_[t, 0]
     la, lb = tree.apply(X), tree.apply(X_train)
     same = (la[:, None] == lb[None, :]).astype(np.float64)
@@ -140,7 +169,9 @@ def negative_gradients(model: Any, X_train, y_train) -> np.ndarray:
     X_train = check_gbt(model, X_train, name="X_train")
     y = np.asarray(y_train, dtype=np.float64).reshape(-1)
     if y.shape[0] != X_train.shape[0]:
-        raise ValueError(f"y_train has {y.shape[0]} entries but X_train has {X_train.shape[0]} rows.")
+        raise ValueError(
+            f"y_train has {y.shape[0]} entries but X_train has {X_train.shape[0]} rows."
+        )
     T = len(model.estimators_)
     f = np.empty((X_train.shape[0], T))
     f[:, 0] = _initial(model, X_train)
@@ -156,7 +187,9 @@ def _initial(model, X) -> np.ndarray:
     return np.asarray(model.init_.predict(X), dtype=np.float64).reshape(-1)
 
 
-def _leaf_means(leaf_train: np.ndarray, values: np.ndarray, leaf_x: np.ndarray) -> np.ndarray:
+def _leaf_means(
+    leaf_train: np.ndarray, values: np.ndarray, leaf_x: np.ndarray
+) -> np.ndarray:
     """Segment sum: the mean of ``values`` over the training rows in each row's leaf, O(n + rows)."""
     size = int(max(leaf_train.max(), leaf_x.max())) + 1
     sums = np.bincount(leaf_train, weights=values, minlength=size)
@@ -181,7 +214,9 @@ def telescoping_predict(model: Any, X_train, y_train, X, *, terms: bool = False)
     la, lb = leaf_indices(model, X), leaf_indices(model, X_train)
     contrib = np.empty(la.shape)
     for t in range(la.shape[1]):
-        contrib[:, t] = model.learning_rate * _leaf_means(lb[:, t], residuals[:, t], la[:, t])
+        contrib[:, t] = model.learning_rate * _leaf_means(
+            lb[:, t], residuals[:, t], la[:, t]
+        )
     h0 = _initial(model, X)
     return (h0, contrib) if terms else h0 + contrib.sum(1)
 
@@ -201,7 +236,9 @@ def smoother_weights(model: Any, X_train, X) -> np.ndarray:
 
     check_gbt(model, exact=True)
     if model.init is not None:
-        raise ValueError("smoother_weights needs the default init (the training mean); got init='zero'.")
+        raise ValueError(
+            "smoother_weights needs the default init (the training mean); got init='zero'."
+        )
     X, X_train = check_gbt(model, X), check_gbt(model, X_train, name="X_train")
     n = X_train.shape[0]
     la, lb = leaf_indices(model, X), leaf_indices(model, X_train)
@@ -209,7 +246,9 @@ def smoother_weights(model: Any, X_train, X) -> np.ndarray:
     for t in range(la.shape[1]):
         resid = np.eye(n) - S_train
         size = int(max(lb[:, t].max(), la[:, t].max())) + 1
-        onehot = sparse.csr_matrix((np.ones(n), (lb[:, t], np.arange(n))), shape=(size, n))
+        onehot = sparse.csr_matrix(
+            (np.ones(n), (lb[:, t], np.arange(n))), shape=(size, n)
+        )
         counts = np.bincount(lb[:, t], minlength=size)[:, None]
         means = np.asarray(onehot @ resid) / np.maximum(counts, 1)
         S_x += model.learning_rate * means[la[:, t]]
@@ -221,8 +260,14 @@ def smoother_weights(model: Any, X_train, X) -> np.ndarray:
 # Benchmark (run by ``python -m lensbox.bench``)
 
 
-def bench_tree_norms(n: int = 2000, m: int = 2000, trees: int = 100, depth: int = 4,
-                     repeats: int = 3, seed: int = 0) -> dict:
+def bench_tree_norms(
+    n: int = 2000,
+    m: int = 2000,
+    trees: int = 100,
+    depth: int = 4,
+    repeats: int = 3,
+    seed: int = 0,
+) -> dict:
     """Time :func:`kernel_norms` (leaf counts, O(nT)) against :func:`dense_kernel_norms` (dense
     co-membership, O(mnT)) on ``m`` rows of a model with ``trees`` trees fitted on ``n`` rows.
 
@@ -233,7 +278,9 @@ def bench_tree_norms(n: int = 2000, m: int = 2000, trees: int = 100, depth: int 
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n + m, 6))
     y = X[:, 0] + np.sin(2 * X[:, 1]) + 0.1 * rng.standard_normal(n + m)
-    model = GradientBoostingRegressor(n_estimators=trees, max_depth=depth, random_state=seed)
+    model = GradientBoostingRegressor(
+        n_estimators=trees, max_depth=depth, random_state=seed
+    )
     model.fit(X[:n], y[:n])
 
     def best(fn):
@@ -246,13 +293,23 @@ def bench_tree_norms(n: int = 2000, m: int = 2000, trees: int = 100, depth: int 
 
     fast, a = best(lambda: kernel_norms(model, X[n:]))
     dense, b = best(lambda: dense_kernel_norms(model, X[n:], X[:n]))
-    return {"n": n, "m": m, "trees": trees, "depth": depth, "leaf_counts_s": fast,
-            "dense_s": dense, "ratio": dense / fast, "max_abs_diff": float(np.max(np.abs(a - b)))}
+    return {
+        "n": n,
+        "m": m,
+        "trees": trees,
+        "depth": depth,
+        "leaf_counts_s": fast,
+        "dense_s": dense,
+        "ratio": dense / fast,
+        "max_abs_diff": float(np.max(np.abs(a - b))),
+    }
 
 
 def report(out: dict) -> str:
     """One line for :func:`bench_tree_norms`'s result."""
-    return (f"tree kernel norms ({out['m']} rows x {out['trees']} trees of depth {out['depth']}, "
-            f"n = {out['n']}): leaf counts {out['leaf_counts_s'] * 1e3:.1f} ms, dense co-membership "
-            f"{out['dense_s'] * 1e3:.1f} ms, ratio {out['ratio']:.0f}x (max difference "
-            f"{out['max_abs_diff']:.1e})")
+    return (
+        f"tree kernel norms ({out['m']} rows x {out['trees']} trees of depth {out['depth']}, "
+        f"n = {out['n']}): leaf counts {out['leaf_counts_s'] * 1e3:.1f} ms, dense co-membership "
+        f"{out['dense_s'] * 1e3:.1f} ms, ratio {out['ratio']:.0f}x (max difference "
+        f"{out['max_abs_diff']:.1e})"
+    )

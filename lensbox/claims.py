@@ -73,8 +73,14 @@ def claim(paper: str, ours: str, holds: bool, *, expect: bool = True) -> None:
     holds, expect = bool(holds), bool(expect)
     from lensbox.config import scale
 
-    record = {"chapter": _chapter, "scale": scale(), "paper": paper, "ours": ours,
-              "holds": holds, "expect": expect}
+    record = {
+        "chapter": _chapter,
+        "scale": scale(),
+        "paper": paper,
+        "ours": ours,
+        "holds": holds,
+        "expect": expect,
+    }
     path = _record_path()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,11 @@ def budget(*, smoke: T, book: T, paper: T) -> T:
     Example:
         >>> widths = budget(smoke=[2, 10], book=[2, 5, 10, 50], paper=list(range(1, 101)))
     """
-    return smoke if paper_budget_is_smoke() else by_scale(smoke=smoke, book=book, paper=paper)
+    return (
+        smoke
+        if paper_budget_is_smoke()
+        else by_scale(smoke=smoke, book=book, paper=paper)
+    )
 
 
 def paper_budget_is_smoke() -> bool:
@@ -85,14 +89,20 @@ def paper_budget_is_smoke() -> bool:
     if not value:
         return False
     if value != "smoke":
-        raise ValueError(f"{BUDGET_ENV_VAR}={value!r}: the only override is 'smoke' (or unset).")
+        raise ValueError(
+            f"{BUDGET_ENV_VAR}={value!r}: the only override is 'smoke' (or unset)."
+        )
     if scale() != "paper":
-        raise ValueError(f"{BUDGET_ENV_VAR}=smoke only applies with {ENV_VAR}=paper; "
-                         f"the scale is {scale()!r}.")
+        raise ValueError(
+            f"{BUDGET_ENV_VAR}=smoke only applies with {ENV_VAR}=paper; "
+            f"the scale is {scale()!r}."
+        )
     return True
 
 
-def setup(seed: int = 0, *, chapter: str | None = None, x64: bool = True, style: bool = True):
+def setup(
+    seed: int = 0, *, chapter: str | None = None, x64: bool = True, style: bool = True
+):
     """Prepare a chapter: seeds, float precision and plotting style in one call.
 
     Args:

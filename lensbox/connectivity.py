@@ -40,7 +40,9 @@ def _alphas(alphas) -> jax.Array:
         return alphas
     a = np.asarray(alphas, dtype=float)
     if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"alphas must be a non-empty 1-D sequence; got shape {a.shape}.")
+        raise ValueError(
+            f"alphas must be a non-empty 1-D sequence; got shape {a.shape}."
+        )
     if not np.all((a >= 0) & (a <= 1)):
         raise ValueError(f"alphas must lie in [0, 1]; got {a}.")
     return jnp.asarray(a, dtype=jnp.zeros(()).dtype)
@@ -62,8 +64,9 @@ def interpolate(theta_1: Params, theta_2: Params, alphas) -> Params:
     return tree_map(mix, theta_1, theta_2)
 
 
-def recompute_statistics(net: BatchNormNetwork, params: Params, bn_state: Params,
-                         X: jax.Array) -> Params:
+def recompute_statistics(
+    net: BatchNormNetwork, params: Params, bn_state: Params, X: jax.Array
+) -> Params:
     """BatchNorm statistics of ``params`` recomputed as the statistics of the inputs ``X``.
 
     One forward pass in training mode over all of ``X`` with momentum 1, so each layer's mean and
@@ -81,24 +84,43 @@ def _chunked_logits(net, params, bn_state, X, chunk: int):
         return net.apply(params, bn_state, X, False)[0]
     pad = (-n) % chunk
     Xp = jnp.concatenate([X, jnp.zeros((pad,) + X.shape[1:], X.dtype)]) if pad else X
-    out = jax.lax.map(lambda xb: net.apply(params, bn_state, xb, False)[0],
-                      Xp.reshape((-1, chunk) + X.shape[1:]))
+    out = jax.lax.map(
+        lambda xb: net.apply(params, bn_state, xb, False)[0],
+        Xp.reshape((-1, chunk) + X.shape[1:]),
+    )
     return out.reshape((-1,) + out.shape[2:])[:n]
 
 
-def evaluate(net: BatchNormNetwork, params: Params, bn_state: Params, X: jax.Array,
-             y: jax.Array, *, chunk: int = 1000) -> tuple[jax.Array, jax.Array]:
+def evaluate(
+    net: BatchNormNetwork,
+    params: Params,
+    bn_state: Params,
+    X: jax.Array,
+    y: jax.Array,
+    *,
+    chunk: int = 1000,
+) -> tuple[jax.Array, jax.Array]:
     """Mean softmax cross-entropy and accuracy on ``(X, y)`` in evaluation mode (running statistics)."""
     logits = _chunked_logits(net, params, bn_state, X, chunk)
     y = jnp.asarray(y).astype(jnp.int32)
-    return (jnp.mean(softmax_cross_entropy(logits, y)),
-            jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(logits.dtype)))
+    return (
+        jnp.mean(softmax_cross_entropy(logits, y)),
+        jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(logits.dtype)),
+    )
 
 
-def interpolation_curve(net: BatchNormNetwork, child_1: tuple[Params, Params],
-                        child_2: tuple[Params, Params], X: jax.Array, y: jax.Array, alphas, *,
-                        bn: str = "interpolate", X_stats: jax.Array | None = None,
-                        chunk: int = 1000) -> tuple[jax.Array, jax.Array]:
+def interpolation_curve(
+    net: BatchNormNetwork,
+    child_1: tuple[Params, Params],
+    child_2: tuple[Params, Params],
+    X: jax.Array,
+    y: jax.Array,
+    alphas,
+    *,
+    bn: str = "interpolate",
+    X_stats: jax.Array | None = None,
+    chunk: int = 1000,
+) -> tuple[jax.Array, jax.Array]:
     r"""Loss and accuracy on ``(X, y)`` of :math:`\theta_\alpha` for every ``alpha``, in one vmapped call.
 
     Args:
@@ -113,7 +135,9 @@ def interpolation_curve(net: BatchNormNetwork, child_1: tuple[Params, Params],
     if bn not in BN_MODES:
         raise ValueError(f"bn must be one of {BN_MODES}; got {bn!r}.")
     if bn == "recompute" and X_stats is None:
-        raise ValueError("bn='recompute' needs X_stats, the training inputs to recompute on.")
+        raise ValueError(
+            "bn='recompute' needs X_stats, the training inputs to recompute on."
+        )
     thetas = interpolate(child_1[0], child_2[0], alphas)
     stats = interpolate(child_1[1], child_2[1], alphas)
 
@@ -125,7 +149,9 @@ def interpolation_curve(net: BatchNormNetwork, child_1: tuple[Params, Params],
     return jax.vmap(one)(thetas, stats)
 
 
-def barrier(values, alphas, *, kind: str = "max", higher_is_better: bool = False) -> jax.Array:
+def barrier(
+    values, alphas, *, kind: str = "max", higher_is_better: bool = False
+) -> jax.Array:
     r"""The barrier along an interpolation curve, both ways the paper defines it (paper-notes 5.2).
 
     ``values[i]`` is a loss (or an accuracy, with ``higher_is_better=True``) of
@@ -144,7 +170,9 @@ def barrier(values, alphas, *, kind: str = "max", higher_is_better: bool = False
     a = _alphas(alphas)
     v = jnp.asarray(values)
     if v.shape[-1] != a.shape[0]:
-        raise ValueError(f"values must end with one entry per alpha ({a.shape[0]}); got {v.shape}.")
+        raise ValueError(
+            f"values must end with one entry per alpha ({a.shape[0]}); got {v.shape}."
+        )
     ends = {}
     for name, target in (("one", 1.0), ("zero", 0.0), ("half", 0.5)):
         hits = np.flatnonzero(np.isclose(np.asarray(a), target))
@@ -170,15 +198,26 @@ def _layer_sums(tree: Params) -> dict[str, tuple[jax.Array, int]]:
     out = {}
     for name, _ in layer_names(tree):
         leaves = jax.tree_util.tree_leaves(get_layer(tree, name))
-        out[name] = (sum(jnp.sum(leaf) for leaf in leaves), sum(leaf.size for leaf in leaves))
+        out[name] = (
+            sum(jnp.sum(leaf) for leaf in leaves),
+            sum(leaf.size for leaf in leaves),
+        )
     return out
 
 
-def layer_gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
-                          after: tuple[Params, Params], X: jax.Array, *, chunk: int = 32) -> dict:
+def layer_gradient_change(
+    net: BatchNormNetwork,
+    before: tuple[Params, Params],
+    after: tuple[Params, Params],
+    X: jax.Array,
+    *,
+    chunk: int = 32,
+) -> dict:
     """:func:`gradient_change` as JAX scalars (jit- and map-able); same arguments."""
     if X.ndim != 4:
-        raise ValueError(f"X must be images (n, height, width, channels); got shape {X.shape}.")
+        raise ValueError(
+            f"X must be images (n, height, width, channels); got shape {X.shape}."
+        )
     n = X.shape[0]
 
     def jac(params, bn_state, xb):
@@ -197,11 +236,19 @@ def layer_gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
     if pad:
         total = tree_map(lambda t, r: t - pad * r, total, squared_diff(X[:1]))
     k = net.spec.classes
-    return {name: s / (n * k * count) for name, (s, count) in _layer_sums(total).items()}
+    return {
+        name: s / (n * k * count) for name, (s, count) in _layer_sums(total).items()
+    }
 
 
-def gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
-                    after: tuple[Params, Params], X: jax.Array, *, chunk: int = 32) -> dict[str, float]:
+def gradient_change(
+    net: BatchNormNetwork,
+    before: tuple[Params, Params],
+    after: tuple[Params, Params],
+    X: jax.Array,
+    *,
+    chunk: int = 32,
+) -> dict[str, float]:
     r"""Per-layer mean squared change of the pre-softmax gradients (Fig. 6, panels 2 and 3).
 
     For each layer :math:`l` with :math:`p_l` parameters:
@@ -222,9 +269,17 @@ def gradient_change(net: BatchNormNetwork, before: tuple[Params, Params],
     return {name: float(v) for name, v in out.items()}
 
 
-def eq10_comparison(net: BatchNormNetwork, spawn: tuple[Params, Params],
-                    child_1: tuple[Params, Params], child_2: tuple[Params, Params],
-                    X: jax.Array, y: jax.Array, X_stats: jax.Array, *, alpha: float = 0.5) -> dict:
+def eq10_comparison(
+    net: BatchNormNetwork,
+    spawn: tuple[Params, Params],
+    child_1: tuple[Params, Params],
+    child_2: tuple[Params, Params],
+    X: jax.Array,
+    y: jax.Array,
+    X_stats: jax.Array,
+    *,
+    alpha: float = 0.5,
+) -> dict:
     r"""Eq. 10 on test inputs: weight average, ensemble, and the model linearised at :math:`\theta_{t'}`.
 
     With :math:`f_\theta` the network in evaluation mode with BatchNorm statistics recomputed on
@@ -244,12 +299,20 @@ def eq10_comparison(net: BatchNormNetwork, spawn: tuple[Params, Params],
         (how far training moved the predictions), and ``acc_wa``, ``acc_ens``, ``acc_lin``,
         ``acc_spawn``: test accuracies (JAX scalars; the function is jit- and map-able).
     """
-    def f(params, bn_state):
-        return net.apply(params, recompute_statistics(net, params, bn_state, X_stats), X, False)[0]
 
-    theta_a = tree_map(lambda p1, p2: alpha * p1 + (1 - alpha) * p2, child_1[0], child_2[0])
-    f_spawn, jvp = jax.jvp(lambda p: f(p, spawn[1]), (spawn[0],),
-                           (tree_map(jnp.subtract, theta_a, spawn[0]),))
+    def f(params, bn_state):
+        return net.apply(
+            params, recompute_statistics(net, params, bn_state, X_stats), X, False
+        )[0]
+
+    theta_a = tree_map(
+        lambda p1, p2: alpha * p1 + (1 - alpha) * p2, child_1[0], child_2[0]
+    )
+    f_spawn, jvp = jax.jvp(
+        lambda p: f(p, spawn[1]),
+        (spawn[0],),
+        (tree_map(jnp.subtract, theta_a, spawn[0]),),
+    )
     wa = f(theta_a, child_1[1])
     ens = alpha * f(*child_1) + (1 - alpha) * f(*child_2)
     lin = f_spawn + jvp
@@ -257,26 +320,53 @@ def eq10_comparison(net: BatchNormNetwork, spawn: tuple[Params, Params],
     scale = rms(ens - f_spawn)
     y = jnp.asarray(y).astype(jnp.int32)
     acc = lambda logits: jnp.mean((jnp.argmax(logits, -1) == y).astype(logits.dtype))  # noqa: E731
-    return {"gap_wa_ens": rms(wa - ens) / scale, "gap_lin_ens": rms(lin - ens) / scale,
-            "gap_lin_wa": rms(lin - wa) / scale, "acc_wa": acc(wa), "acc_ens": acc(ens),
-            "acc_lin": acc(lin), "acc_spawn": acc(f_spawn)}
+    return {
+        "gap_wa_ens": rms(wa - ens) / scale,
+        "gap_lin_ens": rms(lin - ens) / scale,
+        "gap_lin_wa": rms(lin - wa) / scale,
+        "acc_wa": acc(wa),
+        "acc_ens": acc(ens),
+        "acc_lin": acc(lin),
+        "acc_spawn": acc(f_spawn),
+    }
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled(net: BatchNormNetwork, what: str, bn: str = "", alphas: tuple = ()):
     """Jitted measurements over a leading axis of runs, compiled once per network and kind."""
     if what == "curve":
-        return jax.jit(lambda a, b, X, y, Xs: jax.lax.map(lambda ab: interpolation_curve(
-            net, ab[0], ab[1], X, y, np.asarray(alphas), bn=bn, X_stats=Xs), (a, b)))
+        return jax.jit(
+            lambda a, b, X, y, Xs: jax.lax.map(
+                lambda ab: interpolation_curve(
+                    net, ab[0], ab[1], X, y, np.asarray(alphas), bn=bn, X_stats=Xs
+                ),
+                (a, b),
+            )
+        )
     if what == "change":
-        return jax.jit(lambda b, a, Xg: jax.lax.map(
-            lambda ba: layer_gradient_change(net, ba[0], ba[1], Xg), (b, a)))
-    return jax.jit(lambda sp, k1, k2, X, y, Xs: jax.lax.map(
-        lambda z: eq10_comparison(net, z[0], z[1], z[2], X, y, Xs), (sp, k1, k2)))
+        return jax.jit(
+            lambda b, a, Xg: jax.lax.map(
+                lambda ba: layer_gradient_change(net, ba[0], ba[1], Xg), (b, a)
+            )
+        )
+    return jax.jit(
+        lambda sp, k1, k2, X, y, Xs: jax.lax.map(
+            lambda z: eq10_comparison(net, z[0], z[1], z[2], X, y, Xs), (sp, k1, k2)
+        )
+    )
 
 
-def measure_spawns(net: BatchNormNetwork, spawned, later, children, X_test: jax.Array,
-                   y_test: jax.Array, X_stats: jax.Array, X_grad: jax.Array, alphas) -> dict:
+def measure_spawns(
+    net: BatchNormNetwork,
+    spawned,
+    later,
+    children,
+    X_test: jax.Array,
+    y_test: jax.Array,
+    X_stats: jax.Array,
+    X_grad: jax.Array,
+    alphas,
+) -> dict:
     r"""Everything Fig. 6 and Eq. 10 need from one spawning experiment (numpy arrays).
 
     Args:
@@ -299,26 +389,41 @@ def measure_spawns(net: BatchNormNetwork, spawned, later, children, X_test: jax.
     C, S, K = children.step.shape
     if K % 2:
         raise ValueError(f"children must come in pairs; got {K} per parent.")
-    pick = lambda tree, j: tree_map(lambda leaf: leaf[:, :, j::2].reshape((-1,) + leaf.shape[3:]), tree)  # noqa: E731
-    ones, twos = (pick(children.params, 0), pick(children.bn_state, 0)), (pick(children.params, 1), pick(children.bn_state, 1))
+    pick = lambda tree, j: tree_map(
+        lambda leaf: leaf[:, :, j::2].reshape((-1,) + leaf.shape[3:]), tree
+    )  # noqa: E731
+    ones, twos = (
+        (pick(children.params, 0), pick(children.bn_state, 0)),
+        (pick(children.params, 1), pick(children.bn_state, 1)),
+    )
     out = {"alphas": np.asarray(alphas), "curves": {}, "barriers": {}}
     for bn in BN_MODES:
         curve = _compiled(net, "curve", bn, tuple(float(a) for a in np.asarray(alphas)))
-        loss, acc = (np.asarray(v).reshape(C, S, K // 2, -1)
-                     for v in curve(ones, twos, X_test, y_test, X_stats))
+        loss, acc = (
+            np.asarray(v).reshape(C, S, K // 2, -1)
+            for v in curve(ones, twos, X_test, y_test, X_stats)
+        )
         out["curves"][bn] = {"loss": loss, "accuracy": acc}
         out["barriers"][bn] = {
-            f"{metric}_{kind}": np.asarray(barrier(vals, alphas, kind=kind, higher_is_better=hib))
+            f"{metric}_{kind}": np.asarray(
+                barrier(vals, alphas, kind=kind, higher_is_better=hib)
+            )
             for metric, vals, hib in (("loss", loss, False), ("error", acc, True))
-            for kind in ("max", "midpoint")}
-    flat = lambda tree: tree_map(lambda leaf: leaf.reshape((-1,) + leaf.shape[2:]), tree)  # noqa: E731
+            for kind in ("max", "midpoint")
+        }
+    flat = lambda tree: tree_map(
+        lambda leaf: leaf.reshape((-1,) + leaf.shape[2:]), tree
+    )  # noqa: E731
     before = (flat(spawned.params), flat(spawned.bn_state))
     after = (flat(later.params), flat(later.bn_state))
     change = _compiled(net, "change")(before, after, X_grad)
     out["layers"] = layer_names(spawned.params)
-    out["gradient_change"] = np.stack([np.asarray(change[name]) for name, _ in out["layers"]],
-                                      axis=-1).reshape(C, S, -1)
-    first = lambda tree, j: tree_map(lambda leaf: leaf[:, :, j].reshape((-1,) + leaf.shape[3:]), tree)  # noqa: E731
+    out["gradient_change"] = np.stack(
+        [np.asarray(change[name]) for name, _ in out["layers"]], axis=-1
+    ).reshape(C, S, -1)
+    first = lambda tree, j: tree_map(
+        lambda leaf: leaf[:, :, j].reshape((-1,) + leaf.shape[3:]), tree
+    )  # noqa: E731
     kids = [(first(children.params, j), first(children.bn_state, j)) for j in (0, 1)]
     res = _compiled(net, "eq10")(before, kids[0], kids[1], X_test, y_test, X_stats)
     out["eq10"] = {k: np.asarray(v).reshape(C, S) for k, v in res.items()}

@@ -76,8 +76,19 @@ class FaithfulFit:
     runs: SeedRuns = field(repr=False)
 
 
-def faithful_fit(model: Model, params, optimizer: Optimizer, X_train, Y_train, X_test, y_test, *,
-                 rule: StoppingRule, batch_size: int | None = None, seed: int = 0) -> FaithfulFit:
+def faithful_fit(
+    model: Model,
+    params,
+    optimizer: Optimizer,
+    X_train,
+    Y_train,
+    X_test,
+    y_test,
+    *,
+    rule: StoppingRule,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> FaithfulFit:
     """Train the seeds in ``params`` (leading seed axis) with squared loss under ``rule``, tracking
     the smoother (closed loop) and the realised-step telescoping model on the training and test
     rows; see the module docstring.
@@ -92,15 +103,34 @@ def faithful_fit(model: Model, params, optimizer: Optimizer, X_train, Y_train, X
     n = X_train.shape[0]
     y_test = np.asarray(y_test, dtype=float)
     if y_test.shape != (X_test.shape[0],):
-        raise ValueError(f"y_test must hold one label per test row ({X_test.shape[0]}); got shape {y_test.shape}.")
+        raise ValueError(
+            f"y_test must hold one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
+        )
     X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
     Y = np.asarray(Y_train, dtype=float)
-    trackers = {"network": predictions_tracker(model.apply, X_R),
-                "telescoping": telescoping_tracker(model, X_R),
-                "smoother": smoother_tracker(model, X_train, Y if Y.ndim == 1 else Y[0], X_test, optimizer,
-                                             record_weights=True)}
-    runs = train_seeds(model, params, optimizer, X_train, Y, rule=rule, batch_size=batch_size,
-                       trackers=trackers, seed=seed)
+    trackers = {
+        "network": predictions_tracker(model.apply, X_R),
+        "telescoping": telescoping_tracker(model, X_R),
+        "smoother": smoother_tracker(
+            model,
+            X_train,
+            Y if Y.ndim == 1 else Y[0],
+            X_test,
+            optimizer,
+            record_weights=True,
+        ),
+    }
+    runs = train_seeds(
+        model,
+        params,
+        optimizer,
+        X_train,
+        Y,
+        rule=rule,
+        batch_size=batch_size,
+        trackers=trackers,
+        seed=seed,
+    )
     seeds = len(runs.stop_steps)
     Y = np.broadcast_to(Y, (seeds, n)) if Y.ndim == 1 else Y
     rec = runs.final["smoother"]
@@ -113,12 +143,16 @@ def faithful_fit(model: Model, params, optimizer: Optimizer, X_train, Y_train, X
         stop_steps=runs.stop_steps,
         train_error=np.mean((f[:, :n] > 0.5) != (Y > 0.5), axis=1),
         test_error=np.mean((f[:, n:] > 0.5) != (y_test > 0.5), axis=1),
-        train_mse=np.mean((f[:, :n] - Y) ** 2, axis=1), test_mse=np.mean((f[:, n:] - y_test) ** 2, axis=1),
+        train_mse=np.mean((f[:, :n] - Y) ** 2, axis=1),
+        test_mse=np.mean((f[:, n:] - y_test) ** 2, axis=1),
         p_train=np.array([effective_parameters(S[s, :n], n) for s in range(seeds)]),
         p_test=np.array([effective_parameters(S[s, n:], n) for s in range(seeds)]),
-        closed_loop=np.mean(closed ** 2, axis=1), realised=np.mean(realised ** 2, axis=1),
-        closed_loop_abs=np.mean(np.abs(closed), axis=1), realised_abs=np.mean(np.abs(realised), axis=1),
-        S_test=S[:, n:], runs=runs,
+        closed_loop=np.mean(closed**2, axis=1),
+        realised=np.mean(realised**2, axis=1),
+        closed_loop_abs=np.mean(np.abs(closed), axis=1),
+        realised_abs=np.mean(np.abs(realised), axis=1),
+        S_test=S[:, n:],
+        runs=runs,
     )
 
 
@@ -127,9 +161,14 @@ def is_faithful(gap_mse, test_mse, fraction: float = FRACTION) -> np.ndarray:
     network's test MSE (elementwise over seeds or widths); see the module docstring."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must lie in (0, 1); got {fraction!r}.")
-    gap_mse, test_mse = np.asarray(gap_mse, dtype=float), np.asarray(test_mse, dtype=float)
+    gap_mse, test_mse = (
+        np.asarray(gap_mse, dtype=float),
+        np.asarray(test_mse, dtype=float),
+    )
     if gap_mse.shape != test_mse.shape:
-        raise ValueError(f"gap_mse and test_mse must have the same shape; got {gap_mse.shape} and {test_mse.shape}.")
+        raise ValueError(
+            f"gap_mse and test_mse must have the same shape; got {gap_mse.shape} and {test_mse.shape}."
+        )
     return np.isfinite(gap_mse) & (gap_mse <= fraction * test_mse)
 
 

@@ -47,7 +47,9 @@ def irregularity(X) -> np.ndarray:
     principal component of the standardised inputs to the median projection."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(f"X must be a 2-D array with at least 2 rows; got shape {X.shape}.")
+        raise ValueError(
+            f"X must be a 2-D array with at least 2 rows; got shape {X.shape}."
+        )
     sd = X.std(0)
     Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
     direction = np.linalg.svd(Z, full_matrices=False)[2][0]
@@ -70,18 +72,33 @@ class IrregularSplit:
     mixtures: dict[float, np.ndarray] = field(repr=False)
 
 
-def irregular_split(X, y, *, n_train: int | None, n_val: int, n_test: int,
-                    proportions=PROPORTIONS, fraction: float = IRREGULAR_FRACTION,
-                    seed: int = 0) -> IrregularSplit:
+def irregular_split(
+    X,
+    y,
+    *,
+    n_train: int | None,
+    n_val: int,
+    n_test: int,
+    proportions=PROPORTIONS,
+    fraction: float = IRREGULAR_FRACTION,
+    seed: int = 0,
+) -> IrregularSplit:
     """Split ``(X, y)`` by App. C.2's protocol (module docstring). ``n_train`` counts all training
     rows, validation included (``None``: every regular row not used for testing)."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
-    if not (0 < fraction < 1) or not proportions or min(proportions) != 0 or max(proportions) > 1:
-        raise ValueError(f"fraction must lie in (0, 1) and proportions in [0, 1] starting at 0; got "
-                         f"fraction={fraction}, proportions={proportions}.")
+    if (
+        not (0 < fraction < 1)
+        or not proportions
+        or min(proportions) != 0
+        or max(proportions) > 1
+    ):
+        raise ValueError(
+            f"fraction must lie in (0, 1) and proportions in [0, 1] starting at 0; got "
+            f"fraction={fraction}, proportions={proportions}."
+        )
     rng = np.random.default_rng(seed)
     score = irregularity(X)
     n_irr = int(round(fraction * len(y)))
@@ -92,22 +109,43 @@ def irregular_split(X, y, *, n_train: int | None, n_val: int, n_test: int,
     if k_max > len(irr) or n_test + n_train > len(reg) or not (0 < n_val < n_train):
         raise ValueError(
             f"not enough rows: {len(reg)} regular and {len(irr)} irregular; asked for n_test="
-            f"{n_test} (up to {k_max} irregular), n_train={n_train} with n_val={n_val} (0 < n_val < n_train).")
+            f"{n_test} (up to {k_max} irregular), n_train={n_train} with n_val={n_val} (0 < n_val < n_train)."
+        )
     test, train = reg[:n_test], reg[n_test : n_test + n_train]
     eval_rows = np.concatenate([test, irr[:k_max]])
-    mixtures = {float(p): np.concatenate([np.arange(n_test - round(p * n_test)),
-                                          n_test + np.arange(round(p * n_test))]) for p in proportions}
-    return IrregularSplit(X[train], y[train], n_train - n_val, X[eval_rows], y[eval_rows],
-                          np.arange(len(eval_rows)) >= n_test, mixtures)
+    mixtures = {
+        float(p): np.concatenate(
+            [
+                np.arange(n_test - round(p * n_test)),
+                n_test + np.arange(round(p * n_test)),
+            ]
+        )
+        for p in proportions
+    }
+    return IrregularSplit(
+        X[train],
+        y[train],
+        n_train - n_val,
+        X[eval_rows],
+        y[eval_rows],
+        np.arange(len(eval_rows)) >= n_test,
+        mixtures,
+    )
 
 
 def normalised_max_norm(test_norms, train_norms) -> float:
     r""":math:`R(p)`: the mean over kernels ``t`` of the largest test-row norm over the same for the
     training rows. Both arrays are ``(rows, T)``, one column per tree or checkpoint."""
     test_norms, train_norms = np.asarray(test_norms), np.asarray(train_norms)
-    if test_norms.ndim != 2 or train_norms.ndim != 2 or test_norms.shape[1] != train_norms.shape[1]:
-        raise ValueError(f"test_norms and train_norms must be (rows, T) with the same T; got "
-                         f"{test_norms.shape} and {train_norms.shape}.")
+    if (
+        test_norms.ndim != 2
+        or train_norms.ndim != 2
+        or test_norms.shape[1] != train_norms.shape[1]
+    ):
+        raise ValueError(
+            f"test_norms and train_norms must be (rows, T) with the same T; got "
+            f"{test_norms.shape} and {train_norms.shape}."
+        )
     return float(test_norms.max(0).mean() / train_norms.max(0).mean())
 
 
@@ -137,18 +175,25 @@ def sample_gbt(rng: np.random.Generator, max_estimators: int = 1000) -> dict:
     lr = float(np.exp(rng.normal(np.log(0.01), np.log(10.0))))
     trees = int(round(np.exp(rng.uniform(np.log(10.5), np.log(1000.5)))))
     depth = GBT_DEPTHS[rng.choice(len(GBT_DEPTHS), p=GBT_DEPTH_PROBS)]
-    return {"learning_rate": lr, "n_estimators": min(trees, max_estimators), "max_depth": depth}
+    return {
+        "learning_rate": lr,
+        "n_estimators": min(trees, max_estimators),
+        "max_depth": depth,
+    }
 
 
 def fit_gbt(X, y, params: dict, seed: int = 0):
     """A squared-loss ``GradientBoostingRegressor`` with ``subsample=1`` (so Eq. 9 is exact)."""
     from sklearn.ensemble import GradientBoostingRegressor
 
-    return GradientBoostingRegressor(loss="squared_error", subsample=1.0, random_state=seed,
-                                     **params).fit(X, y)
+    return GradientBoostingRegressor(
+        loss="squared_error", subsample=1.0, random_state=seed, **params
+    ).fit(X, y)
 
 
-def search_gbt(split: IrregularSplit, runs: int, seed: int = 0, max_estimators: int = 1000):
+def search_gbt(
+    split: IrregularSplit, runs: int, seed: int = 0, max_estimators: int = 1000
+):
     """Random search on the validation rows; returns ``(best params, validation MSEs)``."""
     rng = np.random.default_rng([seed, 1])
     Xf, yf = split.X_train[: split.n_fit], split.y_train[: split.n_fit]
@@ -190,15 +235,25 @@ def kernel_norm_tracker(model, X_rows, X_train, *, chunk: int = 512):
 
     def record(state, params):
         def norms(xc):
-            return jnp.linalg.norm(lensbox.tangent_kernel(model, params, xc, X_train), axis=1)
+            return jnp.linalg.norm(
+                lensbox.tangent_kernel(model, params, xc, X_train), axis=1
+            )
 
         return jax.lax.map(norms, chunks).reshape(-1)[:rows] / n
 
     return lensbox.Tracker(lambda params: (), lambda state, info: state, record)
 
 
-def train_network(X, y, learning_rate: float, *, steps: int, seed: int = 0, X_rows=None,
-                  checkpoints: int = 8):
+def train_network(
+    X,
+    y,
+    learning_rate: float,
+    *,
+    steps: int,
+    seed: int = 0,
+    X_rows=None,
+    checkpoints: int = 8,
+):
     """Train the paper's MLP with Adam, batch 128, for ``steps`` steps.
 
     Returns ``(predict, norms)``: ``predict(X)`` of the trained network and, when ``X_rows`` is
@@ -212,11 +267,23 @@ def train_network(X, y, learning_rate: float, *, steps: int, seed: int = 0, X_ro
     model = lensbox.mlp(WIDTHS)
     params = model.init(jax.random.PRNGKey(seed), X.shape[1])
     record_at = np.unique(np.linspace(0, steps, checkpoints + 1).astype(int)[:-1])
-    trackers = {} if X_rows is None else {"norms": kernel_norm_tracker(model, X_rows, X)}
+    trackers = (
+        {} if X_rows is None else {"norms": kernel_norm_tracker(model, X_rows, X)}
+    )
     try:
-        res = lensbox.train(model, params, lensbox.adam(learning_rate), X, y, steps=steps,
-                            batch_size=min(BATCH, len(y)), seed=seed, trackers=trackers,
-                            record_at=record_at, progress=False)
+        res = lensbox.train(
+            model,
+            params,
+            lensbox.adam(learning_rate),
+            X,
+            y,
+            steps=steps,
+            batch_size=min(BATCH, len(y)),
+            seed=seed,
+            trackers=trackers,
+            record_at=record_at,
+            progress=False,
+        )
     except lensbox.DivergenceError:
         return (lambda Z: np.full(len(Z), np.nan)), None
     trained = res.params
@@ -261,25 +328,55 @@ class SeedResult:
     best: dict[str, Any]
 
 
-def run_seed(X, y, *, n_train, n_val, n_test, steps, search_runs, nn_search_runs=None, checkpoints=8,
-             proportions=PROPORTIONS, max_estimators=1000, seed=0) -> SeedResult:
+def run_seed(
+    X,
+    y,
+    *,
+    n_train,
+    n_val,
+    n_test,
+    steps,
+    search_runs,
+    nn_search_runs=None,
+    checkpoints=8,
+    proportions=PROPORTIONS,
+    max_estimators=1000,
+    seed=0,
+) -> SeedResult:
     """The whole protocol for one seed: split, search both models (``search_runs`` random draws
     each, or ``nn_search_runs`` for the network when given), retrain, measure."""
     from lensbox import boosting
 
-    split = irregular_split(X, y, n_train=n_train, n_val=n_val, n_test=n_test,
-                            proportions=proportions, seed=seed)
+    split = irregular_split(
+        X,
+        y,
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        proportions=proportions,
+        seed=seed,
+    )
     gbt_params, _ = search_gbt(split, search_runs, seed, max_estimators)
     gbt = fit_gbt(split.X_train, split.y_train, gbt_params, seed)
     nn_runs = search_runs if nn_search_runs is None else nn_search_runs
     lr, _ = search_network(split, nn_runs, steps=steps, seed=seed)
     rows = np.concatenate([split.X_train, split.X_eval])
-    predict, norms = train_network(split.X_train, split.y_train, lr, steps=steps, seed=seed,
-                                   X_rows=rows, checkpoints=checkpoints)
+    predict, norms = train_network(
+        split.X_train,
+        split.y_train,
+        lr,
+        steps=steps,
+        seed=seed,
+        X_rows=rows,
+        checkpoints=checkpoints,
+    )
     n = len(split.y_train)
     if norms is None:  # the retrained network diverged: no kernel to measure
         norms = np.full((len(rows), checkpoints), np.nan)
-    g_eval, g_train = boosting.kernel_norms(gbt, split.X_eval), boosting.kernel_norms(gbt, split.X_train)
+    g_eval, g_train = (
+        boosting.kernel_norms(gbt, split.X_eval),
+        boosting.kernel_norms(gbt, split.X_train),
+    )
     p_nn, p_gbt = predict(split.X_eval), gbt.predict(split.X_eval)
     out = {k: [] for k in ("mse_nn", "mse_gbt", "R_nn", "R_gbt")}
     for p in proportions:
@@ -288,14 +385,24 @@ def run_seed(X, y, *, n_train, n_val, n_test, steps, search_runs, nn_search_runs
         out["mse_gbt"].append(np.mean((p_gbt[idx] - split.y_eval[idx]) ** 2))
         out["R_nn"].append(normalised_max_norm(norms[n:][idx], norms[:n]))
         out["R_gbt"].append(normalised_max_norm(g_eval[idx], g_train))
-    return SeedResult(np.asarray(proportions, float), *(np.asarray(out[k]) for k in out),
-                      norms[n:], norms[:n], g_eval, g_train, split.irregular,
-                      {"gbt": gbt_params, "nn_learning_rate": lr})
+    return SeedResult(
+        np.asarray(proportions, float),
+        *(np.asarray(out[k]) for k in out),
+        norms[n:],
+        norms[:n],
+        g_eval,
+        g_train,
+        split.irregular,
+        {"gbt": gbt_params, "nn_learning_rate": lr},
+    )
 
 
 def summarise(results: list[SeedResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Mean and standard error over seeds, by ``p``, of both MSEs, both :math:`R(p)` and the
     relative gap (computed per seed, then averaged)."""
-    stack = {k: np.stack([getattr(r, k) for r in results]) for k in ("mse_nn", "mse_gbt", "R_nn", "R_gbt")}
+    stack = {
+        k: np.stack([getattr(r, k) for r in results])
+        for k in ("mse_nn", "mse_gbt", "R_nn", "R_gbt")
+    }
     stack["gap"] = relative_gap(stack["mse_nn"], stack["mse_gbt"])
     return {k: mean_se(v) for k, v in stack.items()}

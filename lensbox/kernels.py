@@ -35,15 +35,13 @@ returns the kernel of each output, (R, B, k); ``outputs="trace"`` returns their 
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
-from lensbox._validation import as_inputs, check_finite
+from lensbox._validation import as_inputs
 from lensbox.errors import ArgumentError, ShapeError
 from lensbox.models import ACTIVATIONS, Apply, MLPSpec, Model, as_model, check_features
 
@@ -66,14 +64,17 @@ def _route(model: Model | Apply, method: str) -> tuple[str, Model]:
     model = as_model(model)
     is_mlp = isinstance(model.spec, MLPSpec)
     if method == "structured" and not is_mlp:
-        raise ArgumentError("method='structured' needs a lensbox.models.mlp Model; use "
-                            "method='generic' for other apply functions.")
+        raise ArgumentError(
+            "method='structured' needs a lensbox.models.mlp Model; use "
+            "method='generic' for other apply functions."
+        )
     if is_mlp and model.spec.out != 1:
         if method == "structured":
             raise ArgumentError(
                 f"method='structured' supports one output (k = 1): its rank-one factorisation is "
                 f"written for a scalar f. This MLP has k = {model.spec.out}; method='auto' or "
-                f"'generic' computes its (R, B, k, k) kernel through Jacobians.")
+                f"'generic' computes its (R, B, k, k) kernel through Jacobians."
+            )
         return "generic", model
     if method == "auto":
         method = "structured" if is_mlp else "generic"
@@ -120,13 +121,16 @@ def jacobian_tree(apply: Apply, params: Params, X) -> Params:
 
     One ``jax.jacrev`` per example (a reverse pass per output), mapped over the rows by ``vmap``.
     """
+
     def one(p, x):
         return apply(p, tree_map(lambda a: a[None], x))[0]
 
     return jax.vmap(jax.jacrev(one), in_axes=(None, 0))(params, X)
 
 
-def jacobian_rows(model: Model | Apply, params: Params, X, *, method: str = "auto") -> jax.Array:
+def jacobian_rows(
+    model: Model | Apply, params: Params, X, *, method: str = "auto"
+) -> jax.Array:
     r"""The Jacobian :math:`[\nabla_\theta f_\theta(x)^\top]_x` of a one-output model, shape
     (rows, p), columns in the order of ``jax.flatten_util.ravel_pytree(params)``.
 
@@ -144,8 +148,10 @@ def jacobian_rows(model: Model | Apply, params: Params, X, *, method: str = "aut
     leaves = jax.tree_util.tree_leaves(rows)
     n, lead = leaves[0].shape[0], len(jax.tree_util.tree_leaves(params)[0].shape)
     if leaves[0].ndim - lead != 1:
-        raise ShapeError("jacobian_rows needs a one-output model (apply returning shape (n,)); "
-                         "use jacobian_tree for k > 1 outputs.")
+        raise ShapeError(
+            "jacobian_rows needs a one-output model (apply returning shape (n,)); "
+            "use jacobian_tree for k > 1 outputs."
+        )
     return jnp.concatenate([leaf.reshape(n, -1) for leaf in leaves], axis=1)
 
 
@@ -173,8 +179,11 @@ def _structured_block(model, params, X_R, X_B, phi, params_B) -> jax.Array:
 def _contract(J_R: Params, J_B: Params, params: Params, outputs: str) -> jax.Array:
     """:math:`\\sum_\\text{leaves} J_R J_B^\\top`, leaf by leaf, keeping or reducing the output axes."""
     total = None
-    for jr, jb, leaf in zip(jax.tree_util.tree_leaves(J_R), jax.tree_util.tree_leaves(J_B),
-                            jax.tree_util.tree_leaves(params)):
+    for jr, jb, leaf in zip(
+        jax.tree_util.tree_leaves(J_R),
+        jax.tree_util.tree_leaves(J_B),
+        jax.tree_util.tree_leaves(params),
+    ):
         k_axes = jr.ndim - 1 - np.ndim(leaf)  # 0 for one output, 1 for k outputs
         jr = jr.reshape(jr.shape[: 1 + k_axes] + (-1,))
         jb = jb.reshape(jb.shape[: 1 + k_axes] + (-1,))
@@ -199,10 +208,16 @@ def _generic_block(apply, params, X_R, X_B, phi, params_B, outputs, rows_per_chu
         return _contract(jacobian_tree(apply, params, X_R), J_B, params, outputs)
     chunks = -(-R // rows_per_chunk)
     pad = chunks * rows_per_chunk - R
-    padded = tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), X_R)
-    stacked = tree_map(lambda a: a.reshape((chunks, rows_per_chunk) + a.shape[1:]), padded)
+    padded = tree_map(
+        lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), X_R
+    )
+    stacked = tree_map(
+        lambda a: a.reshape((chunks, rows_per_chunk) + a.shape[1:]), padded
+    )
     blocks = jax.lax.map(
-        lambda x: _contract(jacobian_tree(apply, params, x), J_B, params, outputs), stacked)
+        lambda x: _contract(jacobian_tree(apply, params, x), J_B, params, outputs),
+        stacked,
+    )
     return blocks.reshape((chunks * rows_per_chunk,) + blocks.shape[2:])[:R]
 
 
@@ -248,22 +263,40 @@ def tangent_kernel(
     X_R, X_B = as_inputs(X_R, "X_R"), as_inputs(X_B, "X_B")
     check_features(model, params, X_R, "X_R")
     check_features(model, params if params_B is None else params_B, X_B, "X_B")
-    if preconditioner is not None and (jax.tree_util.tree_structure(preconditioner)
-                                       != jax.tree_util.tree_structure(params)):
-        raise ShapeError("preconditioner must be a pytree shaped like params (phi from "
-                         "lensbox.optim.preconditioner) or None.")
+    if preconditioner is not None and (
+        jax.tree_util.tree_structure(preconditioner)
+        != jax.tree_util.tree_structure(params)
+    ):
+        raise ShapeError(
+            "preconditioner must be a pytree shaped like params (phi from "
+            "lensbox.optim.preconditioner) or None."
+        )
     if method == "structured":
         return _structured_jit(model, params, X_R, X_B, preconditioner, params_B)
-    return _generic_jit(model.apply, params, X_R, X_B, preconditioner, params_B, outputs,
-                        max(1, int(rows_per_chunk)))
+    return _generic_jit(
+        model.apply,
+        params,
+        X_R,
+        X_B,
+        preconditioner,
+        params_B,
+        outputs,
+        max(1, int(rows_per_chunk)),
+    )
 
 
 _structured_jit = jax.jit(_structured_block, static_argnums=(0,))
 _generic_jit = jax.jit(_generic_block, static_argnums=(0, 6, 7))
 
 
-def layer_trace_shares(model: Model | Apply, params: Params, X, preconditioner: Params | None = None,
-                       *, method: str = "auto") -> np.ndarray:
+def layer_trace_shares(
+    model: Model | Apply,
+    params: Params,
+    X,
+    preconditioner: Params | None = None,
+    *,
+    method: str = "auto",
+) -> np.ndarray:
     r"""The share of :math:`\mathrm{tr}\,K(X, X)` that each top-level entry of ``params`` carries.
 
     The trace is a sum over parameters, :math:`\mathrm{tr}\,K = \sum_x\sum_j (\partial_j f(x))^2/\phi_j`,
@@ -278,15 +311,29 @@ def layer_trace_shares(model: Model | Apply, params: Params, X, preconditioner: 
     elif isinstance(params, (list, tuple)):
         keys = list(range(len(params)))
     else:
-        raise ArgumentError(f"params must be a list or dict of layers to split the trace by; "
-                            f"got {type(params).__name__}.")
+        raise ArgumentError(
+            f"params must be a list or dict of layers to split the trace by; "
+            f"got {type(params).__name__}."
+        )
+
     def only(key):  # 1/phi kept for one layer, 1/inf = 0 for every other
-        kept = {k: ones[k] if k == key else tree_map(lambda v: jnp.full_like(v, jnp.inf), ones[k])
-                for k in keys}
+        kept = {
+            k: ones[k]
+            if k == key
+            else tree_map(lambda v: jnp.full_like(v, jnp.inf), ones[k])
+            for k in keys
+        }
         return kept if isinstance(params, dict) else type(params)(kept[k] for k in keys)
 
     parts = []
     for key in keys:
-        parts.append(float(jnp.trace(tangent_kernel(model, params, X, X, preconditioner=only(key),
-                                                    method=method))))
+        parts.append(
+            float(
+                jnp.trace(
+                    tangent_kernel(
+                        model, params, X, X, preconditioner=only(key), method=method
+                    )
+                )
+            )
+        )
     return np.asarray(parts) / sum(parts)

@@ -95,12 +95,16 @@ def as_model(model: "Model | Apply", name: str = "model") -> Model:
     """A :class:`Model` from a Model or a bare ``apply(params, X)`` function (no init, no spec)."""
     if isinstance(model, Model):
         if not callable(model.apply):
-            raise ArgumentTypeError(f"{name}.apply must be callable; got {type(model.apply).__name__}.")
+            raise ArgumentTypeError(
+                f"{name}.apply must be callable; got {type(model.apply).__name__}."
+            )
         return model
     if callable(model):
         return Model(None, model, model, None)
-    raise ArgumentTypeError(f"{name} must be a lensbox Model or an apply(params, X) function; "
-                            f"got {type(model).__name__}.")
+    raise ArgumentTypeError(
+        f"{name} must be a lensbox Model or an apply(params, X) function; "
+        f"got {type(model).__name__}."
+    )
 
 
 def apply_of(model: "Model | Apply", name: str = "model") -> Apply:
@@ -142,9 +146,13 @@ def mlp(
     """
     widths = _check_widths(widths)
     if not _is_int(out) or out < 1:
-        raise ArgumentError(f"out must be a positive integer (the number of outputs k); got {out!r}.")
+        raise ArgumentError(
+            f"out must be a positive integer (the number of outputs k); got {out!r}."
+        )
     if activation not in ACTIVATIONS:
-        raise ArgumentError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}.")
+        raise ArgumentError(
+            f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}."
+        )
     if output not in OUTPUTS:
         raise ArgumentError(f"output must be one of {OUTPUTS}; got {output!r}.")
     if init not in INITS:
@@ -184,15 +192,19 @@ def check_features(model: Model, params: Params, X, name: str) -> tuple[int, ...
     if isinstance(model.spec, MLPSpec):
         expected = int(jnp.shape(params[0]["w"])[0])
         if jnp.ndim(X) != 2 or jnp.shape(X)[1] != expected:
-            raise ShapeError(f"{name} must have {expected} features per row (the first layer's "
-                             f"fan-in in params), shape (n, {expected}); got shape {jnp.shape(X)}.")
+            raise ShapeError(
+                f"{name} must have {expected} features per row (the first layer's "
+                f"fan-in in params), shape (n, {expected}); got shape {jnp.shape(X)}."
+            )
     one = jax.tree_util.tree_map(lambda a: a[:1], X)
     try:
         out = jax.eval_shape(model.apply, params, one)
     except (TypeError, ValueError) as err:
         shapes = jax.tree_util.tree_map(lambda a: tuple(jnp.shape(a)), X)
-        raise ShapeError(f"{name} (shapes {shapes}) does not fit the model's parameters: "
-                         f"apply(params, {name}) fails with: {err}") from None
+        raise ShapeError(
+            f"{name} (shapes {shapes}) does not fit the model's parameters: "
+            f"apply(params, {name}) fails with: {err}"
+        ) from None
     return tuple(out.shape[1:])
 
 
@@ -205,8 +217,12 @@ def _init_layers(spec: MLPSpec, key: jax.Array, in_dim: int) -> Params:
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         kw, kb = keys[2 * layer], keys[2 * layer + 1]
         if spec.init == "standard":
-            gain = 2.0 if (layer < len(spec.widths) and spec.activation == "relu") else 1.0
-            w = jax.random.normal(kw, (fan_in, fan_out), dtype) * jnp.sqrt(gain / fan_in)
+            gain = (
+                2.0 if (layer < len(spec.widths) and spec.activation == "relu") else 1.0
+            )
+            w = jax.random.normal(kw, (fan_in, fan_out), dtype) * jnp.sqrt(
+                gain / fan_in
+            )
             b = jnp.zeros((fan_out,), dtype)
         else:
             bound = 1.0 / jnp.sqrt(fan_in)
@@ -224,7 +240,8 @@ def _check_widths(widths) -> tuple[int, ...]:
     if isinstance(widths, (int, float)) or not hasattr(widths, "__iter__"):
         raise ArgumentTypeError(
             f"widths must be a sequence of hidden widths, e.g. ({widths},) for one hidden layer of "
-            f"width {widths}; got the number {widths!r}.")
+            f"width {widths}; got the number {widths!r}."
+        )
     widths = tuple(widths)
     if any(not _is_int(w) or w < 1 for w in widths):
         raise ArgumentError(f"widths must be positive integers; got widths={widths}.")
@@ -287,7 +304,11 @@ def quadratic_network(width: int, epsilon: float, *, centred: bool = True) -> Mo
     """
     if not _is_int(width) or width < 1:
         raise ArgumentError(f"width must be a positive integer; got {width!r}.")
-    if not (isinstance(epsilon, (int, float)) and epsilon == epsilon and abs(epsilon) < float("inf")):
+    if not (
+        isinstance(epsilon, (int, float))
+        and epsilon == epsilon
+        and abs(epsilon) < float("inf")
+    ):
         raise ArgumentError(f"epsilon must be a finite number; got {epsilon!r}.")
     width = int(width)
     spec = QuadraticSpec(width, float(epsilon), bool(centred))
@@ -312,7 +333,11 @@ def quadratic_network(width: int, epsilon: float, *, centred: bool = True) -> Mo
 
 
 def quadratic_tangent_kernel(
-    params: Params, X_R: jax.Array, X_B: jax.Array, preconditioner: Params | None = None, *,
+    params: Params,
+    X_R: jax.Array,
+    X_B: jax.Array,
+    preconditioner: Params | None = None,
+    *,
     epsilon: float,
 ) -> jax.Array:
     r"""Closed-form tangent kernel of :func:`quadratic_network`, an ``(R, B)`` block.
@@ -336,7 +361,12 @@ def quadratic_tangent_kernel(
     """
     theta = params["theta"]
     X_R, X_B = jnp.asarray(X_R), jnp.asarray(X_B)
-    if X_R.ndim != 2 or X_B.ndim != 2 or X_R.shape[1] != theta.shape[1] or X_B.shape[1] != theta.shape[1]:
+    if (
+        X_R.ndim != 2
+        or X_B.ndim != 2
+        or X_R.shape[1] != theta.shape[1]
+        or X_B.shape[1] != theta.shape[1]
+    ):
         raise ShapeError(
             f"X_R and X_B must be matrices with {theta.shape[1]} columns (the input dimension); "
             f"got shapes {X_R.shape} and {X_B.shape}."
@@ -345,10 +375,16 @@ def quadratic_tangent_kernel(
     if preconditioner is None:
         m = jnp.sum(theta, axis=0)
         gram_theta = theta.T @ theta
-        phi_gram = (n_h + epsilon * ((X_R @ m)[:, None] + (X_B @ m)[None, :])
-                    + epsilon**2 * (X_R @ gram_theta) @ X_B.T)
+        phi_gram = (
+            n_h
+            + epsilon * ((X_R @ m)[:, None] + (X_B @ m)[None, :])
+            + epsilon**2 * (X_R @ gram_theta) @ X_B.T
+        )
         return phi_gram * (X_R @ X_B.T) / n_h**2
     inv = 1.0 / preconditioner["theta"]  # (n_h, d)
     d_R = 1.0 + epsilon * (X_R @ theta.T)  # phi'(theta_j^T x), (R, n_h)
     d_B = 1.0 + epsilon * (X_B @ theta.T)
-    return jnp.einsum("rj,bj,rk,bk,jk->rb", d_R, d_B, X_R, X_B, inv, optimize=True) / n_h**2
+    return (
+        jnp.einsum("rj,bj,rk,bk,jk->rb", d_R, d_B, X_R, X_B, inv, optimize=True)
+        / n_h**2
+    )

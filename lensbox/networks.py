@@ -41,7 +41,17 @@ import jax.numpy as jnp
 Params = Any
 BN_MOMENTUM = 0.1  # PyTorch's default
 BN_EPS = 1e-5
-_SUBLAYER_ORDER = ("conv", "dense", "bn", "conv1", "dense1", "bn1", "conv2", "dense2", "bn2")
+_SUBLAYER_ORDER = (
+    "conv",
+    "dense",
+    "bn",
+    "conv1",
+    "dense1",
+    "bn1",
+    "conv2",
+    "dense2",
+    "bn2",
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,9 @@ class BatchNormNetwork(NamedTuple):
 # Layers
 
 
-def conv(w: jax.Array, x: jax.Array, stride: int = 1, im2col: bool = False) -> jax.Array:
+def conv(
+    w: jax.Array, x: jax.Array, stride: int = 1, im2col: bool = False
+) -> jax.Array:
     """A k x k convolution with PyTorch's symmetric padding ``k // 2``; NHWC input, HWIO weights.
 
     ``im2col=True`` computes the same numbers as one matrix product of the stacked shifted inputs
@@ -90,17 +102,29 @@ def conv(w: jax.Array, x: jax.Array, stride: int = 1, im2col: bool = False) -> j
         xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
         h, wd = x.shape[1], x.shape[2]
         ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
-        cols = [xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
-                for i in range(k) for j in range(k)]
+        cols = [
+            xp[
+                :,
+                i : i + stride * (ho - 1) + 1 : stride,
+                j : j + stride * (wo - 1) + 1 : stride,
+                :,
+            ]
+            for i in range(k)
+            for j in range(k)
+        ]
         return jnp.concatenate(cols, axis=-1) @ w.reshape(-1, w.shape[-1])
     return jax.lax.conv_general_dilated(
-        x, w, (stride, stride), ((pad, pad), (pad, pad)),
+        x,
+        w,
+        (stride, stride),
+        ((pad, pad), (pad, pad)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
 
 
-def batch_norm(p: Params, s: Params, x: jax.Array, train: bool,
-               momentum: float = BN_MOMENTUM) -> tuple[jax.Array, Params]:
+def batch_norm(
+    p: Params, s: Params, x: jax.Array, train: bool, momentum: float = BN_MOMENTUM
+) -> tuple[jax.Array, Params]:
     r"""BatchNorm over every axis but the last: :math:`\gamma (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta`.
 
     ``p = {"scale": gamma, "shift": beta}``; ``s = {"mean", "var"}`` the running statistics, updated
@@ -113,8 +137,10 @@ def batch_norm(p: Params, s: Params, x: jax.Array, train: bool,
         var = jnp.mean(jnp.square(x - mean), axis=axes)
         count = x.size // x.shape[-1]
         unbiased = var * count / max(count - 1, 1)
-        s = {"mean": (1 - momentum) * s["mean"] + momentum * mean,
-             "var": (1 - momentum) * s["var"] + momentum * unbiased}
+        s = {
+            "mean": (1 - momentum) * s["mean"] + momentum * mean,
+            "var": (1 - momentum) * s["var"] + momentum * unbiased,
+        }
     else:
         mean, var = s["mean"], s["var"]
     return p["scale"] * (x - mean) * jax.lax.rsqrt(var + BN_EPS) + p["shift"], s
@@ -146,21 +172,37 @@ def _block_names(spec: ResNetSpec) -> list[tuple[str, int, int, int]]:
 
 def _he_conv(key, k: int, cin: int, cout: int) -> jax.Array:
     dtype = jnp.zeros(()).dtype
-    return jax.random.normal(key, (k, k, cin, cout), dtype) * jnp.sqrt(2.0 / (k * k * cin))
+    return jax.random.normal(key, (k, k, cin, cout), dtype) * jnp.sqrt(
+        2.0 / (k * k * cin)
+    )
 
 
 def _bn_init(c: int) -> tuple[Params, Params]:
     dtype = jnp.zeros(()).dtype
-    return ({"scale": jnp.ones((c,), dtype), "shift": jnp.zeros((c,), dtype)},
-            {"mean": jnp.zeros((c,), dtype), "var": jnp.ones((c,), dtype)})
+    return (
+        {"scale": jnp.ones((c,), dtype), "shift": jnp.zeros((c,), dtype)},
+        {"mean": jnp.zeros((c,), dtype), "var": jnp.ones((c,), dtype)},
+    )
 
 
-def _basic_block(op, p: Params, st: Params, h: jax.Array, cout: int, stride: int, train: bool,
-                 momentum: float):
+def _basic_block(
+    op,
+    p: Params,
+    st: Params,
+    h: jax.Array,
+    cout: int,
+    stride: int,
+    train: bool,
+    momentum: float,
+):
     """``relu(bn2(op2(relu(bn1(op1(h))))) + shortcut(h))``; ``op`` is a convolution or a dense map."""
     names = ("conv1", "conv2") if "conv1" in p else ("dense1", "dense2")
-    z, s1 = batch_norm(p["bn1"], st["bn1"], op(p[names[0]]["w"], h, stride), train, momentum)
-    z, s2 = batch_norm(p["bn2"], st["bn2"], op(p[names[1]]["w"], jax.nn.relu(z), 1), train, momentum)
+    z, s1 = batch_norm(
+        p["bn1"], st["bn1"], op(p[names[0]]["w"], h, stride), train, momentum
+    )
+    z, s2 = batch_norm(
+        p["bn2"], st["bn2"], op(p[names[1]]["w"], jax.nn.relu(z), 1), train, momentum
+    )
     return jax.nn.relu(z + _shortcut(h, cout, stride)), {"bn1": s1, "bn2": s2}
 
 
@@ -172,45 +214,75 @@ def _network(spec: ResNetSpec, kind: str, op, weight_init) -> BatchNormNetwork:
 
     def init(key: jax.Array, input_shape: Sequence[int]) -> tuple[Params, Params]:
         if len(tuple(input_shape)) != 3:
-            raise ValueError(f"input_shape must be (height, width, channels); got {tuple(input_shape)}.")
+            raise ValueError(
+                f"input_shape must be (height, width, channels); got {tuple(input_shape)}."
+            )
         keys = jax.random.split(key, 2 * len(names) + 3)
         bn_p, bn_s = _bn_init(spec.widths[0])
-        params = {"00_stem": {stem: {"w": weight_init(keys[0], tuple(input_shape), spec.widths[0])},
-                              "bn": bn_p}}
+        params = {
+            "00_stem": {
+                stem: {"w": weight_init(keys[0], tuple(input_shape), spec.widths[0])},
+                "bn": bn_p,
+            }
+        }
         state = {"00_stem": {"bn": bn_s}}
         for i, (name, cin, cout, _) in enumerate(names):
             (p1, s1), (p2, s2) = _bn_init(cout), _bn_init(cout)
-            params[name] = {sub1: {"w": weight_init(keys[2 * i + 1], cin, cout)}, "bn1": p1,
-                            sub2: {"w": weight_init(keys[2 * i + 2], cout, cout)}, "bn2": p2}
+            params[name] = {
+                sub1: {"w": weight_init(keys[2 * i + 1], cin, cout)},
+                "bn1": p1,
+                sub2: {"w": weight_init(keys[2 * i + 2], cout, cout)},
+                "bn2": p2,
+            }
             state[name] = {"bn1": s1, "bn2": s2}
         fan_in, dtype = spec.widths[-1], jnp.zeros(()).dtype
         bound = 1.0 / jnp.sqrt(fan_in)
         params[head] = {
-            "w": jax.random.normal(keys[-2], (fan_in, spec.classes), dtype) * jnp.sqrt(2.0 / fan_in),
+            "w": jax.random.normal(keys[-2], (fan_in, spec.classes), dtype)
+            * jnp.sqrt(2.0 / fan_in),
             "b": jax.random.uniform(keys[-1], (spec.classes,), dtype, -bound, bound),
         }
         return params, state
 
-    def apply(params: Params, bn_state: Params, x: jax.Array, train: bool = False,
-              momentum: float = BN_MOMENTUM):
+    def apply(
+        params: Params,
+        bn_state: Params,
+        x: jax.Array,
+        train: bool = False,
+        momentum: float = BN_MOMENTUM,
+    ):
         if x.ndim != 4:
-            raise ValueError(f"x must be images of shape (n, height, width, channels); got {x.shape}.")
+            raise ValueError(
+                f"x must be images of shape (n, height, width, channels); got {x.shape}."
+            )
         if kind == "dense":
             x = x.reshape(x.shape[0], -1)
         p0 = params["00_stem"]
-        h, s = batch_norm(p0["bn"], bn_state["00_stem"]["bn"], op(p0[stem]["w"], x, 1), train, momentum)
+        h, s = batch_norm(
+            p0["bn"],
+            bn_state["00_stem"]["bn"],
+            op(p0[stem]["w"], x, 1),
+            train,
+            momentum,
+        )
         new, h = {"00_stem": {"bn": s}}, jax.nn.relu(h)
         for name, _, cout, stride in names:
-            h, new[name] = _basic_block(op, params[name], bn_state[name], h, cout, stride, train,
-                                        momentum)
+            h, new[name] = _basic_block(
+                op, params[name], bn_state[name], h, cout, stride, train, momentum
+            )
         pooled = jnp.mean(h, axis=(1, 2)) if kind == "conv" else h
         return pooled @ params[head]["w"] + params[head]["b"], new
 
     return BatchNormNetwork(init, apply, spec)
 
 
-def resnet(widths: Sequence[int] = (16, 32, 64), blocks: int = 3, classes: int = 10, *,
-           im2col: bool | None = None) -> BatchNormNetwork:
+def resnet(
+    widths: Sequence[int] = (16, 32, 64),
+    blocks: int = 3,
+    classes: int = 10,
+    *,
+    im2col: bool | None = None,
+) -> BatchNormNetwork:
     """A CIFAR-style residual network with BatchNorm; the defaults are ResNet-20 (paper-notes 5.2).
 
     Args:
@@ -231,10 +303,14 @@ def resnet(widths: Sequence[int] = (16, 32, 64), blocks: int = 3, classes: int =
         cin = cin[-1] if isinstance(cin, tuple) else cin
         return _he_conv(key, 3, cin, cout)
 
-    return _network(spec, "conv", lambda w, h, stride: conv(w, h, stride, use), weight_init)
+    return _network(
+        spec, "conv", lambda w, h, stride: conv(w, h, stride, use), weight_init
+    )
 
 
-def residual_mlp(width: int = 128, blocks: int = 1, classes: int = 10) -> BatchNormNetwork:
+def residual_mlp(
+    width: int = 128, blocks: int = 1, classes: int = 10
+) -> BatchNormNetwork:
     """The same residual design with dense layers in place of convolutions (the book's stand-in).
 
     Inputs ``(n, h, w, c)`` are flattened; a dense stem of ``width`` units, ``blocks`` basic blocks
@@ -246,7 +322,9 @@ def residual_mlp(width: int = 128, blocks: int = 1, classes: int = 10) -> BatchN
 
     def weight_init(key, cin, cout):
         cin = int(jnp.prod(jnp.asarray(cin))) if isinstance(cin, tuple) else cin
-        return jax.random.normal(key, (cin, cout), jnp.zeros(()).dtype) * jnp.sqrt(2.0 / cin)
+        return jax.random.normal(key, (cin, cout), jnp.zeros(()).dtype) * jnp.sqrt(
+            2.0 / cin
+        )
 
     return _network(spec, "dense", lambda w, h, stride: h @ w, weight_init)
 
@@ -254,11 +332,17 @@ def residual_mlp(width: int = 128, blocks: int = 1, classes: int = 10) -> BatchN
 def _check_spec(widths, blocks, classes) -> ResNetSpec:
     widths = tuple(int(w) for w in widths)
     if not widths or any(w < 1 for w in widths):
-        raise ValueError(f"widths must be a non-empty sequence of positive integers; got {widths}.")
+        raise ValueError(
+            f"widths must be a non-empty sequence of positive integers; got {widths}."
+        )
     if any(not (a <= b <= 3 * a) for a, b in zip(widths, widths[1:])):
-        raise ValueError(f"widths: each stage must keep or widen (at most 3x) the channels; got {widths}.")
+        raise ValueError(
+            f"widths: each stage must keep or widen (at most 3x) the channels; got {widths}."
+        )
     if int(blocks) < 1 or int(classes) < 1:
-        raise ValueError(f"blocks and classes must be positive; got blocks={blocks}, classes={classes}.")
+        raise ValueError(
+            f"blocks and classes must be positive; got blocks={blocks}, classes={classes}."
+        )
     return ResNetSpec(widths, int(blocks), int(classes))
 
 
@@ -276,7 +360,9 @@ def layer_names(params: Params) -> list[tuple[str, str]]:
             out.append((block, "linear"))
             continue
         for key in [k for k in _SUBLAYER_ORDER if k in sub]:
-            kind = "batchnorm" if set(sub[key]) == {"scale", "shift"} else key.rstrip("12")
+            kind = (
+                "batchnorm" if set(sub[key]) == {"scale", "shift"} else key.rstrip("12")
+            )
             out.append((f"{block}/{key}", kind))
     return out
 

@@ -132,12 +132,19 @@ def learning_rate_at(config: OptimizerConfig, t) -> jax.Array:
 def check_optimizer(optimizer, name: str = "optimizer") -> Optimizer:
     """Return ``optimizer`` if it is a lensbox :class:`Optimizer`; otherwise a ``TypeError`` naming
     the argument, what was expected and what arrived (e.g. the string ``"sgd"``)."""
-    if isinstance(optimizer, Optimizer) and isinstance(optimizer.config, OptimizerConfig):
+    if isinstance(optimizer, Optimizer) and isinstance(
+        optimizer.config, OptimizerConfig
+    ):
         return optimizer
-    hint = (f" (build it with lensbox.{optimizer}(learning_rate, ...))"
-            if isinstance(optimizer, str) and optimizer in ("sgd", "adam", "adamw") else "")
-    raise TypeError(f"{name} must be a lensbox optimiser such as lensbox.sgd(0.1) or "
-                    f"lensbox.adamw(1e-3); got {optimizer!r:.80}{hint}.")
+    hint = (
+        f" (build it with lensbox.{optimizer}(learning_rate, ...))"
+        if isinstance(optimizer, str) and optimizer in ("sgd", "adam", "adamw")
+        else ""
+    )
+    raise TypeError(
+        f"{name} must be a lensbox optimiser such as lensbox.sgd(0.1) or "
+        f"lensbox.adamw(1e-3); got {optimizer!r:.80}{hint}."
+    )
 
 
 def from_config(config: OptimizerConfig) -> Optimizer:
@@ -150,11 +157,14 @@ def from_config(config: OptimizerConfig) -> Optimizer:
 
     def update(grads, state, params):
         if getattr(state, "spec", None) != spec:
-            raise ValueError(f"the optimiser state was made by another optimiser "
-                             f"({getattr(state, 'spec', type(state))}); this one is {spec}.")
+            raise ValueError(
+                f"the optimiser state was made by another optimiser "
+                f"({getattr(state, 'spec', type(state))}); this one is {spec}."
+            )
         t = state.count + 1
-        delta, traces, stats = tx.run_chain(pieces, grads, state.traces, state.stats, params, t,
-                                            observe=True)
+        delta, traces, stats = tx.run_chain(
+            pieces, grads, state.traces, state.stats, params, t, observe=True
+        )
         return delta, OptState(t, traces, stats, spec)
 
     return Optimizer(init, update, config)
@@ -171,18 +181,26 @@ def chain(*pieces: Piece, name: str = "custom") -> Optimizer:
     """
     rates = [p.spec[1] for p in pieces if p.spec[0] == "learning_rate"]
     if len(rates) != 1 or not all(isinstance(p, Piece) for p in pieces):
-        raise ValueError("pieces must be lensbox.transforms pieces with exactly one learning_rate "
-                         f"piece; got {[getattr(p, 'spec', p) for p in pieces]}.")
+        raise ValueError(
+            "pieces must be lensbox.transforms pieces with exactly one learning_rate "
+            f"piece; got {[getattr(p, 'spec', p) for p in pieces]}."
+        )
     return from_config(OptimizerConfig(str(name), rates[0], pieces=tuple(pieces)))
 
 
-def schedule(learning_rate: float | Schedule, warmup_steps: int = 0,
-             decay_at: Sequence[int] = (), decay_factor: float = 0.1) -> Schedule:
+def schedule(
+    learning_rate: float | Schedule,
+    warmup_steps: int = 0,
+    decay_at: Sequence[int] = (),
+    decay_factor: float = 0.1,
+) -> Schedule:
     """A :class:`~lensbox.transforms.Schedule` from the optimisers' keyword arguments."""
     if isinstance(learning_rate, Schedule):
         if warmup_steps or tuple(decay_at):
-            raise ValueError("give warm-up and decay steps either in the Schedule passed as "
-                             "learning_rate or as keyword arguments, not both.")
+            raise ValueError(
+                "give warm-up and decay steps either in the Schedule passed as "
+                "learning_rate or as keyword arguments, not both."
+            )
         return learning_rate
     return Schedule(learning_rate, warmup_steps, tuple(decay_at), decay_factor)
 
@@ -191,7 +209,9 @@ def _check(momentum: float, style: str, weight_decay: float) -> None:
     if not (0.0 <= momentum < 1.0):
         raise ValueError(f"momentum must lie in [0, 1); got {momentum!r}.")
     if style not in MOMENTUM_STYLES:
-        raise ValueError(f"momentum_style must be one of {MOMENTUM_STYLES}; got {style!r}.")
+        raise ValueError(
+            f"momentum_style must be one of {MOMENTUM_STYLES}; got {style!r}."
+        )
     if not (weight_decay >= 0):
         raise ValueError(f"weight_decay must be non-negative; got {weight_decay!r}.")
 
@@ -222,17 +242,33 @@ def sgd(
     _check(beta, momentum_style, lam)
     pieces = [tx.add_decay(lam)] if lam > 0 else []
     if beta > 0:
-        pieces += [tx.heavy_ball(beta)] if momentum_style == "heavy_ball" else [tx.ema(beta), tx.debias(beta)]
+        pieces += (
+            [tx.heavy_ball(beta)]
+            if momentum_style == "heavy_ball"
+            else [tx.ema(beta), tx.debias(beta)]
+        )
     pieces.append(tx.learning_rate(rate))
-    return from_config(OptimizerConfig("sgd", rate, beta, momentum_style, lam, False,
-                                       pieces=tuple(pieces)))
+    return from_config(
+        OptimizerConfig(
+            "sgd", rate, beta, momentum_style, lam, False, pieces=tuple(pieces)
+        )
+    )
 
 
-def _adam_family(name: str, rate: Schedule, b1: float, b2: float, eps: float, lam: float,
-                 decoupled: bool) -> Optimizer:
+def _adam_family(
+    name: str,
+    rate: Schedule,
+    b1: float,
+    b2: float,
+    eps: float,
+    lam: float,
+    decoupled: bool,
+) -> Optimizer:
     _check(b1, "ema", lam)
     if not (0.0 <= b2 < 1.0 and eps >= 0):
-        raise ValueError(f"b2 must lie in [0, 1) and eps be non-negative; got b2={b2!r}, eps={eps!r}.")
+        raise ValueError(
+            f"b2 must lie in [0, 1) and eps be non-negative; got b2={b2!r}, eps={eps!r}."
+        )
     pieces = [tx.add_decay(lam)] if lam > 0 and not decoupled else []
     pieces.append(tx.second_moment(b2, eps))
     if b1 > 0:
@@ -241,8 +277,11 @@ def _adam_family(name: str, rate: Schedule, b1: float, b2: float, eps: float, la
     if lam > 0 and decoupled:
         pieces.append(tx.add_decay(lam))
     pieces.append(tx.learning_rate(rate))
-    return from_config(OptimizerConfig(name, rate, b1, "ema", lam, decoupled, b2, eps,
-                                       pieces=tuple(pieces)))
+    return from_config(
+        OptimizerConfig(
+            name, rate, b1, "ema", lam, decoupled, b2, eps, pieces=tuple(pieces)
+        )
+    )
 
 
 def adam(
@@ -261,8 +300,15 @@ def adam(
     :math:`\phi_t = \sqrt{v_t / (1-\beta_2^t)} + \epsilon`,
     :math:`\Delta\theta_t = -\gamma_t \, m_t / ((1-\beta_1^t)\phi_t)`.
     """
-    return _adam_family("adam", schedule(learning_rate, warmup_steps, decay_at), float(b1),
-                        float(b2), float(eps), float(weight_decay), False)
+    return _adam_family(
+        "adam",
+        schedule(learning_rate, warmup_steps, decay_at),
+        float(b1),
+        float(b2),
+        float(eps),
+        float(weight_decay),
+        False,
+    )
 
 
 def adamw(
@@ -280,8 +326,15 @@ def adamw(
     :math:`\Delta\theta_t = -\gamma_t [m_t / ((1-\beta_1^t)\phi_t) + \lambda\theta_{t-1}]`, with
     :math:`m_t`, :math:`\phi_t` as in :func:`adam` computed from the loss gradient alone.
     """
-    return _adam_family("adamw", schedule(learning_rate, warmup_steps, decay_at), float(b1),
-                        float(b2), float(eps), float(weight_decay), True)
+    return _adam_family(
+        "adamw",
+        schedule(learning_rate, warmup_steps, decay_at),
+        float(b1),
+        float(b2),
+        float(eps),
+        float(weight_decay),
+        True,
+    )
 
 
 def preconditioner(state: OptState, config: OptimizerConfig):

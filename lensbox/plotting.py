@@ -46,7 +46,9 @@ def band(ax, x, values, *, color=None, label=None, alpha: float = 0.2, **kwargs)
     values = np.asarray(values, dtype=float)
     mean, se = mean_and_se(values[None] if values.ndim == 1 else values)
     (line,) = ax.plot(x, mean, color=color, label=label, **kwargs)
-    ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=alpha, linewidth=0)
+    ax.fill_between(
+        x, mean - se, mean + se, color=line.get_color(), alpha=alpha, linewidth=0
+    )
     return line
 
 
@@ -75,7 +77,9 @@ def glue(name: str, value, display: bool = False) -> None:
     """
     import numpy as np
 
-    if isinstance(value, np.generic):  # np.float64(0.5) would reach {glue:text} as unformattable text
+    if isinstance(
+        value, np.generic
+    ):  # np.float64(0.5) would reach {glue:text} as unformattable text
         value = value.item()
     is_figure = hasattr(value, "savefig")
     if is_figure:

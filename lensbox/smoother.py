@@ -84,7 +84,9 @@ def effective_parameters(S_rows, n: int):
     if S.ndim != 2:
         raise ValueError(f"S_rows must be a 2-D array (rows x n); got shape {S.shape}.")
     if S.shape[1] != n:
-        raise ValueError(f"S_rows has {S.shape[1]} columns but n = {n} training labels.")
+        raise ValueError(
+            f"S_rows has {S.shape[1]} columns but n = {n} training labels."
+        )
     return float("nan") if S.shape[0] == 0 else float(n / S.shape[0] * np.sum(S * S))
 
 
@@ -98,8 +100,10 @@ def tracked_rows(X_train, y_train, X_eval) -> tuple[jax.Array, jax.Array, int]:
     if X_eval is None:
         X_eval = np.zeros((0, d))
     if np.ndim(X_eval) != 2 or np.shape(X_eval)[1] != d:
-        raise ValueError(f"X_eval must be a 2-D array with {d} features like X_train (or None for "
-                         f"the training rows only); got shape {np.shape(X_eval)}.")
+        raise ValueError(
+            f"X_eval must be a 2-D array with {d} features like X_train (or None for "
+            f"the training rows only); got shape {np.shape(X_eval)}."
+        )
     X_eval = as_matrix(X_eval, "X_eval") if np.shape(X_eval)[0] else jnp.asarray(X_eval)
     return jnp.concatenate([X_train, X_eval.astype(X_train.dtype)], axis=0), y, n
 
@@ -108,27 +112,38 @@ def _flatten_like(stats, params):
     """Each sub-tree of ``stats`` shaped like ``params`` (Adam's second moment) as a flat vector
     in the order of ``ravel_pytree(params)``, so it scales the rows of a ``p x columns`` matrix."""
     treedef = jax.tree_util.tree_structure(params)
-    return jax.tree_util.tree_map(lambda s: ravel_pytree(s)[0], stats,
-                                  is_leaf=lambda x: jax.tree_util.tree_structure(x) == treedef)
+    return jax.tree_util.tree_map(
+        lambda s: ravel_pytree(s)[0],
+        stats,
+        is_leaf=lambda x: jax.tree_util.tree_structure(x) == treedef,
+    )
 
 
 def _residual_columns(coef, idx, y, f_B, n: int) -> jax.Array:
     r"""``V`` (|B| x (n + 2)): the batch residuals as coefficients of :math:`[\mathbf y; 1; 1]`."""
     S_B = coef[idx, :n]
-    return jnp.concatenate([
-        jax.nn.one_hot(idx, n, dtype=coef.dtype) - S_B,  # E_B - S_B: both offsets
-        -coef[idx, n][:, None],  # closed loop: y - (S y + c)
-        (S_B @ y - f_B)[:, None],  # network: y - f
-    ], axis=1)
+    return jnp.concatenate(
+        [
+            jax.nn.one_hot(idx, n, dtype=coef.dtype) - S_B,  # E_B - S_B: both offsets
+            -coef[idx, n][:, None],  # closed loop: y - (S y + c)
+            (S_B @ y - f_B)[:, None],  # network: y - f
+        ],
+        axis=1,
+    )
 
 
 def _failure(state, dF, idx, t, n: int):
     """The first failure seen so far (code and step); 0 while all is well."""
-    code = jnp.where(jnp.max(idx) >= n, ROW_OUT_OF_RANGE,
-                     jnp.where(jnp.all(jnp.isfinite(dF)), 0, NONFINITE)).astype(jnp.int32)
+    code = jnp.where(
+        jnp.max(idx) >= n,
+        ROW_OUT_OF_RANGE,
+        jnp.where(jnp.all(jnp.isfinite(dF)), 0, NONFINITE),
+    ).astype(jnp.int32)
     first = state["failure"] == 0
-    return (jnp.where(first, code, state["failure"]),
-            jnp.where(first & (code > 0), t.astype(jnp.int32), state["failed_at"]))
+    return (
+        jnp.where(first, code, state["failure"]),
+        jnp.where(first & (code > 0), t.astype(jnp.int32), state["failed_at"]),
+    )
 
 
 def _check_spec(info: StepInfo, spec: tuple) -> None:
@@ -138,19 +153,25 @@ def _check_spec(info: StepInfo, spec: tuple) -> None:
         raise ValueError(
             f"smoother: the tracker was built for the optimiser with pieces {list(spec)} but the run "
             f"uses {list(found) if found is not None else type(info.opt_state)}; build "
-            "smoother_tracker with the optimiser you train with.")
+            "smoother_tracker with the optimiser you train with."
+        )
 
 
 def _kernel_route(model, method, kernel_fn, pieces, X_R):
     """Step for a diagonal chain (no momentum, no decay): one kernel block per step."""
     if kernel_fn is None:
+
         def kernel_fn(params, XR, XB, divisor):
-            return _kernels.tangent_kernel(model, params, XR, XB, preconditioner=divisor, method=method)
+            return _kernels.tangent_kernel(
+                model, params, XR, XB, preconditioner=divisor, method=method
+            )
 
     def step(state, info, V):
         scalar, divisor = tx.chain_scale(pieces, info.opt_state.stats, info.step)
         K = kernel_fn(info.params_prev, X_R, X_R[info.batch], divisor)
-        return (K * (-scalar / info.batch.shape[0])) @ V, state  # scale the smaller factor
+        return (
+            K * (-scalar / info.batch.shape[0])
+        ) @ V, state  # scale the smaller factor
 
     return step
 
@@ -165,13 +186,18 @@ def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
     def jac_times(params, X, M):
         # J(X) @ M in row chunks, so the (R x p) Jacobian is never whole in memory.
         row = lambda x: jac(params, x[None])[0] @ M
-        return jax.lax.map(row, X, batch_size=min(int(rows_per_chunk), max(X.shape[0], 1)))
+        return jax.lax.map(
+            row, X, batch_size=min(int(rows_per_chunk), max(X.shape[0], 1))
+        )
 
     def step(state, info, V):
-        u = jac(info.params_prev, X_R[info.batch]).T @ (V / -info.batch.shape[0])  # the gradient
+        u = jac(info.params_prev, X_R[info.batch]).T @ (
+            V / -info.batch.shape[0]
+        )  # the gradient
         stats = _flatten_like(info.opt_state.stats, info.params_prev)
-        delta, traces, _ = tx.run_chain(pieces, u, state["traces"], stats, state.get("D"),
-                                        info.step, observe=False)
+        delta, traces, _ = tx.run_chain(
+            pieces, u, state["traces"], stats, state.get("D"), info.step, observe=False
+        )
         state = dict(state, traces=traces)
         if uses_params:
             state["D"] = state["D"] + delta
@@ -183,12 +209,24 @@ def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
 def _init_state(apply, pieces, X_R, n, parameter_space):
     def init(params):
         f0 = apply(params, X_R)
-        coef = jnp.concatenate([jnp.zeros((X_R.shape[0], n), f0.dtype), f0[:, None], f0[:, None]], 1)
-        state = {"coef": coef, "failure": jnp.zeros((), jnp.int32), "failed_at": jnp.zeros((), jnp.int32)}
+        coef = jnp.concatenate(
+            [jnp.zeros((X_R.shape[0], n), f0.dtype), f0[:, None], f0[:, None]], 1
+        )
+        state = {
+            "coef": coef,
+            "failure": jnp.zeros((), jnp.int32),
+            "failed_at": jnp.zeros((), jnp.int32),
+        }
         if parameter_space:
             theta0 = ravel_pytree(params)[0].astype(f0.dtype)
-            D = jnp.concatenate([jnp.zeros((theta0.shape[0], n), f0.dtype), theta0[:, None],
-                                 theta0[:, None]], axis=1)
+            D = jnp.concatenate(
+                [
+                    jnp.zeros((theta0.shape[0], n), f0.dtype),
+                    theta0[:, None],
+                    theta0[:, None],
+                ],
+                axis=1,
+            )
             state["traces"] = tuple(p.init(D) for p in pieces)
             if any(p.uses_params for p in pieces):
                 state["D"] = D
@@ -203,9 +241,13 @@ def _update(step, apply, spec: tuple, X_R, y, n: int):
     def update(state, info: StepInfo):
         _check_spec(info, spec)
         f_B = apply(info.params_prev, X_R[info.batch])
-        dF, state = step(state, info, _residual_columns(state["coef"], info.batch, y, f_B, n))
+        dF, state = step(
+            state, info, _residual_columns(state["coef"], info.batch, y, f_B, n)
+        )
         failure, failed_at = _failure(state, dF, info.batch, info.step, n)
-        return dict(state, coef=state["coef"] + dF, failure=failure, failed_at=failed_at)
+        return dict(
+            state, coef=state["coef"] + dF, failure=failure, failed_at=failed_at
+        )
 
     return update
 
@@ -216,7 +258,9 @@ def _record(y, n: int, record_weights: bool):
         S, m = coef[:, :n], coef.shape[0] - n
         out = {
             "p_train": effective_parameters(S[:n], n),
-            "p_test": effective_parameters(S[n:], n) if m else jnp.asarray(jnp.nan, S.dtype),
+            "p_test": effective_parameters(S[n:], n)
+            if m
+            else jnp.asarray(jnp.nan, S.dtype),
             "prediction": S @ y + coef[:, n],
             "c": coef[:, n],
             "prediction_network": S @ y + coef[:, n + 1],
@@ -273,20 +317,30 @@ def smoother_tracker(
         ``nonfinite`` and, with ``record_weights``, ``S``. :func:`check_record` raises on failures.
     """
     if loss != "squared":
-        raise ValueError(f"the smoother form exists for squared loss only (Eqs. 6-8); got loss={loss!r}. "
-                         "Use lensbox.telescope for other losses.")
+        raise ValueError(
+            f"the smoother form exists for squared loss only (Eqs. 6-8); got loss={loss!r}. "
+            "Use lensbox.telescope for other losses."
+        )
     pieces, spec = check_optimizer(optimizer).pieces, optimizer.config.spec
     X_R, y, n = tracked_rows(X_train, y_train, X_eval)
     method, apply = _kernels._resolve(model, method)
     parameter_space = not tx.is_diagonal(pieces)
     if kernel_fn is not None and parameter_space:
-        raise ValueError("kernel_fn replaces the kernel block of the SGD/Adam recursion, but momentum "
-                         "and weight decay need the parameter-space smoother state (Jacobian rows); "
-                         "drop kernel_fn or use an optimiser without them.")
-    step = (_parameter_route(model, method, pieces, X_R, rows_per_chunk) if parameter_space
-            else _kernel_route(model, method, kernel_fn, pieces, X_R))
-    return Tracker(_init_state(apply, pieces, X_R, n, parameter_space),
-                   _update(step, apply, spec, X_R, y, n), _record(y, n, record_weights))
+        raise ValueError(
+            "kernel_fn replaces the kernel block of the SGD/Adam recursion, but momentum "
+            "and weight decay need the parameter-space smoother state (Jacobian rows); "
+            "drop kernel_fn or use an optimiser without them."
+        )
+    step = (
+        _parameter_route(model, method, pieces, X_R, rows_per_chunk)
+        if parameter_space
+        else _kernel_route(model, method, kernel_fn, pieces, X_R)
+    )
+    return Tracker(
+        _init_state(apply, pieces, X_R, n, parameter_space),
+        _update(step, apply, spec, X_R, y, n),
+        _record(y, n, record_weights),
+    )
 
 
 def check_record(record: dict) -> None:
@@ -301,14 +355,19 @@ def check_record(record: dict) -> None:
     bad = np.flatnonzero(failure)
     if bad.size == 0:
         return
-    code, step = int(failure[bad[0]]), int(np.asarray(record["failed_at"]).ravel()[bad[0]])
+    code, step = (
+        int(failure[bad[0]]),
+        int(np.asarray(record["failed_at"]).ravel()[bad[0]]),
+    )
     if code == NONFINITE:
         raise FloatingPointError(
             f"smoother: the tangent kernel (or the update built from it) is non-finite at step {step}; "
-            "check kernel_fn, the learning rate and the inputs.")
+            "check kernel_fn, the learning rate and the inputs."
+        )
     raise ValueError(
         f"smoother: step {step} used a training row index beyond the smoother's X_train; "
-        "train on the same X_train and y_train the smoother was given.")
+        "train on the same X_train and y_train the smoother was given."
+    )
 
 
 @dataclass
@@ -345,7 +404,11 @@ class SmootherRun:
         """Mean absolute gap between the closed-loop smoother and ``to`` (``"telescoping"``, the
         realised-step model, or ``"network"``), per recorded step, on ``rows`` = ``"train"``,
         ``"eval"`` or ``"all"``."""
-        sl = {"train": slice(0, self.n), "eval": slice(self.n, None), "all": slice(None)}[rows]
+        sl = {
+            "train": slice(0, self.n),
+            "eval": slice(self.n, None),
+            "all": slice(None),
+        }[rows]
         other = {"telescoping": self.telescoping, "network": self.network}[to]
         return np.mean(np.abs(self.smoother[:, sl] - other[:, sl]), axis=1)
 
@@ -375,18 +438,48 @@ def smooth(
         ValueError: for a loss other than squared error or mismatched rows.
         FloatingPointError: if the kernel or the smoother update became non-finite (naming the step).
     """
-    tracker = smoother_tracker(model, X, y, X_eval, optimizer, kernel_fn=kernel_fn,
-                               record_weights=record_weights, loss=loss, method=method)
+    tracker = smoother_tracker(
+        model,
+        X,
+        y,
+        X_eval,
+        optimizer,
+        kernel_fn=kernel_fn,
+        record_weights=record_weights,
+        loss=loss,
+        method=method,
+    )
     X_R, _, n = tracked_rows(X, y, X_eval)
     apply = model.apply if isinstance(model, Model) else model
-    trackers = {"smoother": tracker, "telescoping": telescoping_tracker(apply, X_R),
-                "network": predictions_tracker(apply, X_R), **train_kwargs.pop("trackers", {})}
-    result = train(model, params, optimizer, X, y, steps=steps, loss="squared", trackers=trackers,
-                   record_at=record_at, **train_kwargs)
+    trackers = {
+        "smoother": tracker,
+        "telescoping": telescoping_tracker(apply, X_R),
+        "network": predictions_tracker(apply, X_R),
+        **train_kwargs.pop("trackers", {}),
+    }
+    result = train(
+        model,
+        params,
+        optimizer,
+        X,
+        y,
+        steps=steps,
+        loss="squared",
+        trackers=trackers,
+        record_at=record_at,
+        **train_kwargs,
+    )
     rec = result.records["smoother"]
     check_record(rec)
-    return SmootherRun(result.record_steps, n, np.asarray(rec["prediction"]),
-                       np.asarray(rec["prediction_network"]),
-                       np.asarray(result.records["telescoping"]), np.asarray(result.records["network"]),
-                       np.asarray(rec["p_train"]), np.asarray(rec["p_test"]),
-                       np.asarray(rec["S"]) if record_weights else None, result)
+    return SmootherRun(
+        result.record_steps,
+        n,
+        np.asarray(rec["prediction"]),
+        np.asarray(rec["prediction_network"]),
+        np.asarray(result.records["telescoping"]),
+        np.asarray(result.records["network"]),
+        np.asarray(rec["p_train"]),
+        np.asarray(rec["p_test"]),
+        np.asarray(rec["S"]) if record_weights else None,
+        result,
+    )

@@ -48,14 +48,22 @@ def batch_rows(data_key: jax.Array, step, n: int, batch_size: int) -> jax.Array:
     permutation are dropped."""
     per_epoch = n // batch_size
     order = jax.random.permutation(jax.random.fold_in(data_key, step // per_epoch), n)
-    return jax.lax.dynamic_slice(order, ((step % per_epoch) * batch_size,), (batch_size,))
+    return jax.lax.dynamic_slice(
+        order, ((step % per_epoch) * batch_size,), (batch_size,)
+    )
 
 
-def init_state(net: BatchNormNetwork, optimizer: Optimizer, key: jax.Array,
-               input_shape: Sequence[int]) -> TrainState:
+def init_state(
+    net: BatchNormNetwork,
+    optimizer: Optimizer,
+    key: jax.Array,
+    input_shape: Sequence[int],
+) -> TrainState:
     """:math:`\\theta_0`, fresh BatchNorm statistics, the optimiser's initial state, step 0."""
     params, bn_state = net.init(key, input_shape)
-    return TrainState(params, bn_state, optimizer.init(params), jnp.zeros((), jnp.int32))
+    return TrainState(
+        params, bn_state, optimizer.init(params), jnp.zeros((), jnp.int32)
+    )
 
 
 def make_trainer(
@@ -81,11 +89,17 @@ def make_trainer(
     """
     n = int(X.shape[0])
     if X.ndim != 4:
-        raise ValueError(f"X must be images (n, height, width, channels); got shape {X.shape}.")
+        raise ValueError(
+            f"X must be images (n, height, width, channels); got shape {X.shape}."
+        )
     if y.shape != (n,):
-        raise ValueError(f"y must hold one integer label per image, shape ({n},); got {y.shape}.")
+        raise ValueError(
+            f"y must hold one integer label per image, shape ({n},); got {y.shape}."
+        )
     if not (1 <= int(batch_size) <= n):
-        raise ValueError(f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}.")
+        raise ValueError(
+            f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}."
+        )
     X, y = jnp.asarray(X), jnp.asarray(y).astype(jnp.int32)
 
     def loss(params, bn_state, xb, yb):
@@ -98,13 +112,18 @@ def make_trainer(
         xb = X[rows]
         if augment is not None:
             xb = augment(jax.random.fold_in(jax.random.fold_in(data_key, s), 1), xb)
-        grads, bn_state = jax.grad(loss, has_aux=True)(state.params, state.bn_state, xb, y[rows])
+        grads, bn_state = jax.grad(loss, has_aux=True)(
+            state.params, state.bn_state, xb, y[rows]
+        )
         delta, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(apply_updates(state.params, delta), bn_state, opt_state, s + 1)
+        return TrainState(
+            apply_updates(state.params, delta), bn_state, opt_state, s + 1
+        )
 
     def advance(state: TrainState, data_key: jax.Array, stop) -> TrainState:
-        return jax.lax.while_loop(lambda st: st.step < stop,
-                                  lambda st: one_step(st, data_key), state)
+        return jax.lax.while_loop(
+            lambda st: st.step < stop, lambda st: one_step(st, data_key), state
+        )
 
     return advance
 
@@ -125,8 +144,16 @@ def _vectorised(advance):
     return jax.jit(jax.vmap(advance))
 
 
-def train_many(advance, states: TrainState, data_keys: jax.Array, stops, *, chunk: int = 500,
-               progress: bool = True, desc: str = "training") -> tuple[TrainState, bool]:
+def train_many(
+    advance,
+    states: TrainState,
+    data_keys: jax.Array,
+    stops,
+    *,
+    chunk: int = 500,
+    progress: bool = True,
+    desc: str = "training",
+) -> tuple[TrainState, bool]:
     """Run many states side by side (leading axis) until each reaches its own ``stops[i]``.
 
     Steps run in compiled chunks of ``chunk`` steps under one ``vmap``; between chunks a tqdm bar
@@ -137,8 +164,10 @@ def train_many(advance, states: TrainState, data_keys: jax.Array, stops, *, chun
     """
     stops = jnp.asarray(stops, jnp.int32)
     if stops.shape != states.step.shape:
-        raise ValueError(f"stops must have one entry per state, shape {states.step.shape}; "
-                         f"got {stops.shape}.")
+        raise ValueError(
+            f"stops must have one entry per state, shape {states.step.shape}; "
+            f"got {stops.shape}."
+        )
     run = _vectorised(advance)
     first, last = int(jnp.min(states.step)), int(jnp.max(stops))
     bounds = list(range(first + chunk, last, chunk)) + [last]
@@ -173,19 +202,31 @@ def spawn(parents: TrainState, n_children: int) -> TrainState:
         raise ValueError(f"n_children must be a positive integer; got {n_children!r}.")
     axis = int(np.ndim(parents.step))  # after the parents' own leading axes
     return jax.tree_util.tree_map(
-        lambda leaf: jnp.stack([leaf] * int(n_children), axis=axis), parents)
+        lambda leaf: jnp.stack([leaf] * int(n_children), axis=axis), parents
+    )
 
 
 def _flatten(tree: Any, axes: int) -> Any:
-    return jax.tree_util.tree_map(lambda leaf: leaf.reshape((-1,) + leaf.shape[axes:]), tree)
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf.reshape((-1,) + leaf.shape[axes:]), tree
+    )
 
 
 def _unflatten(tree: Any, lead: tuple[int, ...]) -> Any:
-    return jax.tree_util.tree_map(lambda leaf: leaf.reshape(lead + leaf.shape[1:]), tree)
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf.reshape(lead + leaf.shape[1:]), tree
+    )
 
 
-def train_to_checkpoints(advance, states: TrainState, data_keys: jax.Array, checkpoints: Sequence[int],
-                         *, progress: bool = True, desc: str = "parent") -> TrainState:
+def train_to_checkpoints(
+    advance,
+    states: TrainState,
+    data_keys: jax.Array,
+    checkpoints: Sequence[int],
+    *,
+    progress: bool = True,
+    desc: str = "parent",
+) -> TrainState:
     r"""Train runs (leading axis) through the sorted ``checkpoints``, keeping the state at each.
 
     Returns:
@@ -197,19 +238,34 @@ def train_to_checkpoints(advance, states: TrainState, data_keys: jax.Array, chec
     """
     checkpoints = [int(c) for c in checkpoints]
     if checkpoints != sorted(checkpoints) or (checkpoints and checkpoints[0] < 0):
-        raise ValueError(f"checkpoints must be sorted non-negative steps; got {checkpoints}.")
+        raise ValueError(
+            f"checkpoints must be sorted non-negative steps; got {checkpoints}."
+        )
     kept = []
     for stop in checkpoints:
-        states, interrupted = train_many(advance, states, data_keys, jnp.full(states.step.shape, stop),
-                                         progress=progress, desc=f"{desc} to step {stop}")
+        states, interrupted = train_many(
+            advance,
+            states,
+            data_keys,
+            jnp.full(states.step.shape, stop),
+            progress=progress,
+            desc=f"{desc} to step {stop}",
+        )
         if interrupted:
             raise KeyboardInterrupt
         kept.append(states)
     return stack(kept)
 
 
-def train_children(advance, parents: TrainState, n_children: int, key: jax.Array, stop: int, *,
-                   progress: bool = True) -> tuple[TrainState, bool]:
+def train_children(
+    advance,
+    parents: TrainState,
+    n_children: int,
+    key: jax.Array,
+    stop: int,
+    *,
+    progress: bool = True,
+) -> tuple[TrainState, bool]:
     r"""Spawn ``n_children`` children from every parent and train them all, side by side, to ``stop``.
 
     ``parents`` has two leading axes (checkpoints, seeds). Each child gets its own data key (a new
@@ -222,6 +278,12 @@ def train_children(advance, parents: TrainState, n_children: int, key: jax.Array
     lead = tuple(kids.step.shape)
     flat = _flatten(kids, 3)
     keys = jax.random.split(key, int(np.prod(lead)))
-    done, interrupted = train_many(advance, flat, keys, jnp.full(flat.step.shape, int(stop)),
-                                   progress=progress, desc="children")
+    done, interrupted = train_many(
+        advance,
+        flat,
+        keys,
+        jnp.full(flat.step.shape, int(stop)),
+        progress=progress,
+        desc="children",
+    )
     return _unflatten(done, lead), interrupted

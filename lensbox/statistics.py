@@ -11,5 +11,9 @@ def mean_and_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values, dtype=float)
     count = values.shape[axis]
     mean = values.mean(axis=axis)
-    se = values.std(axis=axis, ddof=1) / np.sqrt(count) if count > 1 else np.zeros_like(mean)
+    se = (
+        values.std(axis=axis, ddof=1) / np.sqrt(count)
+        if count > 1
+        else np.zeros_like(mean)
+    )
     return mean, se

@@ -32,8 +32,14 @@ from lensbox.errors import ArgumentError, ShapeError
 from lensbox.models import Model, apply_of
 from lensbox.optim import Optimizer
 from lensbox.statistics import mean_and_se
-from lensbox.training import (BatchOrder, Tracker, check_optimizer, get_loss, optimisation_step,
-                              predictions_tracker)
+from lensbox.training import (
+    BatchOrder,
+    Tracker,
+    check_optimizer,
+    get_loss,
+    optimisation_step,
+    predictions_tracker,
+)
 
 Params = Any
 
@@ -69,13 +75,18 @@ class StoppingRule:
         for name in ("max_epochs", "patience", "check_every"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
-                raise ArgumentError(f"StoppingRule.{name} must be a positive integer; got {value!r}.")
+                raise ArgumentError(
+                    f"StoppingRule.{name} must be a positive integer; got {value!r}."
+                )
         if self.patience % self.check_every or self.max_epochs % self.check_every:
             raise ArgumentError(
                 f"patience ({self.patience}) and max_epochs ({self.max_epochs}) must be multiples "
-                f"of check_every ({self.check_every}), so that every comparison falls on a check.")
+                f"of check_every ({self.check_every}), so that every comparison falls on a check."
+            )
         if not (self.tolerance >= 0):
-            raise ArgumentError(f"StoppingRule.tolerance must be non-negative; got {self.tolerance!r}.")
+            raise ArgumentError(
+                f"StoppingRule.tolerance must be non-negative; got {self.tolerance!r}."
+            )
 
 
 @dataclass
@@ -114,17 +125,27 @@ def _stack(trees: Sequence[Any]) -> Any:
     return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
 
 
-def init_seeds(model: Model, keys: Sequence[jax.Array] | jax.Array, in_dim: int) -> Params:
+def init_seeds(
+    model: Model, keys: Sequence[jax.Array] | jax.Array, in_dim: int
+) -> Params:
     """``model.init`` for each key, stacked along a leading seed axis (the input of
     :func:`train_seeds`)."""
     keys = jnp.asarray(keys)
     if keys.ndim < 2:
-        raise ShapeError(f"keys must be a stack of PRNG keys (seeds x 2); got shape {keys.shape}.")
+        raise ShapeError(
+            f"keys must be a stack of PRNG keys (seeds x 2); got shape {keys.shape}."
+        )
     return jax.vmap(lambda k: model.init(k, int(in_dim)))(keys)
 
 
-def kernel_learning_rate(model: Model | Callable, params: Params, X, *, fraction: float = 1.0,
-                         stacked: bool = False) -> float:
+def kernel_learning_rate(
+    model: Model | Callable,
+    params: Params,
+    X,
+    *,
+    fraction: float = 1.0,
+    stacked: bool = False,
+) -> float:
     r"""The learning rate :math:`\gamma = \text{fraction}\cdot n / \lambda_{\max}(K_0)` for
     full-batch gradient descent on :math:`\frac1n\sum_i\tfrac12(y_i - f(x_i))^2`.
 
@@ -146,13 +167,18 @@ def kernel_learning_rate(model: Model | Callable, params: Params, X, *, fraction
     from lensbox import kernels
 
     if not (0.0 < fraction < 2.0):
-        raise ArgumentError(f"fraction must lie in (0, 2), where full-batch descent is stable; got {fraction!r}.")
+        raise ArgumentError(
+            f"fraction must lie in (0, 2), where full-batch descent is stable; got {fraction!r}."
+        )
     X = as_matrix(X, "X")
     seeds = [params]
     if stacked:
         count = jax.tree_util.tree_leaves(params)[0].shape[0]
         seeds = [jax.tree_util.tree_map(lambda a: a[i], params) for i in range(count)]
-    lam = max(float(jnp.linalg.eigvalsh(kernels.tangent_kernel(model, p, X, X))[-1]) for p in seeds)
+    lam = max(
+        float(jnp.linalg.eigvalsh(kernels.tangent_kernel(model, p, X, X))[-1])
+        for p in seeds
+    )
     return fraction * X.shape[0] / lam
 
 
@@ -171,7 +197,9 @@ def _seed_labels(Y, n_seeds: int, n: int, dtype) -> jax.Array:
     if Y.ndim == 1:
         Y = np.broadcast_to(Y, (n_seeds, Y.shape[0]))
     if Y.shape != (n_seeds, n):
-        raise ShapeError(f"Y must have shape (seeds, n) = ({n_seeds}, {n}) or ({n},); got {Y.shape}.")
+        raise ShapeError(
+            f"Y must have shape (seeds, n) = ({n_seeds}, {n}) or ({n},); got {Y.shape}."
+        )
     check_finite(Y, "Y")
     return jnp.asarray(Y, dtype=dtype)
 
@@ -182,16 +210,23 @@ class _SeedPrograms(NamedTuple):
     record: Callable  # (tracker states, params) -> records per seed
 
 
-def _seed_programs(apply, loss_fn, optimizer, trackers, X, Y, threshold) -> _SeedPrograms:
+def _seed_programs(
+    apply, loss_fn, optimizer, trackers, X, Y, threshold
+) -> _SeedPrograms:
     """The jitted pieces of :func:`train_seeds`: steps of every seed (``vmap`` over the seed axis,
     a stopped seed frozen), the full-training-set evaluation of the rule, and the records."""
 
     def one_seed_step(carry, y, idx):
-        return optimisation_step(apply, loss_fn, optimizer, trackers, carry, X, y, idx)[0]
+        return optimisation_step(apply, loss_fn, optimizer, trackers, carry, X, y, idx)[
+            0
+        ]
 
     def keep(active, new, old):
         return jax.tree_util.tree_map(
-            lambda a, b: jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+            lambda a, b: jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+            new,
+            old,
+        )
 
     @jax.jit
     def run(carry, active, batches, count):
@@ -204,8 +239,10 @@ def _seed_programs(apply, loss_fn, optimizer, trackers, X, Y, threshold) -> _See
     @jax.jit
     def evaluate(params):
         f = jax.vmap(apply, in_axes=(0, None))(params, X)
-        return (jnp.mean(0.5 * (f - Y) ** 2, axis=1),
-                jnp.mean((f > threshold) == (Y > threshold), axis=1))
+        return (
+            jnp.mean(0.5 * (f - Y) ** 2, axis=1),
+            jnp.mean((f > threshold) == (Y > threshold), axis=1),
+        )
 
     @jax.jit
     def record(tstates, params):
@@ -230,17 +267,25 @@ class _StopBook:
         """Log one check at step ``done``; return the seeds the rule stops now."""
         if not np.all(np.isfinite(loss[self.active])):
             bad = int(np.flatnonzero(self.active & ~np.isfinite(loss))[0])
-            raise FloatingPointError(f"seed {bad} diverged by step {done} (non-finite training "
-                                     f"loss); lower the learning rate (now {learning_rate:g}).")
+            raise FloatingPointError(
+                f"seed {bad} diverged by step {done} (non-finite training "
+                f"loss); lower the learning rate (now {learning_rate:g})."
+            )
         self.checks.append(done)
-        self.losses.append(np.where(self.active, loss, self.losses[-1] if self.losses else self.loss0))
-        self.accs.append(np.where(self.active, acc, self.accs[-1] if self.accs else self.acc0))
+        self.losses.append(
+            np.where(self.active, loss, self.losses[-1] if self.losses else self.loss0)
+        )
+        self.accs.append(
+            np.where(self.active, acc, self.accs[-1] if self.accs else self.acc0)
+        )
         ref = self.losses[-1 - self.lag] if len(self.losses) > self.lag else self.loss0
         newly = np.zeros_like(self.active)
         for s in np.flatnonzero(self.active):
             if self.rule.perfect_accuracy and acc[s] >= 1.0:
                 self.reasons[s] = "accuracy"
-            elif len(self.losses) >= self.lag and ref[s] - loss[s] <= self.rule.tolerance:
+            elif (
+                len(self.losses) >= self.lag and ref[s] - loss[s] <= self.rule.tolerance
+            ):
                 self.reasons[s] = "stalled"
             elif done >= self.max_steps:
                 self.reasons[s] = "max_epochs"
@@ -271,8 +316,12 @@ def _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate
             recs.append(jax.device_get(programs.record(carry[2], carry[0])))
         if done != next_check:
             continue
-        newly = book.check(done, *(np.asarray(a) for a in programs.evaluate(carry[0])), rate)
-        if newly.any():  # max_epochs is a multiple of check_every: every seed ends on a check
+        newly = book.check(
+            done, *(np.asarray(a) for a in programs.evaluate(carry[0])), rate
+        )
+        if (
+            newly.any()
+        ):  # max_epochs is a multiple of check_every: every seed ends on a check
             book.stop(newly, done, jax.device_get(programs.record(carry[2], carry[0])))
     return carry, rec_steps, recs
 
@@ -324,24 +373,43 @@ def train_seeds(
     Y = _seed_labels(Y, n_seeds, n, X.dtype)
     trackers = dict(trackers or {})
     order = BatchOrder(n, batch_size, seed)
-    check_steps, max_steps = order.per_epoch * rule.check_every, order.per_epoch * rule.max_epochs
-    extra = sorted({int(s) for s in as_counts(record_at or (), "record_at") if 0 < s <= max_steps})
-    programs = _seed_programs(apply, get_loss(loss), optimizer, trackers, X, Y, rule.threshold)
+    check_steps, max_steps = (
+        order.per_epoch * rule.check_every,
+        order.per_epoch * rule.max_epochs,
+    )
+    extra = sorted(
+        {int(s) for s in as_counts(record_at or (), "record_at") if 0 < s <= max_steps}
+    )
+    programs = _seed_programs(
+        apply, get_loss(loss), optimizer, trackers, X, Y, rule.threshold
+    )
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    carry = (params, jax.vmap(optimizer.init)(params),
-             jax.vmap(lambda p: {k: trackers[k].init(p) for k in trackers})(params))
-    book = _StopBook(rule, n_seeds, max_steps, *(np.asarray(a) for a in programs.evaluate(params)))
+    carry = (
+        params,
+        jax.vmap(optimizer.init)(params),
+        jax.vmap(lambda p: {k: trackers[k].init(p) for k in trackers})(params),
+    )
+    book = _StopBook(
+        rule, n_seeds, max_steps, *(np.asarray(a) for a in programs.evaluate(params))
+    )
     rate = float(getattr(getattr(optimizer, "config", None), "learning_rate", np.nan))
-    carry, rec_steps, recs = _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate)
+    carry, rec_steps, recs = _run_seeds(
+        programs, book, order, carry, check_steps, max_steps, extra, rate
+    )
     return SeedRuns(
-        params=jax.device_get(carry[0]), stop_steps=book.stop_steps, reasons=book.reasons,
+        params=jax.device_get(carry[0]),
+        stop_steps=book.stop_steps,
+        reasons=book.reasons,
         check_steps=np.asarray(book.checks, int),
         train_loss=np.asarray(book.losses).reshape(-1, n_seeds),
         train_accuracy=np.asarray(book.accs).reshape(-1, n_seeds),
         final=_stack(book.final) if trackers else {},
         record_steps=np.asarray(rec_steps, int),
-        records={k: _stack([r[k] for r in recs]) for k in trackers} if recs else {k: None for k in trackers},
-        learning_rate=rate, seconds=time.perf_counter() - started,
+        records={k: _stack([r[k] for r in recs]) for k in trackers}
+        if recs
+        else {k: None for k in trackers},
+        learning_rate=rate,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -387,18 +455,28 @@ def _smoother_summary(rec, Y, f, y_test):
     from lensbox.smoother import effective_parameters
 
     if np.any(rec["nonfinite"]):
-        raise FloatingPointError("the smoother became non-finite; lower the learning rate.")
+        raise FloatingPointError(
+            "the smoother became non-finite; lower the learning rate."
+        )
     n = Y.shape[1]
     S = np.asarray(rec["S"], dtype=float)
     pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
     p_train = np.array([effective_parameters(S_s[:n], n) for S_s in S])
     p_test = np.array([effective_parameters(S_s[n:], n) for S_s in S])
     gap = np.abs(pred - f)
-    return (p_train, p_test, gap.max(axis=1), gap.mean(axis=1),
-            np.mean((pred[:, n:] - y_test) ** 2, axis=1), S)
+    return (
+        p_train,
+        p_test,
+        gap.max(axis=1),
+        gap.mean(axis=1),
+        np.mean((pred[:, n:] - y_test) ** 2, axis=1),
+        S,
+    )
 
 
-def _fit_trackers(model, optimizer, X_train, Y, X_test, smoother: bool) -> dict[str, Tracker]:
+def _fit_trackers(
+    model, optimizer, X_train, Y, X_test, smoother: bool
+) -> dict[str, Tracker]:
     from lensbox.smoother import smoother_tracker
 
     X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
@@ -406,8 +484,14 @@ def _fit_trackers(model, optimizer, X_train, Y, X_test, smoother: bool) -> dict[
     if smoother:
         # The tracker's update never reads the labels; its record's "prediction" does, so each
         # seed's prediction is rebuilt from S and c afterwards.
-        trackers["smoother"] = smoother_tracker(model, X_train, Y if Y.ndim == 1 else Y[0], X_test,
-                                                optimizer, record_weights=True)
+        trackers["smoother"] = smoother_tracker(
+            model,
+            X_train,
+            Y if Y.ndim == 1 else Y[0],
+            X_test,
+            optimizer,
+            record_weights=True,
+        )
     return trackers
 
 
@@ -454,11 +538,23 @@ def smoother_fit(
     n = X_train.shape[0]
     y_test = np.asarray(y_test, dtype=float)
     if y_test.shape != (X_test.shape[0],):
-        raise ShapeError(f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}.")
+        raise ShapeError(
+            f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
+        )
     Y = np.asarray(Y_train, dtype=float)
     trackers = _fit_trackers(model, optimizer, X_train, Y, X_test, smoother)
-    runs = train_seeds(model, params, optimizer, X_train, Y, rule=rule, batch_size=batch_size,
-                       trackers=trackers, record_at=record_at, seed=seed)
+    runs = train_seeds(
+        model,
+        params,
+        optimizer,
+        X_train,
+        Y,
+        rule=rule,
+        batch_size=batch_size,
+        trackers=trackers,
+        record_at=record_at,
+        seed=seed,
+    )
     n_seeds = len(runs.stop_steps)
     Y = np.broadcast_to(Y, (n_seeds, n)) if Y.ndim == 1 else Y
     f = np.asarray(runs.final["network"], dtype=float)
@@ -468,17 +564,33 @@ def smoother_fit(
     S_test = None
     if smoother:
         p_train, p_test, drift, mean_drift, smoother_mse, S = _smoother_summary(
-            runs.final["smoother"], Y, f, y_test)
+            runs.final["smoother"], Y, f, y_test
+        )
         S_test = S[:, n:] if record_weights else None
     return SmootherFit(
-        stop_steps=runs.stop_steps, reasons=runs.reasons,
-        train_mse=np.mean((f_train - Y) ** 2, axis=1), test_mse=np.mean((f_test - y_test) ** 2, axis=1),
+        stop_steps=runs.stop_steps,
+        reasons=runs.reasons,
+        train_mse=np.mean((f_train - Y) ** 2, axis=1),
+        test_mse=np.mean((f_test - y_test) ** 2, axis=1),
         train_error=np.mean((f_train > 0.5) != (Y > 0.5), axis=1),
         test_error=np.mean((f_test > 0.5) != (y_test > 0.5), axis=1),
-        p_train=p_train, p_test=p_test, drift=drift, mean_drift=mean_drift, smoother_test_mse=smoother_mse,
-        S_test=S_test, runs=runs,
+        p_train=p_train,
+        p_test=p_test,
+        drift=drift,
+        mean_drift=mean_drift,
+        smoother_test_mse=smoother_mse,
+        S_test=S_test,
+        runs=runs,
     )
 
 
-__all__ = ["SeedRuns", "SmootherFit", "StoppingRule", "init_seeds", "kernel_learning_rate",
-           "mean_and_se", "smoother_fit", "train_seeds"]
+__all__ = [
+    "SeedRuns",
+    "SmootherFit",
+    "StoppingRule",
+    "init_seeds",
+    "kernel_learning_rate",
+    "mean_and_se",
+    "smoother_fit",
+    "train_seeds",
+]

@@ -17,7 +17,7 @@ works for any optimiser. The lazy baseline linearises once, at :math:`\theta_0`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,19 +26,29 @@ import numpy as np
 from lensbox._validation import as_inputs
 from lensbox.errors import ShapeError
 from lensbox.models import Apply, Model, apply_of
-from lensbox.training import Tracker, TrainResult, TrainState, predictions_tracker, train
+from lensbox.training import (
+    Tracker,
+    TrainResult,
+    TrainState,
+    predictions_tracker,
+    train,
+)
 
 Params = Any
 tree_map = jax.tree_util.tree_map
 
 
-def linearised_step(model: Model | Apply, params: Params, delta: Params, X) -> jax.Array:
+def linearised_step(
+    model: Model | Apply, params: Params, delta: Params, X
+) -> jax.Array:
     r""":math:`\Delta\tilde f_t(X) = \nabla_\theta f_{\theta}(X)^\top \Delta\theta` (Eq. 2), by ``jax.jvp``."""
     apply = apply_of(model)
     return jax.jvp(lambda p: apply(p, X), (params,), (delta,))[1]
 
 
-def first_order_error(model: Model | Apply, params: Params, delta: Params, X) -> jax.Array:
+def first_order_error(
+    model: Model | Apply, params: Params, delta: Params, X
+) -> jax.Array:
     r"""The error of Eq. 2 for one step: :math:`f_{\theta+\Delta\theta}(X) - f_\theta(X) -
     \nabla f_\theta(X)^\top\Delta\theta`, which is :math:`O(\|\Delta\theta\|^2)`."""
     apply = apply_of(model)
@@ -55,7 +65,9 @@ def telescoping_tracker(model: Model | Apply, X_eval) -> Tracker:
     apply, X_eval = apply_of(model), as_inputs(X_eval, "X_eval")
     return Tracker(
         init=lambda params: apply(params, X_eval),
-        update=lambda f_tilde, info: f_tilde + linearised_step(apply, info.params_prev, info.delta, X_eval),
+        update=lambda f_tilde, info: (
+            f_tilde + linearised_step(apply, info.params_prev, info.delta, X_eval)
+        ),
         record=lambda f_tilde, params: f_tilde,
     )
 
@@ -70,7 +82,9 @@ def linearised_tracker(model: Model | Apply, X_eval) -> Tracker:
         f0, df = jax.jvp(lambda p: apply(p, X_eval), (params0,), (step,))
         return f0 + df
 
-    return Tracker(init=lambda params: params, update=lambda params0, info: params0, record=record)
+    return Tracker(
+        init=lambda params: params, update=lambda params0, info: params0, record=record
+    )
 
 
 def approximation_error(f, f_approx, axis: int | tuple[int, ...] = -1):
@@ -100,7 +114,9 @@ class TelescopeRun:
     def telescoping_error(self) -> np.ndarray:
         """Mean absolute error of the telescoping model at each recorded step (over the rows, and
         the outputs when there are several)."""
-        return approximation_error(self.network, self.telescoping, axis=self._per_record)
+        return approximation_error(
+            self.network, self.telescoping, axis=self._per_record
+        )
 
     @property
     def linearised_error(self) -> np.ndarray:
@@ -130,20 +146,38 @@ def telescope(
     or pytree with the same per-row shape as ``X``).
     """
     X_eval = as_inputs(X_eval, "X_eval")
-    shapes = [(np.shape(a)[1:], np.shape(b)[1:]) for a, b in
-              zip(jax.tree_util.tree_leaves(X), jax.tree_util.tree_leaves(X_eval))]
+    shapes = [
+        (np.shape(a)[1:], np.shape(b)[1:])
+        for a, b in zip(jax.tree_util.tree_leaves(X), jax.tree_util.tree_leaves(X_eval))
+    ]
     for x_shape, eval_shape in shapes:
         if x_shape != eval_shape:
-            raise ShapeError(f"X_eval rows have shape {eval_shape} but the rows of X have shape "
-                             f"{x_shape}; the model expects the latter.")
+            raise ShapeError(
+                f"X_eval rows have shape {eval_shape} but the rows of X have shape "
+                f"{x_shape}; the model expects the latter."
+            )
     trackers = {
         "network": predictions_tracker(model, X_eval),
         "telescoping": telescoping_tracker(model, X_eval),
         "linearised": linearised_tracker(model, X_eval),
         **train_kwargs.pop("trackers", {}),
     }
-    result = train(model, params, optimizer, X, y, steps=steps, trackers=trackers,
-                   record_at=record_at, **train_kwargs)
+    result = train(
+        model,
+        params,
+        optimizer,
+        X,
+        y,
+        steps=steps,
+        trackers=trackers,
+        record_at=record_at,
+        **train_kwargs,
+    )
     r = result.records
-    return TelescopeRun(result.record_steps, np.asarray(r["network"]), np.asarray(r["telescoping"]),
-                        np.asarray(r["linearised"]), result)
+    return TelescopeRun(
+        result.record_steps,
+        np.asarray(r["network"]),
+        np.asarray(r["telescoping"]),
+        np.asarray(r["linearised"]),
+        result,
+    )

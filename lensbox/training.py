@@ -27,7 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import as_count, as_counts, as_inputs, check_finite, check_finite_tree, n_rows
+from lensbox._validation import (
+    as_count,
+    as_counts,
+    as_inputs,
+    check_finite,
+    check_finite_tree,
+    n_rows,
+)
 from lensbox.errors import ArgumentError, ArgumentTypeError, DivergenceError, ShapeError
 from lensbox.models import Apply, Model, apply_of, as_model, check_features
 from lensbox.optim import OptState, Optimizer, apply_updates, learning_rate_at
@@ -73,7 +80,9 @@ def get_loss(loss: str | Callable) -> Callable[[jax.Array, jax.Array], jax.Array
     if callable(loss):
         return loss
     if loss not in LOSSES:
-        raise ArgumentError(f"loss must be one of {sorted(LOSSES)} or a callable; got {loss!r}.")
+        raise ArgumentError(
+            f"loss must be one of {sorted(LOSSES)} or a callable; got {loss!r}."
+        )
     return LOSSES[loss]
 
 
@@ -171,10 +180,14 @@ class TrainResult:
     @property
     def state(self) -> TrainState:
         """The :class:`TrainState` to resume or branch from."""
-        return TrainState(self.params, self.opt_state, self.start_step + self.steps_done)
+        return TrainState(
+            self.params, self.opt_state, self.start_step + self.steps_done
+        )
 
 
-def recording_steps(steps: int, every: int | None = None, *, log: int | None = None) -> np.ndarray:
+def recording_steps(
+    steps: int, every: int | None = None, *, log: int | None = None
+) -> np.ndarray:
     """Steps to record at: every ``every`` steps, or ``log`` points spaced evenly in log-step.
 
     Always includes 0 and ``steps``.
@@ -182,7 +195,9 @@ def recording_steps(steps: int, every: int | None = None, *, log: int | None = N
     steps = as_count(steps, "steps")
     if log is not None:
         log = as_count(log, "log", minimum=1)
-        pts = np.unique(np.round(np.logspace(0, math.log10(max(steps, 1)), log)).astype(int))
+        pts = np.unique(
+            np.round(np.logspace(0, math.log10(max(steps, 1)), log)).astype(int)
+        )
     elif every is not None:
         pts = np.arange(as_count(every, "every", minimum=1), steps + 1, every)
     else:
@@ -200,14 +215,25 @@ class BatchOrder:
     run would have. ``batch_size=None`` (or ``n``) means full-batch gradient descent.
     """
 
-    def __init__(self, n: int, batch_size: int | None, seed: int = 0,
-                 permutation: Callable[[int], Sequence[int]] | None = None):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int | None,
+        seed: int = 0,
+        permutation: Callable[[int], Sequence[int]] | None = None,
+    ):
         n = as_count(n, "n")
         if n == 0:
-            raise ArgumentError("the training set is empty (0 rows); training needs at least one example.")
-        batch_size = n if batch_size is None else as_count(batch_size, "batch_size", minimum=1)
+            raise ArgumentError(
+                "the training set is empty (0 rows); training needs at least one example."
+            )
+        batch_size = (
+            n if batch_size is None else as_count(batch_size, "batch_size", minimum=1)
+        )
         if batch_size > n:
-            raise ArgumentError(f"batch_size must lie in [1, {n}] (the number of rows); got {batch_size}.")
+            raise ArgumentError(
+                f"batch_size must lie in [1, {n}] (the number of rows); got {batch_size}."
+            )
         self.n, self.batch_size, self.seed = n, batch_size, as_count(seed, "seed")
         self.permutation = permutation
         self.per_epoch = n // self.batch_size
@@ -217,9 +243,13 @@ class BatchOrder:
         if self.permutation is None:
             return np.random.default_rng([self.seed, epoch]).permutation(self.n)
         perm = np.asarray(self.permutation(epoch))
-        if perm.shape != (self.n,) or not np.array_equal(np.sort(perm), np.arange(self.n)):
-            raise ArgumentError(f"permutation({epoch}) must return a permutation of range({self.n}); "
-                                f"got an array of shape {perm.shape}.")
+        if perm.shape != (self.n,) or not np.array_equal(
+            np.sort(perm), np.arange(self.n)
+        ):
+            raise ArgumentError(
+                f"permutation({epoch}) must return a permutation of range({self.n}); "
+                f"got an array of shape {perm.shape}."
+            )
         return perm
 
     def batches(self, first_step: int, count: int) -> np.ndarray:
@@ -245,8 +275,16 @@ def take_rows(X, idx):
     return tree_map(lambda a: a[idx], X)
 
 
-def optimisation_step(apply: Apply, loss_fn: Callable, optimizer: Optimizer,
-                      trackers: Mapping[str, Tracker], carry, X, y, idx):
+def optimisation_step(
+    apply: Apply,
+    loss_fn: Callable,
+    optimizer: Optimizer,
+    trackers: Mapping[str, Tracker],
+    carry,
+    X,
+    y,
+    idx,
+):
     """One optimisation step on the rows ``idx`` of ``(X, y)``, observed by ``trackers``.
 
     ``carry`` is ``(theta_{t-1}, optimiser state, tracker states)``; returns the new carry and the
@@ -255,33 +293,52 @@ def optimisation_step(apply: Apply, loss_fn: Callable, optimizer: Optimizer,
     """
     params_prev, opt_state, tstates = carry
     value, grads = jax.value_and_grad(
-        lambda p: jnp.mean(loss_fn(apply(p, take_rows(X, idx)), y[idx])))(params_prev)
+        lambda p: jnp.mean(loss_fn(apply(p, take_rows(X, idx)), y[idx]))
+    )(params_prev)
     delta, opt_state = optimizer.update(grads, opt_state, params_prev)
     new = apply_updates(params_prev, delta)
-    info = StepInfo(opt_state.count, params_prev, new, delta, idx, opt_state,
-                    learning_rate_at(optimizer.config, opt_state.count))
+    info = StepInfo(
+        opt_state.count,
+        params_prev,
+        new,
+        delta,
+        idx,
+        opt_state,
+        learning_rate_at(optimizer.config, opt_state.count),
+    )
     tstates = {k: trackers[k].update(tstates[k], info) for k in trackers}
     return (new, opt_state, tstates), value
 
 
-class _Compiled(NamedTuple):
+class CompiledLoop(NamedTuple):
+    """The jitted training loop and its recorder, as :func:`compiled_loop` returns them."""
+
     run: Callable  # (carry, batches, count, X, y) -> (carry, losses)
     record: Callable  # (tracker states, params) -> records
 
 
-_COMPILED: "OrderedDict[tuple, _Compiled]" = OrderedDict()
+_COMPILED: "OrderedDict[tuple, CompiledLoop]" = OrderedDict()
 _COMPILED_MAX = 32
 
 
-def compiled_loop(apply: Apply, loss_fn: Callable, optimizer: Optimizer,
-                  trackers: Mapping[str, Tracker]) -> _Compiled:
+def compiled_loop(
+    apply: Apply,
+    loss_fn: Callable,
+    optimizer: Optimizer,
+    trackers: Mapping[str, Tracker],
+) -> CompiledLoop:
     """The jitted training loop and recorder for this (model, optimiser, loss, trackers).
 
     Built once and kept (the 32 most recent), so calling :func:`train` again with the same objects
     reuses the compiled program; ``X`` and ``y`` are arguments, not constants, so new data of the
     same shapes reuses it too.
     """
-    key = (apply, loss_fn, optimizer, tuple(sorted(trackers.items(), key=lambda kv: kv[0])))
+    key = (
+        apply,
+        loss_fn,
+        optimizer,
+        tuple(sorted(trackers.items(), key=lambda kv: kv[0])),
+    )
     try:
         hit = _COMPILED.get(key)
     except TypeError:  # an unhashable piece: build without caching
@@ -297,8 +354,9 @@ def compiled_loop(apply: Apply, loss_fn: Callable, optimizer: Optimizer,
 
         def body(t, state):
             carry, losses = state
-            carry, value = optimisation_step(apply, loss_fn, optimizer, trackers, carry, X, y,
-                                             batches[t])
+            carry, value = optimisation_step(
+                apply, loss_fn, optimizer, trackers, carry, X, y, batches[t]
+            )
             return carry, losses.at[t].set(value)
 
         return jax.lax.fori_loop(0, count, body, (carry, losses))
@@ -307,7 +365,7 @@ def compiled_loop(apply: Apply, loss_fn: Callable, optimizer: Optimizer,
     def record(tstates, params):
         return {k: trackers[k].record(tstates[k], params) for k in names}
 
-    compiled = _Compiled(run, record)
+    compiled = CompiledLoop(run, record)
     if key is not None:
         _COMPILED[key] = compiled
         while len(_COMPILED) > _COMPILED_MAX:
@@ -327,7 +385,9 @@ def check_targets(y, n: int, out_shape: tuple[int, ...], loss) -> jax.Array:
     """
     arr = np.asarray(y)
     if arr.ndim == 0:
-        raise ShapeError(f"y must have one entry per row of X ({n} rows); got a scalar.")
+        raise ShapeError(
+            f"y must have one entry per row of X ({n} rows); got a scalar."
+        )
     if arr.shape[0] != n:
         raise ShapeError(f"y has {arr.shape[0]} entries but the inputs have {n} rows.")
     check_finite(arr, "y")
@@ -337,12 +397,17 @@ def check_targets(y, n: int, out_shape: tuple[int, ...], loss) -> jax.Array:
     if labels_ok:
         k = out_shape[0]
         if not np.all((arr == np.round(arr)) & (arr >= 0) & (arr < k)):
-            raise ArgumentError(f"y must hold class labels in 0..{k - 1} for softmax_cross_entropy "
-                                f"on a {k}-output model; got values in [{arr.min()}, {arr.max()}].")
+            raise ArgumentError(
+                f"y must hold class labels in 0..{k - 1} for softmax_cross_entropy "
+                f"on a {k}-output model; got values in [{arr.min()}, {arr.max()}]."
+            )
         return jnp.asarray(arr.astype(np.int32))
     if arr.shape[1:] != out_shape:
-        what = "one output, so y must be a vector (n,)" if out_shape == () else \
-            f"{out_shape[0]} outputs, so y must have shape (n, {out_shape[0]})"
+        what = (
+            "one output, so y must be a vector (n,)"
+            if out_shape == ()
+            else f"{out_shape[0]} outputs, so y must have shape (n, {out_shape[0]})"
+        )
         raise ShapeError(f"y has shape {arr.shape} but the model has {what}.")
     return jnp.asarray(arr)
 
@@ -350,38 +415,58 @@ def check_targets(y, n: int, out_shape: tuple[int, ...], loss) -> jax.Array:
 def check_optimizer(optimizer) -> None:
     """Raise :class:`~lensbox.errors.ArgumentTypeError` unless ``optimizer`` has ``init`` and
     ``update`` (an optimiser from :mod:`lensbox.optim`)."""
-    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
-        hint = (f", e.g. lensbox.{optimizer}(learning_rate) instead of {optimizer!r}"
-                if isinstance(optimizer, str) else "")
-        raise ArgumentTypeError(f"optimizer must be an optimiser object with init and update "
-                                f"(from lensbox.optim){hint}; got {type(optimizer).__name__}.")
+    if not (
+        callable(getattr(optimizer, "init", None))
+        and callable(getattr(optimizer, "update", None))
+    ):
+        hint = (
+            f", e.g. lensbox.{optimizer}(learning_rate) instead of {optimizer!r}"
+            if isinstance(optimizer, str)
+            else ""
+        )
+        raise ArgumentTypeError(
+            f"optimizer must be an optimiser object with init and update "
+            f"(from lensbox.optim){hint}; got {type(optimizer).__name__}."
+        )
 
 
 def _starting_state(start: Params | TrainState, optimizer: Optimizer) -> TrainState:
     check_optimizer(optimizer)
     if isinstance(start, TrainState):
-        state = TrainState(start.params, start.opt_state, as_count(start.step, "start.step"))
+        state = TrainState(
+            start.params, start.opt_state, as_count(start.step, "start.step")
+        )
     else:
         state = TrainState(start, None, 0)
     if not jax.tree_util.tree_leaves(state.params):
         raise ArgumentError("params is empty: the model has no parameters to train.")
     check_finite_tree(state.params, "the initial params")
-    opt_state = optimizer.init(state.params) if state.opt_state is None else state.opt_state
+    opt_state = (
+        optimizer.init(state.params) if state.opt_state is None else state.opt_state
+    )
     return state._replace(opt_state=opt_state)
 
 
 def _params_finite(params) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(params))
+    return all(
+        bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(params)
+    )
 
 
-def _divergence_message(bad_step: int, last_step: int, what: str, initial_loss: float,
-                        optimizer) -> str:
+def _divergence_message(
+    bad_step: int, last_step: int, what: str, initial_loss: float, optimizer
+) -> str:
     rate = getattr(getattr(optimizer, "config", None), "learning_rate", None)
-    advice = (f"Lower the learning rate (now {rate:g}) or add warm-up." if rate is not None
-              else "Lower the learning rate or add warm-up.")
-    return (f"training diverged at step {bad_step} of {last_step} ({what}; initial loss "
-            f"{initial_loss:.3g}) from finite initial parameters. {advice} The result up to the "
-            f"last completed call is in this error's `partial` attribute.")
+    advice = (
+        f"Lower the learning rate (now {rate:g}) or add warm-up."
+        if rate is not None
+        else "Lower the learning rate or add warm-up."
+    )
+    return (
+        f"training diverged at step {bad_step} of {last_step} ({what}; initial loss "
+        f"{initial_loss:.3g}) from finite initial parameters. {advice} The result up to the "
+        f"last completed call is in this error's `partial` attribute."
+    )
 
 
 class _Records:
@@ -398,7 +483,10 @@ class _Records:
     def stacked(self) -> dict[str, Any]:
         if not self.values:
             return {k: None for k in self.names}
-        return {k: tree_map(lambda *a: np.stack(a), *[v[k] for v in self.values]) for k in self.names}
+        return {
+            k: tree_map(lambda *a: np.stack(a), *[v[k] for v in self.values])
+            for k in self.names
+        }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -448,22 +536,37 @@ def train(
     Returns:
         A :class:`TrainResult`; its ``state`` continues the run.
     """
-    model, start, steps = as_model(model), _starting_state(params, optimizer), as_count(steps, "steps")
+    model, start, steps = (
+        as_model(model),
+        _starting_state(params, optimizer),
+        as_count(steps, "steps"),
+    )
     X = as_inputs(X, "X")
-    y = check_targets(y, n_rows(X), check_features(model, start.params, X, "X"), get_loss(loss))
+    y = check_targets(
+        y, n_rows(X), check_features(model, start.params, X, "X"), get_loss(loss)
+    )
     order = BatchOrder(n_rows(X), batch_size, seed) if order is None else order
     trackers, first, last = dict(trackers or {}), start.step, start.step + steps
-    record_at = (np.array([first, last]) if record_at is None
-                 else as_counts(record_at, "record_at", minimum=first, maximum=last))
+    record_at = (
+        np.array([first, last])
+        if record_at is None
+        else as_counts(record_at, "record_at", minimum=first, maximum=last)
+    )
     compiled = compiled_loop(model.apply, get_loss(loss), optimizer, trackers)
-    carry = (start.params, start.opt_state, {k: trackers[k].init(start.params) for k in trackers})
+    carry = (
+        start.params,
+        start.opt_state,
+        {k: trackers[k].init(start.params) for k in trackers},
+    )
     records = _Records(sorted(trackers), compiled.record)
     if first in record_at:
         records.add(first, carry)
     loop = _Loop(compiled, order, X, y, steps_per_call, divergence_factor, optimizer)
     bar = _progress_bar(steps, progress)
     try:
-        carry = loop.run(carry, first, last, [int(s) for s in record_at if s > first], records, bar)
+        carry = loop.run(
+            carry, first, last, [int(s) for s in record_at if s > first], records, bar
+        )
     except KeyboardInterrupt:
         carry = loop.carry
     finally:
@@ -483,7 +586,9 @@ def _progress_bar(steps: int, progress: bool | None):
 class _Loop:
     """The Python side of :func:`train`: compiled calls between recording steps, divergence checks."""
 
-    def __init__(self, compiled, order, X, y, steps_per_call, divergence_factor, optimizer):
+    def __init__(
+        self, compiled, order, X, y, steps_per_call, divergence_factor, optimizer
+    ):
         self.compiled, self.order, self.X, self.y = compiled, order, X, y
         self.per_call = as_count(steps_per_call, "steps_per_call", minimum=1)
         self.factor, self.optimizer = divergence_factor, optimizer
@@ -493,7 +598,9 @@ class _Loop:
         self.carry = carry
         while first + self.done < last:
             now = first + self.done
-            count = min(self.per_call, next((s for s in targets if s > now), last) - now)
+            count = min(
+                self.per_call, next((s for s in targets if s > now), last) - now
+            )
             batches = jnp.asarray(self.order.batches(now + 1, self.per_call))
             new, losses = self.compiled.run(self.carry, batches, count, self.X, self.y)
             self._check(new, np.asarray(losses[:count]), now, last, records)
@@ -508,17 +615,33 @@ class _Loop:
     def _check(self, new, losses, now, last, records):
         if self.initial_loss is None:
             self.initial_loss = float(losses[0]) if np.isfinite(losses[0]) else 0.0
-        bad = ~np.isfinite(losses) | (losses > self.factor * (abs(self.initial_loss) + 1.0))
+        bad = ~np.isfinite(losses) | (
+            losses > self.factor * (abs(self.initial_loss) + 1.0)
+        )
         params_ok = _params_finite(new[0])
         if not bad.any() and params_ok:
             return
         found = int(np.argmax(bad)) if bad.any() else len(losses) - 1
         what = f"loss {losses[found]:.3g}" if bad.any() else "non-finite parameters"
         partial = self.result(self.carry, records, now - self.done)
-        raise DivergenceError(_divergence_message(now + found + 1, last, what, self.initial_loss,
-                                                  self.optimizer), now + found + 1, partial)
+        raise DivergenceError(
+            _divergence_message(
+                now + found + 1, last, what, self.initial_loss, self.optimizer
+            ),
+            now + found + 1,
+            partial,
+        )
 
     def result(self, carry, records, first, interrupted=False) -> TrainResult:
         losses = np.concatenate(self.losses) if self.losses else np.empty(0)
-        return TrainResult(carry[0], carry[1], losses, np.asarray(records.steps, int),
-                           records.stacked(), dict(carry[2]), self.done, interrupted, first)
+        return TrainResult(
+            carry[0],
+            carry[1],
+            losses,
+            np.asarray(records.steps, int),
+            records.stacked(),
+            dict(carry[2]),
+            self.done,
+            interrupted,
+            first,
+        )

@@ -56,7 +56,11 @@ tree_map = jax.tree_util.tree_map
 
 def as_count(value, name: str, *, minimum: int = 0) -> int:
     """``value`` as an ``int`` >= ``minimum``; a clear error for fractions, strings and booleans."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or value != int(value)
+    ):
         raise TypeError(f"{name} must be a whole number (an int); got {value!r}.")
     if int(value) < minimum:
         raise ValueError(f"{name} must be at least {minimum}; got {value!r}.")
@@ -82,16 +86,28 @@ class Schedule:
     decay_factor: float = 0.1
 
     def __post_init__(self):
-        if isinstance(self.peak, bool) or not isinstance(self.peak, numbers.Real) or not self.peak > 0:
-            raise ValueError(f"learning_rate must be positive (a number); got {self.peak!r}.")
+        if (
+            isinstance(self.peak, bool)
+            or not isinstance(self.peak, numbers.Real)
+            or not self.peak > 0
+        ):
+            raise ValueError(
+                f"learning_rate must be positive (a number); got {self.peak!r}."
+            )
         object.__setattr__(self, "peak", float(self.peak))
-        object.__setattr__(self, "warmup_steps", as_count(self.warmup_steps, "warmup_steps"))
+        object.__setattr__(
+            self, "warmup_steps", as_count(self.warmup_steps, "warmup_steps")
+        )
         steps = tuple(as_count(s, "decay_at", minimum=1) for s in self.decay_at)
         if list(steps) != sorted(set(steps)):
-            raise ValueError(f"decay_at must be increasing steps; got {self.decay_at!r}.")
+            raise ValueError(
+                f"decay_at must be increasing steps; got {self.decay_at!r}."
+            )
         object.__setattr__(self, "decay_at", steps)
         if not (0 < self.decay_factor <= 1):
-            raise ValueError(f"decay_factor must lie in (0, 1]; got {self.decay_factor!r}.")
+            raise ValueError(
+                f"decay_factor must lie in (0, 1]; got {self.decay_factor!r}."
+            )
         object.__setattr__(self, "decay_factor", float(self.decay_factor))
 
     def __call__(self, t) -> jax.Array:
@@ -151,7 +167,11 @@ class Piece(NamedTuple):
 def _columns(factor, x):
     """``factor`` (shaped like a parameter leaf, or a scalar) broadcast over ``x``'s trailing axes."""
     factor = jnp.asarray(factor)
-    return factor.reshape(factor.shape + (1,) * (x.ndim - factor.ndim)) if factor.ndim else factor
+    return (
+        factor.reshape(factor.shape + (1,) * (x.ndim - factor.ndim))
+        if factor.ndim
+        else factor
+    )
 
 
 def scale_tree(u: Tree, scalar, divisor: Tree | None) -> Tree:
@@ -164,7 +184,9 @@ def scale_tree(u: Tree, scalar, divisor: Tree | None) -> Tree:
     return tree_map(lambda x, d: scalar * x / _columns(d, x), u, divisor)
 
 
-def diagonal_piece(spec: tuple, scale: Callable[[dict], tuple[Any, Tree | None]], **fields) -> Piece:
+def diagonal_piece(
+    spec: tuple, scale: Callable[[dict], tuple[Any, Tree | None]], **fields
+) -> Piece:
     """A memoryless piece ``u -> scalar * u / divisor`` given by its ``scale(context)``."""
 
     def apply(u, state, theta, context):
@@ -176,11 +198,14 @@ def diagonal_piece(spec: tuple, scale: Callable[[dict], tuple[Any, Tree | None]]
 
 def learning_rate(schedule: Schedule) -> Piece:
     r""":math:`u \mapsto -\gamma_t u`: the step is minus the learning rate times the update."""
-    return diagonal_piece(("learning_rate", schedule), lambda c: (-schedule(c["t"]), None))
+    return diagonal_piece(
+        ("learning_rate", schedule), lambda c: (-schedule(c["t"]), None)
+    )
 
 
 def debias(beta: float) -> Piece:
     r""":math:`u \mapsto u / (1-\beta^t)`, the bias correction of an EMA started at zero."""
+
     def scale(context):
         t = context["t"].astype(jnp.zeros(()).dtype)
         return 1.0 / (1.0 - beta**t), None
@@ -206,9 +231,13 @@ def second_moment(b2: float, eps: float) -> Piece:
         correction = 1 - b2 ** t.astype(jnp.zeros(()).dtype)
         return {"phi": tree_map(lambda v: jnp.sqrt(v / correction) + eps, nu)}
 
-    return diagonal_piece(("second_moment", float(b2), float(eps)), lambda c: (1.0, None),
-                          init_stats=lambda params: tree_map(jnp.zeros_like, params),
-                          observe=observe, publish=publish)
+    return diagonal_piece(
+        ("second_moment", float(b2), float(eps)),
+        lambda c: (1.0, None),
+        init_stats=lambda params: tree_map(jnp.zeros_like, params),
+        observe=observe,
+        publish=publish,
+    )
 
 
 def _trace(spec: tuple, beta: float, weight: float) -> Piece:
@@ -233,6 +262,7 @@ def ema(beta: float) -> Piece:
 def add_decay(weight_decay: float) -> Piece:
     r""":math:`u \mapsto u + \lambda\theta_{t-1}`: coupled (L2) decay before the momentum trace,
     decoupled (AdamW) decay after the preconditioner."""
+
     def apply(u, state, theta, context):
         return tree_map(lambda x, p: x + weight_decay * p, u, theta), state
 
@@ -252,11 +282,22 @@ class ChainState(NamedTuple):
 
 def init_chain(pieces: Sequence[Piece], params: Tree) -> ChainState:
     """Zero states and statistics for a real run from :math:`\\theta_0`."""
-    return ChainState(tuple(p.init(params) for p in pieces), tuple(p.init_stats(params) for p in pieces))
+    return ChainState(
+        tuple(p.init(params) for p in pieces),
+        tuple(p.init_stats(params) for p in pieces),
+    )
 
 
-def run_chain(pieces: Sequence[Piece], u: Tree, traces: tuple, stats: tuple, theta: Tree,
-              t: jax.Array, *, observe: bool) -> tuple[Tree, tuple, tuple]:
+def run_chain(
+    pieces: Sequence[Piece],
+    u: Tree,
+    traces: tuple,
+    stats: tuple,
+    theta: Tree,
+    t: jax.Array,
+    *,
+    observe: bool,
+) -> tuple[Tree, tuple, tuple]:
     """Pass ``u`` through the pieces at step ``t``; returns ``(u, traces, stats)``.
 
     ``observe=True`` in the real run (statistics are updated from the update each piece receives);
@@ -289,10 +330,14 @@ def is_diagonal(pieces: Sequence[Piece]) -> bool:
     return all(p.scale is not None for p in pieces)
 
 
-def chain_scale(pieces: Sequence[Piece], stats: tuple, t: jax.Array) -> tuple[Any, Tree | None]:
+def chain_scale(
+    pieces: Sequence[Piece], stats: tuple, t: jax.Array
+) -> tuple[Any, Tree | None]:
     """For a diagonal chain, ``(scalar, divisor)`` with ``chain(u) = scalar * u / divisor``."""
     if not is_diagonal(pieces):
-        raise ValueError("chain_scale needs a chain of memoryless pieces that ignore the parameters.")
+        raise ValueError(
+            "chain_scale needs a chain of memoryless pieces that ignore the parameters."
+        )
     context = published(pieces, stats, t)
     scalar, divisor = 1.0, None
     for piece in pieces:

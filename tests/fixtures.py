@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def idx_bytes(array: np.ndarray) -> bytes:
     header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     return gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes())
@@ -28,14 +27,21 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def mnist_fixture(per_class_train=30, per_class_test=15):
     """Constant images whose grey level (20 x digit) encodes the digit."""
+
     def split(per_class):
         labels = np.repeat(np.arange(10), per_class).astype(np.uint8)
-        imgs = np.broadcast_to((labels * 20)[:, None, None], (len(labels), 28, 28)).astype(np.uint8)
+        imgs = np.broadcast_to(
+            (labels * 20)[:, None, None], (len(labels), 28, 28)
+        ).astype(np.uint8)
         return imgs, labels
 
     (tr_x, tr_y), (te_x, te_y) = split(per_class_train), split(per_class_test)
-    return {"train_images": idx_bytes(tr_x), "train_labels": idx_bytes(tr_y),
-            "test_images": idx_bytes(te_x), "test_labels": idx_bytes(te_y)}
+    return {
+        "train_images": idx_bytes(tr_x),
+        "train_labels": idx_bytes(tr_y),
+        "test_images": idx_bytes(te_x),
+        "test_labels": idx_bytes(te_y),
+    }
 
 
 def cifar_colour(label):
@@ -46,12 +52,20 @@ def cifar_tar_bytes(per_batch=20) -> bytes:
     def batch(offset):
         labels = [(offset + i) % 10 for i in range(per_batch)]
         imgs = np.stack([np.broadcast_to(cifar_colour(c), (32, 32, 3)) for c in labels])
-        return pickle.dumps({b"data": imgs.transpose(0, 3, 1, 2).reshape(per_batch, 3072),
-                             b"labels": labels, b"batch_label": b"fixture"}, protocol=2)
+        return pickle.dumps(
+            {
+                b"data": imgs.transpose(0, 3, 1, 2).reshape(per_batch, 3072),
+                b"labels": labels,
+                b"batch_label": b"fixture",
+            },
+            protocol=2,
+        )
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        for i, name in enumerate(
+            [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]
+        ):
             data = batch(i)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(data)
@@ -73,11 +87,21 @@ def svhn_mat_bytes(n, seed) -> tuple[bytes, np.ndarray, np.ndarray]:
 def arff_text(table: dict, nominal=()) -> str:
     lines = ["% fixture in OpenML's ARFF format", "@RELATION houses", ""]
     for name, values in table.items():
-        kind = "{" + ",".join(sorted(set(values))) + "}" if name in nominal else "NUMERIC"
-        lines.append(f"@ATTRIBUTE '{name}' {kind}" if " " in name else f"@ATTRIBUTE {name} {kind}")
+        kind = (
+            "{" + ",".join(sorted(set(values))) + "}" if name in nominal else "NUMERIC"
+        )
+        lines.append(
+            f"@ATTRIBUTE '{name}' {kind}"
+            if " " in name
+            else f"@ATTRIBUTE {name} {kind}"
+        )
     lines += ["", "@DATA"]
     for row in zip(*table.values()):
-        lines.append(",".join("?" if isinstance(v, float) and np.isnan(v) else str(v) for v in row))
+        lines.append(
+            ",".join(
+                "?" if isinstance(v, float) and np.isnan(v) else str(v) for v in row
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +112,9 @@ def houses_fixture(n=60, seed=0):
         "longitude": rng.uniform(-124, -114, n).round(3),
         "few_values": rng.integers(0, 3, n),  # < 10 distinct values: dropped
         "ocean": rng.choice(["INLAND", "NEAR_BAY"], n),  # nominal: dropped
-        "total_rooms": np.exp(rng.normal(7, 1.2, n)).round(1),  # skewed, positive: logged
+        "total_rooms": np.exp(rng.normal(7, 1.2, n)).round(
+            1
+        ),  # skewed, positive: logged
         "median_house_value": np.exp(rng.normal(12, 0.5, n)).round(0),
     }
     return table, arff_text(table, nominal=("ocean",))
@@ -96,23 +122,38 @@ def houses_fixture(n=60, seed=0):
 
 def openml_fixture(table_bytes: bytes, data_id=537, name="houses", md5=None):
     table_url = f"https://api.openml.org/data/v1/download/99{data_id}/{name}.arff"
-    desc = {"data_set_description": {
-        "id": str(data_id), "name": name, "format": "ARFF", "url": table_url,
-        "md5_checksum": md5 or hashlib.md5(table_bytes).hexdigest(),
-        "default_target_attribute": "median_house_value"}}
-    return {f"https://api.openml.org/api/v1/json/data/{data_id}": json.dumps(desc).encode(),
-            table_url: table_bytes}
+    desc = {
+        "data_set_description": {
+            "id": str(data_id),
+            "name": name,
+            "format": "ARFF",
+            "url": table_url,
+            "md5_checksum": md5 or hashlib.md5(table_bytes).hexdigest(),
+            "default_target_attribute": "median_house_value",
+        }
+    }
+    return {
+        f"https://api.openml.org/api/v1/json/data/{data_id}": json.dumps(desc).encode(),
+        table_url: table_bytes,
+    }
 
 
 def cal_housing_tgz(n=40, seed=0) -> tuple[bytes, np.ndarray]:
     rng = np.random.default_rng(seed)
     households = rng.uniform(100, 900, n).round()
-    raw = np.column_stack([
-        rng.uniform(-124, -114, n), rng.uniform(32, 42, n), rng.integers(1, 52, n),
-        households * rng.uniform(3, 8, n), households * rng.uniform(0.8, 1.5, n),
-        households * rng.uniform(2, 4, n), households, rng.uniform(0.5, 15, n),
-        rng.uniform(15_000, 500_001, n),
-    ]).round(4)
+    raw = np.column_stack(
+        [
+            rng.uniform(-124, -114, n),
+            rng.uniform(32, 42, n),
+            rng.integers(1, 52, n),
+            households * rng.uniform(3, 8, n),
+            households * rng.uniform(0.8, 1.5, n),
+            households * rng.uniform(2, 4, n),
+            households,
+            rng.uniform(0.5, 15, n),
+            rng.uniform(15_000, 500_001, n),
+        ]
+    ).round(4)
     text = "\n".join(",".join(f"{v:.4f}" for v in row) for row in raw).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -133,7 +174,9 @@ def tabular_fixture(n: int, target: str, seed: int = 0) -> tuple[dict, str]:
         "f3": np.exp(x[:, 2]).round(4),  # skewed, positive: logged by the preprocessing
         "f4": (x[:, 3] + 0.5 * x[:, 0]).round(4),
         "kind": rng.choice(["A", "B"], n),  # nominal: dropped
-        target: np.exp(10 + 0.5 * x[:, 0] - 0.3 * x[:, 1] + 0.1 * rng.normal(size=n)).round(2),
+        target: np.exp(
+            10 + 0.5 * x[:, 0] - 0.3 * x[:, 1] + 0.1 * rng.normal(size=n)
+        ).round(2),
     }
     return table, arff_text(table, nominal=("kind",))
 
@@ -166,7 +209,10 @@ def write_paper_fixtures(root: Path, *, tabular_rows: int = 600) -> Path:
         put(tabular.openml_description(data_id).filename, files[desc_url])
         description = json.loads(files[desc_url])
         description["data_set_description"]["default_target_attribute"] = target
-        put(tabular.openml_description(data_id).filename, json.dumps(description).encode())
+        put(
+            tabular.openml_description(data_id).filename,
+            json.dumps(description).encode(),
+        )
         put(tabular.openml_table(data_id, description).filename, files[table_url])
     put(tabular.CALIFORNIA.filename, cal_housing_tgz(n=tabular_rows)[0])
     return root

@@ -21,18 +21,27 @@ def test_ridge_smoother_is_scikit_learns_ridge_and_shrinks_with_the_penalty(task
     X, y, X_test = task
     S, S_test = ridge_smoother(X, X_test, 2.0)
     ref = Ridge(alpha=2.0, fit_intercept=False).fit(with_constant(X), y)
-    np.testing.assert_allclose(S_test @ y, ref.predict(with_constant(X_test)), rtol=1e-10)
+    np.testing.assert_allclose(
+        S_test @ y, ref.predict(with_constant(X_test)), rtol=1e-10
+    )
     np.testing.assert_allclose(S @ y, ref.predict(with_constant(X)), rtol=1e-10)
     traces = [np.trace(ridge_smoother(X, X_test, lam)[0]) for lam in (1e-6, 1.0, 1e3)]
-    assert traces[0] == pytest.approx(X.shape[1] + 1, rel=1e-6) and traces[0] > traces[1] > traces[2]
-    assert effective_parameters(S, 40) <= np.trace(S) + 1e-9  # p <= trace for a ridge hat matrix
+    assert (
+        traces[0] == pytest.approx(X.shape[1] + 1, rel=1e-6)
+        and traces[0] > traces[1] > traces[2]
+    )
+    assert (
+        effective_parameters(S, 40) <= np.trace(S) + 1e-9
+    )  # p <= trace for a ridge hat matrix
 
 
 def test_knn_smoother_is_scikit_learns_and_has_n_over_k_parameters(task):
     X, y, X_test = task
     for k in (1, 4, 10):
         S, S_test = knn_smoother(X, X_test, k)
-        np.testing.assert_allclose(S_test @ y, KNeighborsRegressor(k).fit(X, y).predict(X_test), rtol=1e-12)
+        np.testing.assert_allclose(
+            S_test @ y, KNeighborsRegressor(k).fit(X, y).predict(X_test), rtol=1e-12
+        )
         assert effective_parameters(S, 40) == pytest.approx(40 / k)
         np.testing.assert_allclose(S_test.sum(axis=1), 1.0)
 
@@ -47,7 +56,9 @@ def test_tree_smoother_is_the_fitted_tree_and_has_one_parameter_per_leaf(task):
 
 def test_bad_smoother_arguments(task):
     X, y, X_test = task
-    with pytest.raises(lensbox.ArgumentError, match="k must be at most the number of training rows"):
+    with pytest.raises(
+        lensbox.ArgumentError, match="k must be at most the number of training rows"
+    ):
         knn_smoother(X, X_test, 41)
     with pytest.raises(lensbox.ArgumentTypeError, match="k must be an integer"):
         knn_smoother(X, X_test, 2.5)

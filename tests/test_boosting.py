@@ -2,7 +2,11 @@
 
 import numpy as np
 import pytest
-from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.ensemble import (
+    GradientBoostingRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.exceptions import NotFittedError
 
 from lensbox import boosting
@@ -19,7 +23,9 @@ def _data(n=300, m=80, d=4, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     X, y, Xt, yt = _data()
-    model = GradientBoostingRegressor(n_estimators=25, max_depth=3, learning_rate=0.2, random_state=0)
+    model = GradientBoostingRegressor(
+        n_estimators=25, max_depth=3, learning_rate=0.2, random_state=0
+    )
     return model.fit(X, y), X, y, Xt
 
 
@@ -27,7 +33,12 @@ def test_eq9_identity_on_train_and_unseen_rows(fitted):
     model, X, y, Xt = fitted
     far = 50.0 * Xt  # far outside the training data
     for Z in (X, Xt, far):
-        assert np.max(np.abs(boosting.telescoping_predict(model, X, y, Z) - model.predict(Z))) < 1e-12
+        assert (
+            np.max(
+                np.abs(boosting.telescoping_predict(model, X, y, Z) - model.predict(Z))
+            )
+            < 1e-12
+        )
 
 
 def test_each_tree_is_its_dense_kernel_times_the_residuals(fitted):
@@ -53,8 +64,15 @@ def test_first_residuals_are_labels_minus_mean(fitted):
 
 def test_zero_init_identity():
     X, y, Xt, _ = _data(seed=1)
-    model = GradientBoostingRegressor(n_estimators=10, init="zero", random_state=0).fit(X, y)
-    assert np.max(np.abs(boosting.telescoping_predict(model, X, y, Xt) - model.predict(Xt))) < 1e-12
+    model = GradientBoostingRegressor(n_estimators=10, init="zero", random_state=0).fit(
+        X, y
+    )
+    assert (
+        np.max(
+            np.abs(boosting.telescoping_predict(model, X, y, Xt) - model.predict(Xt))
+        )
+        < 1e-12
+    )
 
 
 def test_norms_equal_dense_and_are_bounded(fitted):
@@ -68,7 +86,10 @@ def test_norms_equal_dense_and_are_bounded(fitted):
 
 def test_leaf_counts_are_training_rows_per_leaf(fitted):
     model, X, _, Xt = fitted
-    leaves_X, leaves_t = boosting.leaf_indices(model, X), boosting.leaf_indices(model, Xt)
+    leaves_X, leaves_t = (
+        boosting.leaf_indices(model, X),
+        boosting.leaf_indices(model, Xt),
+    )
     counts = boosting.leaf_counts(model, Xt)
     for t in (0, 12):
         brute = np.array([(leaves_X[:, t] == leaf).sum() for leaf in leaves_t[:, t]])
@@ -77,15 +98,23 @@ def test_leaf_counts_are_training_rows_per_leaf(fitted):
 
 def test_extreme_norms_reach_the_bounds():
     X, y, _, _ = _data(n=64)
-    stump = GradientBoostingRegressor(n_estimators=1, max_depth=None, random_state=0).fit(X, y)
+    stump = GradientBoostingRegressor(
+        n_estimators=1, max_depth=None, random_state=0
+    ).fit(X, y)
     assert np.allclose(boosting.kernel_norms(stump, X), 1.0)  # one row per leaf: norm 1
-    mean_only = GradientBoostingRegressor(n_estimators=1, max_depth=1, min_samples_split=10**6).fit(X, y)
-    assert np.allclose(boosting.kernel_norms(mean_only, X), 1 / np.sqrt(64))  # one leaf: 1/sqrt(n)
+    mean_only = GradientBoostingRegressor(
+        n_estimators=1, max_depth=1, min_samples_split=10**6
+    ).fit(X, y)
+    assert np.allclose(
+        boosting.kernel_norms(mean_only, X), 1 / np.sqrt(64)
+    )  # one leaf: 1/sqrt(n)
 
 
 def test_subsample_norms_use_in_bag_counts_but_identity_refuses():
     X, y, Xt, _ = _data()
-    model = GradientBoostingRegressor(n_estimators=8, subsample=0.5, random_state=0).fit(X, y)
+    model = GradientBoostingRegressor(
+        n_estimators=8, subsample=0.5, random_state=0
+    ).fit(X, y)
     norms = boosting.kernel_norms(model, Xt)
     assert norms.min() >= 1 / np.sqrt(len(X) // 2) - 1e-15 and norms.max() <= 1
     with pytest.raises(ValueError, match="subsample"):
@@ -107,7 +136,10 @@ def test_clear_errors():
     with pytest.raises(NotFittedError, match="not fitted"):
         boosting.kernel_norms(GradientBoostingRegressor(), X)
     with pytest.raises(ValueError, match="squared_error"):
-        boosting.kernel_norms(GradientBoostingRegressor(loss="absolute_error", n_estimators=2).fit(X, y), X)
+        boosting.kernel_norms(
+            GradientBoostingRegressor(loss="absolute_error", n_estimators=2).fit(X, y),
+            X,
+        )
     with pytest.raises(TypeError, match="HistGradientBoostingRegressor"):
         boosting.kernel_norms(HistGradientBoostingRegressor(max_iter=2).fit(X, y), X)
     with pytest.raises(TypeError, match="GradientBoostingRegressor"):
@@ -133,10 +165,15 @@ def test_identity_and_smoother_refuse_what_they_cannot_represent():
     from sklearn.dummy import DummyRegressor
 
     X, y, Xt, _ = _data(n=80, m=5)
-    custom = GradientBoostingRegressor(n_estimators=3, init=DummyRegressor(strategy="median")).fit(X, y)
+    custom = GradientBoostingRegressor(
+        n_estimators=3, init=DummyRegressor(strategy="median")
+    ).fit(X, y)
     with pytest.raises(ValueError, match="default init"):
         boosting.telescoping_predict(custom, X, y, Xt)
-    assert boosting.kernel_norms(custom, Xt).shape == (5, 3)  # the norms do not need h_0
+    assert boosting.kernel_norms(custom, Xt).shape == (
+        5,
+        3,
+    )  # the norms do not need h_0
     zero = GradientBoostingRegressor(n_estimators=3, init="zero").fit(X, y)
     with pytest.raises(ValueError, match="training mean"):
         boosting.smoother_weights(zero, X, Xt)

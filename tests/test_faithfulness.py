@@ -15,8 +15,13 @@ def _task(n, d, seed):
 
 
 def _fixed(steps):
-    return sweeps.StoppingRule(max_epochs=steps, patience=steps, check_every=steps, tolerance=0.0,
-                               perfect_accuracy=False)
+    return sweeps.StoppingRule(
+        max_epochs=steps,
+        patience=steps,
+        check_every=steps,
+        tolerance=0.0,
+        perfect_accuracy=False,
+    )
 
 
 def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_model():
@@ -25,20 +30,30 @@ def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_mod
     model = lensbox.mlp((6,), activation="relu")
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 5)
     opt = lensbox.sgd(sweeps.kernel_learning_rate(model, params, X, stacked=True))
-    fit = faithfulness.faithful_fit(model, params, opt, X, y, X_test, y_test, rule=_fixed(60))
-    ref = sweeps.smoother_fit(model, params, opt, X, y, X_test, y_test, rule=_fixed(60), record_weights=True)
+    fit = faithfulness.faithful_fit(
+        model, params, opt, X, y, X_test, y_test, rule=_fixed(60)
+    )
+    ref = sweeps.smoother_fit(
+        model, params, opt, X, y, X_test, y_test, rule=_fixed(60), record_weights=True
+    )
     np.testing.assert_allclose(fit.p_train, ref.p_train, rtol=1e-9)
     np.testing.assert_allclose(fit.p_test, ref.p_test, rtol=1e-9)
     np.testing.assert_allclose(fit.S_test, ref.S_test, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(fit.closed_loop_abs, ref.mean_drift, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(
+        fit.closed_loop_abs, ref.mean_drift, rtol=1e-9, atol=1e-14
+    )
     np.testing.assert_allclose(fit.test_mse, ref.test_mse, rtol=1e-9)
     # The realised reading is Eq. 5's telescoping model of each seed, run on its own.
     X_R = np.concatenate([X, X_test])
     for s in range(2):
         one = jax.tree_util.tree_map(lambda a: a[s], params)
         tel = lensbox.telescope(model, one, opt, X, y, X_R, steps=60, progress=False)
-        np.testing.assert_allclose(fit.realised[s], np.mean((tel.telescoping[-1] - tel.network[-1]) ** 2),
-                                   rtol=1e-6, atol=1e-16)
+        np.testing.assert_allclose(
+            fit.realised[s],
+            np.mean((tel.telescoping[-1] - tel.network[-1]) ** 2),
+            rtol=1e-6,
+            atol=1e-16,
+        )
     # A ReLU net at this step leaves its linear path: both gaps are measurably non-zero.
     assert np.all(fit.realised > 0) and np.all(fit.closed_loop > 0)
 
@@ -49,14 +64,18 @@ def test_a_linear_model_is_faithful_in_both_readings():
     model = lensbox.mlp(())
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), 12)
     opt = lensbox.sgd(sweeps.kernel_learning_rate(model, params, X, stacked=True))
-    fit = faithfulness.faithful_fit(model, params, opt, X, y, X_test, y_test, rule=_fixed(200))
+    fit = faithfulness.faithful_fit(
+        model, params, opt, X, y, X_test, y_test, rule=_fixed(200)
+    )
     assert np.all(fit.closed_loop < 1e-20) and np.all(fit.realised < 1e-20)
     assert np.all(faithfulness.is_faithful(fit.closed_loop, fit.test_mse))
 
 
 def test_is_faithful_applies_the_fraction_of_the_test_mse():
-    np.testing.assert_array_equal(faithfulness.is_faithful([0.001, 0.0011, np.nan], [0.1, 0.1, 0.1]),
-                                  [True, False, False])
+    np.testing.assert_array_equal(
+        faithfulness.is_faithful([0.001, 0.0011, np.nan], [0.1, 0.1, 0.1]),
+        [True, False, False],
+    )
     assert faithfulness.is_faithful(0.02, 0.1, fraction=0.25)
     with pytest.raises(ValueError, match="fraction must lie in"):
         faithfulness.is_faithful(0.1, 0.1, fraction=1.5)
@@ -69,4 +88,6 @@ def test_faithful_fit_rejects_misshapen_test_labels():
     model = lensbox.mlp((2,))
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), 3)
     with pytest.raises(ValueError, match="y_test must hold one label per test row"):
-        faithfulness.faithful_fit(model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=_fixed(10))
+        faithfulness.faithful_fit(
+            model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=_fixed(10)
+        )

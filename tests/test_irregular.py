@@ -17,11 +17,15 @@ def _table(n=600, d=3, seed=0):
 def test_irregularity_is_distance_to_median_on_first_component():
     rng = np.random.default_rng(0)
     t = rng.standard_normal(201)
-    X = np.column_stack([t, 2 * t]) + 1e-9 * rng.standard_normal((201, 2))  # a line: PC1 is the line
+    X = np.column_stack([t, 2 * t]) + 1e-9 * rng.standard_normal(
+        (201, 2)
+    )  # a line: PC1 is the line
     score = irr.irregularity(X)
     z = (t - t.mean()) / t.std()
     assert np.allclose(score, np.abs(z - np.median(z)) * np.sqrt(2), atol=1e-6)
-    assert np.allclose(irr.irregularity(-X), score)  # the sign of the component does not matter
+    assert np.allclose(
+        irr.irregularity(-X), score
+    )  # the sign of the component does not matter
 
 
 def test_split_pools_mixtures_and_disjointness():
@@ -43,7 +47,9 @@ def test_split_pools_mixtures_and_disjointness():
 def test_split_refuses_impossible_sizes():
     X, y = _table(n=100)
     with pytest.raises(ValueError, match="not enough rows"):
-        irr.irregular_split(X, y, n_train=50, n_val=10, n_test=60)  # needs 30 irregular, has 10
+        irr.irregular_split(
+            X, y, n_train=50, n_val=10, n_test=60
+        )  # needs 30 irregular, has 10
     with pytest.raises(ValueError, match="y has"):
         irr.irregular_split(X, y[:-1], n_train=50, n_val=10, n_test=10)
 
@@ -77,24 +83,45 @@ def test_kernel_norm_tracker_matches_jacobians():
     params = model.init(jax.random.PRNGKey(0), 3)
     rng = np.random.default_rng(1)
     X_rows, X_train = rng.standard_normal((7, 3)), rng.standard_normal((9, 3))
-    tracker = irr.kernel_norm_tracker(model, X_rows, X_train, chunk=3)  # 7 rows: padded chunks
+    tracker = irr.kernel_norm_tracker(
+        model, X_rows, X_train, chunk=3
+    )  # 7 rows: padded chunks
     got = np.asarray(tracker.record(tracker.init(params), params))
     jac = jax.jacrev(lambda p, X: model.apply(p, X))
-    flat = lambda X: np.concatenate([np.asarray(a).reshape(len(X), -1)
-                                     for a in jax.tree_util.tree_leaves(jac(params, X))], 1)
+    flat = lambda X: np.concatenate(
+        [
+            np.asarray(a).reshape(len(X), -1)
+            for a in jax.tree_util.tree_leaves(jac(params, X))
+        ],
+        1,
+    )
     K = flat(X_rows) @ flat(X_train).T / 9
     assert np.allclose(got, np.linalg.norm(K, axis=1), rtol=1e-10)
 
 
 def test_run_seed_tree_ratio_is_bounded_and_shapes():
     X, y = _table(n=500)
-    res = irr.run_seed(X, y, n_train=200, n_val=50, n_test=80, steps=30, search_runs=1,
-                       checkpoints=3, max_estimators=20, seed=0)
+    res = irr.run_seed(
+        X,
+        y,
+        n_train=200,
+        n_val=50,
+        n_test=80,
+        steps=30,
+        search_runs=1,
+        checkpoints=3,
+        max_estimators=20,
+        seed=0,
+    )
     assert res.mse_nn.shape == res.R_gbt.shape == (len(irr.PROPORTIONS),)
-    assert np.all(res.R_gbt <= 1 + 1e-12)  # tree norms are bounded by the smallest training leaf
+    assert np.all(
+        res.R_gbt <= 1 + 1e-12
+    )  # tree norms are bounded by the smallest training leaf
     assert res.nn_train.shape == (200, 3) and res.gbt_eval.shape[0] == 80 + 40
     summary = irr.summarise([res, res])
-    assert np.allclose(summary["gap"][0][0], 1.0) and np.allclose(summary["R_nn"][1], 0.0)
+    assert np.allclose(summary["gap"][0][0], 1.0) and np.allclose(
+        summary["R_nn"][1], 0.0
+    )
 
 
 def test_txhousing_standin_offline():

@@ -21,19 +21,34 @@ def _phi(params, seed=3):
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
     return jax.tree_util.tree_unflatten(
-        tree, [0.2 + jax.random.uniform(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)])
+        tree,
+        [
+            0.2 + jax.random.uniform(k, leaf.shape, leaf.dtype)
+            for k, leaf in zip(keys, leaves)
+        ],
+    )
 
 
-@pytest.mark.parametrize("activation,output,widths", [
-    ("relu", "identity", (6,)), ("relu", "sigmoid", (6, 3)), ("relu", "identity", (4, 5, 3)),
-    ("tanh", "sigmoid", (6,)), ("tanh", "identity", (6, 3)), ("sigmoid", "identity", (6,)),
-    ("sigmoid", "sigmoid", (4, 5, 3)), ("relu", "identity", ()),
-])
+@pytest.mark.parametrize(
+    "activation,output,widths",
+    [
+        ("relu", "identity", (6,)),
+        ("relu", "sigmoid", (6, 3)),
+        ("relu", "identity", (4, 5, 3)),
+        ("tanh", "sigmoid", (6,)),
+        ("tanh", "identity", (6, 3)),
+        ("sigmoid", "identity", (6,)),
+        ("sigmoid", "sigmoid", (4, 5, 3)),
+        ("relu", "identity", ()),
+    ],
+)
 def test_structured_kernel_matches_generic(activation, output, widths):
     model = lensbox.mlp(widths, activation=activation, output=output, init="torch")
     params = model.init(jax.random.PRNGKey(len(widths)), 5)
     for phi in (None, _phi(params)):
-        K_s = tangent_kernel(model, params, X_R, X_B, preconditioner=phi, method="structured")
+        K_s = tangent_kernel(
+            model, params, X_R, X_B, preconditioner=phi, method="structured"
+        )
         K_g = tangent_kernel(model.apply, params, X_R, X_B, preconditioner=phi)
         np.testing.assert_allclose(K_s, K_g, rtol=1e-10, atol=1e-12)
         assert np.abs(K_s).max() > 1e-3
@@ -42,12 +57,17 @@ def test_structured_kernel_matches_generic(activation, output, widths):
 def test_generic_kernel_is_gradient_inner_product():
     model = lensbox.mlp((3,), activation="tanh", init="torch")
     params = model.init(jax.random.PRNGKey(0), 5)
-    grad = lambda x: ravel_pytree(jax.grad(lambda p: model.apply(p, x[None])[0])(params))[0]
+    grad = lambda x: ravel_pytree(
+        jax.grad(lambda p: model.apply(p, x[None])[0])(params)
+    )[0]
     phi = _phi(params)
     inv = 1 / ravel_pytree(phi)[0]
     expected = np.array([[grad(a) @ (inv * grad(b)) for b in X_B] for a in X_R])
-    np.testing.assert_allclose(tangent_kernel(model, params, X_R, X_B, preconditioner=phi),
-                               expected, rtol=1e-10)
+    np.testing.assert_allclose(
+        tangent_kernel(model, params, X_R, X_B, preconditioner=phi),
+        expected,
+        rtol=1e-10,
+    )
     J = jacobian_rows(model, params, X_R)
     np.testing.assert_allclose(J, np.stack([grad(a) for a in X_R]), rtol=1e-12)
 
@@ -100,7 +120,9 @@ def test_sigmoid_output_reweights_logit_kernel():
     K = tangent_kernel(model, params, X_R, X_B)
     K_g = tangent_kernel(model.logits, params, X_R, X_B)
     sR, sB = model.apply(params, X_R), model.apply(params, X_B)
-    np.testing.assert_allclose(K, np.outer(sR * (1 - sR), sB * (1 - sB)) * K_g, rtol=1e-10)
+    np.testing.assert_allclose(
+        K, np.outer(sR * (1 - sR), sB * (1 - sB)) * K_g, rtol=1e-10
+    )
 
 
 def test_bad_inputs():
@@ -126,21 +148,32 @@ def test_bench_quick_reports_every_workload():
 
     result = json.loads(json.dumps(bench.run(quick=True)))  # what --json prints
     assert "(a) kernel block" in bench.report(result)
-    assert {"kernel_block", "sgd_smoother_step", "state_smoother_step", "telescoping_overhead"} <= set(result)
+    assert {
+        "kernel_block",
+        "sgd_smoother_step",
+        "state_smoother_step",
+        "telescoping_overhead",
+    } <= set(result)
     block = result["kernel_block"]
     assert block["max_rel_diff"] < 1e-4  # both routes compute the same block
     # The reported ratios are the timings they are said to be made of.
     assert block["speedup"] == pytest.approx(block["generic_s"] / block["structured_s"])
-    assert block["generic_over_neural_tangents"][0] == pytest.approx(block["generic_s"] / 0.41)
+    assert block["generic_over_neural_tangents"][0] == pytest.approx(
+        block["generic_s"] / 0.41
+    )
     step = result["sgd_smoother_step"]
-    assert step["fraction_of_matmul"] == pytest.approx(step["gflops"] / step["matmul_gflops"])
+    assert step["fraction_of_matmul"] == pytest.approx(
+        step["gflops"] / step["matmul_gflops"]
+    )
     assert {"momentum_s", "adamw_s", "size"} <= set(result["state_smoother_step"])
     assert any(k.startswith("m=") for k in result["telescoping_overhead"])
     assert all(t > 0 for t in result["train_reuse"]["seconds"])
     assert "(e) three identical train calls" in bench.report(result)
     trees = result["tree_norms"]
     assert trees["ratio"] == pytest.approx(trees["dense_s"] / trees["leaf_counts_s"])
-    assert trees["max_abs_diff"] < 1e-12 and "(f) tree kernel norms" in bench.report(result)
+    assert trees["max_abs_diff"] < 1e-12 and "(f) tree kernel norms" in bench.report(
+        result
+    )
 
 
 def test_a_nan_row_is_an_error_not_nan_entries():
@@ -162,9 +195,24 @@ def test_layer_trace_shares_split_the_trace_by_layer():
     for precond in (None, phi):
         shares = lensbox.layer_trace_shares(model, params, X, precond)
         # Brute force: squared Jacobian entries of each layer, divided by phi, summed over rows.
-        J = jax.vmap(jax.grad(lambda p, x: model.apply(p, x[None])[0]), in_axes=(None, 0))(params, X)
-        scale = phi if precond is not None else jax.tree_util.tree_map(jnp.ones_like, params)
-        parts = np.array([sum(float(jnp.sum(j * j / s)) for j, s in zip(jax.tree_util.tree_leaves(J[l]),
-                                                                          jax.tree_util.tree_leaves(scale[l])))
-                          for l in range(3)])
+        J = jax.vmap(
+            jax.grad(lambda p, x: model.apply(p, x[None])[0]), in_axes=(None, 0)
+        )(params, X)
+        scale = (
+            phi
+            if precond is not None
+            else jax.tree_util.tree_map(jnp.ones_like, params)
+        )
+        parts = np.array(
+            [
+                sum(
+                    float(jnp.sum(j * j / s))
+                    for j, s in zip(
+                        jax.tree_util.tree_leaves(J[l]),
+                        jax.tree_util.tree_leaves(scale[l]),
+                    )
+                )
+                for l in range(3)
+            ]
+        )
         np.testing.assert_allclose(shares, parts / parts.sum(), rtol=1e-10)

@@ -15,7 +15,9 @@ def test_mlp_shapes_and_parameter_count():
     out = model.apply(params, jnp.ones((5, 64)))
     assert out.shape == (5,)
     multi = mlp((8,), out=3)
-    assert multi.apply(multi.init(jax.random.PRNGKey(0), 4), jnp.ones((2, 4))).shape == (2, 3)
+    assert multi.apply(
+        multi.init(jax.random.PRNGKey(0), 4), jnp.ones((2, 4))
+    ).shape == (2, 3)
 
 
 def test_standard_init_variance_and_zero_bias():
@@ -41,7 +43,9 @@ def test_sigmoid_output_and_logits():
     model = mlp((16,), output="sigmoid", activation="tanh")
     params = model.init(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(jax.random.PRNGKey(1), (7, 3))
-    np.testing.assert_allclose(model.apply(params, x), jax.nn.sigmoid(model.logits(params, x)))
+    np.testing.assert_allclose(
+        model.apply(params, x), jax.nn.sigmoid(model.logits(params, x))
+    )
     assert model.spec.depth == 2 and model.spec.output == "sigmoid"
 
 
@@ -62,7 +66,10 @@ def test_bad_model_arguments(kwargs, message):
 def test_bad_widths():
     with pytest.raises(lensbox.ArgumentError, match="positive integers"):
         mlp((4, 0))
-    with pytest.raises(lensbox.ArgumentTypeError, match=r"widths must be a sequence .* \(4,\) for one hidden layer"):
+    with pytest.raises(
+        lensbox.ArgumentTypeError,
+        match=r"widths must be a sequence .* \(4,\) for one hidden layer",
+    ):
         mlp(4)
     with pytest.raises(lensbox.ArgumentError, match="positive integers"):
         mlp((4.5,))

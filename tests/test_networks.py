@@ -3,8 +3,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lensbox.networks import (BN_MOMENTUM, batch_norm, conv, get_layer, layer_names, resnet,
-                              residual_mlp)
+from lensbox.networks import (
+    BN_MOMENTUM,
+    batch_norm,
+    conv,
+    get_layer,
+    layer_names,
+    resnet,
+    residual_mlp,
+)
 
 
 def _count(tree):
@@ -19,7 +26,9 @@ def test_resnet20_has_the_reference_size_and_twenty_weight_layers():
     assert _count(params) == 269_722
     kinds = [kind for _, kind in layer_names(params)]
     assert kinds.count("conv") + kinds.count("linear") == net.spec.depth == 20
-    assert kinds.count("batchnorm") == 19 and kinds[0] == "conv" and kinds[-1] == "linear"
+    assert (
+        kinds.count("batchnorm") == 19 and kinds[0] == "conv" and kinds[-1] == "linear"
+    )
     assert _count(state) == 2 * 688
     logits, _ = net.apply(params, state, jnp.ones((2, 32, 32, 3)), False)
     assert logits.shape == (2, 10)
@@ -34,7 +43,7 @@ def _conv_reference(x, w, stride):
     out = np.zeros((n, ho, wo, w.shape[-1]))
     for i in range(ho):
         for j in range(wo):
-            patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+            patch = xp[:, i * stride : i * stride + k, j * stride : j * stride + k, :]
             out[:, i, j, :] = np.einsum("nhwc,hwco->no", patch, w)
     return out
 
@@ -44,7 +53,9 @@ def _conv_reference(x, w, stride):
 def test_convolution_matches_a_direct_loop(stride, im2col, rng):
     x, w = rng.normal(size=(2, 6, 6, 3)), rng.normal(size=(3, 3, 3, 4))
     got = conv(jnp.asarray(w), jnp.asarray(x), stride, im2col)
-    np.testing.assert_allclose(got, _conv_reference(x, w, stride), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        got, _conv_reference(x, w, stride), rtol=1e-10, atol=1e-10
+    )
 
 
 def test_batch_norm_training_and_evaluation_modes(rng):
@@ -55,13 +66,25 @@ def test_batch_norm_training_and_evaluation_modes(rng):
     flat = np.asarray(x).reshape(-1, 4)
     # Training: normalised by the batch's own statistics (biased variance), then scaled and shifted.
     np.testing.assert_allclose(np.asarray(out).reshape(-1, 4).mean(0), -1.0, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(out).reshape(-1, 4).std(0), 2.0 * np.sqrt(flat.var(0) / (flat.var(0) + 1e-5)), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(out).reshape(-1, 4).std(0),
+        2.0 * np.sqrt(flat.var(0) / (flat.var(0) + 1e-5)),
+        rtol=1e-10,
+    )
     # Running statistics: PyTorch's update with the unbiased variance.
-    np.testing.assert_allclose(new["mean"], (1 - BN_MOMENTUM) * 0.5 + BN_MOMENTUM * flat.mean(0), rtol=1e-12)
-    np.testing.assert_allclose(new["var"], (1 - BN_MOMENTUM) * 4.0 + BN_MOMENTUM * flat.var(0, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        new["mean"], (1 - BN_MOMENTUM) * 0.5 + BN_MOMENTUM * flat.mean(0), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        new["var"],
+        (1 - BN_MOMENTUM) * 4.0 + BN_MOMENTUM * flat.var(0, ddof=1),
+        rtol=1e-12,
+    )
     # Evaluation: the running statistics, state unchanged.
     out_eval, same = batch_norm(p, s, x, False)
-    np.testing.assert_allclose(out_eval, 2.0 * (np.asarray(x) - 0.5) / np.sqrt(4.0 + 1e-5) - 1.0, rtol=1e-12)
+    np.testing.assert_allclose(
+        out_eval, 2.0 * (np.asarray(x) - 0.5) / np.sqrt(4.0 + 1e-5) - 1.0, rtol=1e-12
+    )
     assert same is s
     # momentum 1: the batch's own statistics.
     _, own = batch_norm(p, s, x, True, 1.0)
@@ -90,7 +113,9 @@ def test_option_a_shortcut_pads_channels_with_zeros_and_subsamples():
     head = params["03_head"]
     params["03_head"] = {"w": jnp.eye(6, 3), "b": jnp.zeros(3)}
     logits, _ = net.apply(params, state, jnp.ones((1, 4, 4, 1)), False)
-    assert float(logits[0, 0]) == 0.0 and float(logits[0, 2]) > 0.0  # channel 0 padded, 2 carried
+    assert (
+        float(logits[0, 0]) == 0.0 and float(logits[0, 2]) > 0.0
+    )  # channel 0 padded, 2 carried
     assert head["w"].shape == (6, 10)
 
 
@@ -98,7 +123,10 @@ def test_residual_mlp_layers_and_shapes():
     net = residual_mlp(16, blocks=2, classes=3)
     params, state = net.init(jax.random.PRNGKey(0), (8, 8, 1))
     names = layer_names(params)
-    assert [k for _, k in names] == ["dense", "batchnorm"] + ["dense", "batchnorm"] * 4 + ["linear"]
+    assert [k for _, k in names] == ["dense", "batchnorm"] + [
+        "dense",
+        "batchnorm",
+    ] * 4 + ["linear"]
     assert get_layer(params, "00_stem/dense")["w"].shape == (64, 16)
     logits, _ = net.apply(params, state, jnp.ones((4, 8, 8, 1)), True)
     assert logits.shape == (4, 3)

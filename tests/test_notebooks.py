@@ -16,7 +16,9 @@ def _toc_files():
 
 
 def _code_cells(path):
-    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    return [
+        c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"
+    ]
 
 
 def test_there_are_chapters():
@@ -26,7 +28,9 @@ def test_there_are_chapters():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
     for cell in _code_cells(path):
-        assert cell.get("outputs", []) == [], f"{path.name} has outputs: strip them before committing"
+        assert cell.get("outputs", []) == [], (
+            f"{path.name} has outputs: strip them before committing"
+        )
         assert cell.get("execution_count") is None, f"{path.name} has execution counts"
 
 

@@ -22,7 +22,9 @@ def _problem():
 
     def loss(p, t):
         # A loss whose gradient changes from step to step (so momentum and Adam state matter).
-        return jnp.mean(jnp.tanh(X @ p["w"] + p["b"] + 0.1 * t) ** 2) + 0.01 * jnp.sum(p["w"] ** 3)
+        return jnp.mean(jnp.tanh(X @ p["w"] + p["b"] + 0.1 * t) ** 2) + 0.01 * jnp.sum(
+            p["w"] ** 3
+        )
 
     return params, loss
 
@@ -51,7 +53,9 @@ LR = 0.05
 
 def _warmup(lr, n):
     # lensbox's step t (1-based) uses lr * min(1, t / n); optax's count starts at 0.
-    return lambda count: lr * jnp.minimum(1.0, (jnp.asarray(count, jnp.float64) + 1) / n)
+    return lambda count: (
+        lr * jnp.minimum(1.0, (jnp.asarray(count, jnp.float64) + 1) / n)
+    )
 
 
 def _steps(lr, at):
@@ -77,14 +81,20 @@ CASES = {
     # the mode-connectivity recipe: heavy ball 0.9, weight decay, lr divided by 10 twice
     "heavy_ball_decay_step_schedule": (
         optim.sgd(0.1, momentum=0.9, weight_decay=5e-3, decay_at=(8, 16)),
-        optax.chain(optax.add_decayed_weights(5e-3), optax.sgd(_steps(0.1, (8, 16)), momentum=0.9)),
+        optax.chain(
+            optax.add_decayed_weights(5e-3),
+            optax.sgd(_steps(0.1, (8, 16)), momentum=0.9),
+        ),
     ),
     "adam": (optim.adam(LR, b1=0.9, b2=0.99), optax.adam(LR, b1=0.9, b2=0.99)),
     "adam_l2": (
         optim.adam(LR, weight_decay=0.1),
         optax.chain(optax.add_decayed_weights(0.1), optax.adam(LR)),
     ),
-    "adam_step_schedule": (optim.adam(LR, decay_at=(10,)), optax.adam(_steps(LR, (10,)))),
+    "adam_step_schedule": (
+        optim.adam(LR, decay_at=(10,)),
+        optax.adam(_steps(LR, (10,))),
+    ),
     "adamw": (
         optim.adamw(LR, b1=0.9, b2=0.99, weight_decay=0.1),
         optax.adamw(LR, b1=0.9, b2=0.99, weight_decay=0.1),
@@ -111,8 +121,9 @@ def _run_piece(piece, us, theta=None):
     """Outputs of ``piece`` for the updates ``us`` at steps 1, 2, ... (its statistics observed)."""
     trace, stats, outs = piece.init(us[0]), piece.init_stats(us[0]), []
     for t, u in enumerate(us, start=1):
-        out, (trace,), (stats,) = T.run_chain([piece], u, (trace,), (stats,), theta,
-                                              jnp.asarray(t), observe=True)
+        out, (trace,), (stats,) = T.run_chain(
+            [piece], u, (trace,), (stats,), theta, jnp.asarray(t), observe=True
+        )
         outs.append(out)
     return outs
 
@@ -125,7 +136,9 @@ def _updates(count=6, seed=0):
 def test_heavy_ball_piece_is_the_undamped_sum():
     us, b = _updates(), 0.7
     for t, out in enumerate(_run_piece(T.heavy_ball(b), us), start=1):
-        np.testing.assert_allclose(out, sum(b ** (t - k) * us[k - 1] for k in range(1, t + 1)))
+        np.testing.assert_allclose(
+            out, sum(b ** (t - k) * us[k - 1] for k in range(1, t + 1))
+        )
 
 
 def test_ema_and_debias_pieces_are_the_bias_corrected_average_of_eq_11():
@@ -143,14 +156,18 @@ def test_second_moment_and_precondition_divide_by_sqrt_vhat_plus_eps():
     pieces = [T.second_moment(b2, eps), T.precondition()]
     traces, stats = T.init_chain(pieces, us[0])
     for t, u in enumerate(us, start=1):
-        out, traces, stats = T.run_chain(pieces, u, traces, stats, None, jnp.asarray(t), observe=True)
+        out, traces, stats = T.run_chain(
+            pieces, u, traces, stats, None, jnp.asarray(t), observe=True
+        )
         v = (1 - b2) * sum(b2 ** (t - k) * us[k - 1] ** 2 for k in range(1, t + 1))
         np.testing.assert_allclose(out, u / (np.sqrt(v / (1 - b2**t)) + eps))
 
 
 def test_decay_and_learning_rate_pieces():
     u, theta = _updates(2)
-    np.testing.assert_allclose(_run_piece(T.add_decay(0.3), [u], theta)[0], u + 0.3 * theta)
+    np.testing.assert_allclose(
+        _run_piece(T.add_decay(0.3), [u], theta)[0], u + 0.3 * theta
+    )
     rate = T.Schedule(0.2, warmup_steps=4)
     outs = _run_piece(T.learning_rate(rate), [u] * 5)
     for t, out in enumerate(outs, start=1):
@@ -162,16 +179,25 @@ def test_step_schedule_divides_by_ten_after_each_decay_step():
     got = [float(rate(t)) for t in range(1, 8)]
     np.testing.assert_allclose(got, [0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
     warm = T.Schedule(0.4, warmup_steps=4, decay_at=(6,))
-    np.testing.assert_allclose([float(warm(t)) for t in (1, 2, 4, 6, 7)], [0.1, 0.2, 0.4, 0.4, 0.04])
+    np.testing.assert_allclose(
+        [float(warm(t)) for t in (1, 2, 4, 6, 7)], [0.1, 0.2, 0.4, 0.4, 0.04]
+    )
     cfg = optim.sgd(0.5, warmup_steps=4).config
-    assert [float(optim.learning_rate_at(cfg, t)) for t in (1, 2, 4, 9)] == [0.125, 0.25, 0.5, 0.5]
+    assert [float(optim.learning_rate_at(cfg, t)) for t in (1, 2, 4, 9)] == [
+        0.125,
+        0.25,
+        0.5,
+        0.5,
+    ]
 
 
 def test_preconditioner_reads_phi_from_a_real_state():
     opt = optim.adam(0.1, b2=0.9, eps=1e-3)
     params = {"w": jnp.zeros(3)}
     _, state = opt.update({"w": jnp.array([1.0, -2.0, 0.0])}, opt.init(params), params)
-    np.testing.assert_allclose(optim.preconditioner(state, opt.config)["w"], [1 + 1e-3, 2 + 1e-3, 1e-3])
+    np.testing.assert_allclose(
+        optim.preconditioner(state, opt.config)["w"], [1 + 1e-3, 2 + 1e-3, 1e-3]
+    )
     assert optim.preconditioner(state, optim.sgd(0.1).config) is None
 
 
@@ -180,7 +206,9 @@ def test_preconditioner_reads_phi_from_a_real_state():
 
 
 OPTIMISERS = {
-    "heavy_ball_decay": lambda: optim.sgd(0.1, momentum=0.9, weight_decay=0.05, decay_at=(3,)),
+    "heavy_ball_decay": lambda: optim.sgd(
+        0.1, momentum=0.9, weight_decay=0.05, decay_at=(3,)
+    ),
     "ema": lambda: optim.sgd(0.1, momentum=0.6, momentum_style="ema"),
     "adam_l2": lambda: optim.adam(0.01, weight_decay=0.1),
     "adamw_warmup": lambda: optim.adamw(0.01, weight_decay=0.3, warmup_steps=3),
@@ -200,21 +228,34 @@ def test_chain_on_affine_columns_equals_chain_on_their_value(name):
     D = jnp.concatenate([jnp.zeros((p, n)), theta[:, None]], axis=1)  # theta = D [z; 1]
     traces = tuple(piece.init(D) for piece in opt.pieces)
     for t in range(6):
-        A = jnp.asarray(rng.normal(size=(p, n + 1)))  # this step's gradient, as A [z; 1]
+        A = jnp.asarray(
+            rng.normal(size=(p, n + 1))
+        )  # this step's gradient, as A [z; 1]
         grads = unravel(A @ jnp.append(z, 1.0))
         delta, state = opt.update(grads, state, unravel(D @ jnp.append(z, 1.0)))
-        stats = jax.tree_util.tree_map(lambda s: ravel_pytree(s)[0], state.stats,
-                                       is_leaf=lambda x: isinstance(x, dict))
-        step, traces, _ = T.run_chain(opt.pieces, A, traces, stats, D, state.count, observe=False)
-        np.testing.assert_allclose(step @ jnp.append(z, 1.0), ravel_pytree(delta)[0], rtol=1e-12,
-                                   atol=1e-14)
+        stats = jax.tree_util.tree_map(
+            lambda s: ravel_pytree(s)[0],
+            state.stats,
+            is_leaf=lambda x: isinstance(x, dict),
+        )
+        step, traces, _ = T.run_chain(
+            opt.pieces, A, traces, stats, D, state.count, observe=False
+        )
+        np.testing.assert_allclose(
+            step @ jnp.append(z, 1.0), ravel_pytree(delta)[0], rtol=1e-12, atol=1e-14
+        )
         D = D + step
 
 
 def test_a_new_optimiser_is_written_once_as_a_chain():
     # Adam without the first-moment bias correction, from pieces, against its formula.
-    ours = optim.chain(T.second_moment(0.99, 1e-8), T.ema(0.9), T.precondition(),
-                       T.learning_rate(T.Schedule(LR)), name="adam_no_debias")
+    ours = optim.chain(
+        T.second_moment(0.99, 1e-8),
+        T.ema(0.9),
+        T.precondition(),
+        T.learning_rate(T.Schedule(LR)),
+        name="adam_no_debias",
+    )
     params, loss = _problem()
     m = jax.tree_util.tree_map(jnp.zeros_like, params)
     v = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -224,7 +265,11 @@ def test_a_new_optimiser_is_written_once_as_a_chain():
         m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
         v = jax.tree_util.tree_map(lambda a, b: 0.99 * a + 0.01 * b * b, v, g)
         params = jax.tree_util.tree_map(
-            lambda th, a, b: th - LR * a / (jnp.sqrt(b / (1 - 0.99**t)) + 1e-8), params, m, v)
+            lambda th, a, b: th - LR * a / (jnp.sqrt(b / (1 - 0.99**t)) + 1e-8),
+            params,
+            m,
+            v,
+        )
         expected.append(params)
     _assert_same(_trajectory(ours, 5), expected)
     assert ours.config.name == "adam_no_debias" and ours.config.learning_rate == LR
@@ -236,16 +281,39 @@ def test_a_new_optimiser_is_written_once_as_a_chain():
         (lambda: optim.sgd(-1.0), ValueError, "learning_rate must be positive"),
         (lambda: optim.sgd("0.1"), ValueError, "learning_rate must be positive"),
         (lambda: optim.sgd(0.1, momentum=1.0), ValueError, "momentum must lie in"),
-        (lambda: optim.sgd(0.1, momentum=0.5, momentum_style="nesterov"), ValueError,
-         "momentum_style must be one of"),
-        (lambda: optim.adamw(0.1, weight_decay=-0.1), ValueError, "weight_decay must be non-negative"),
+        (
+            lambda: optim.sgd(0.1, momentum=0.5, momentum_style="nesterov"),
+            ValueError,
+            "momentum_style must be one of",
+        ),
+        (
+            lambda: optim.adamw(0.1, weight_decay=-0.1),
+            ValueError,
+            "weight_decay must be non-negative",
+        ),
         (lambda: optim.adam(0.1, b2=1.5), ValueError, "b2 must lie in"),
-        (lambda: optim.sgd(0.1, warmup_steps=2.5), TypeError, "warmup_steps must be a whole number"),
-        (lambda: optim.adam(0.1, warmup_steps=-1), ValueError, "warmup_steps must be at least 0"),
-        (lambda: optim.sgd(0.1, decay_at=(5, 3)), ValueError, "decay_at must be increasing"),
+        (
+            lambda: optim.sgd(0.1, warmup_steps=2.5),
+            TypeError,
+            "warmup_steps must be a whole number",
+        ),
+        (
+            lambda: optim.adam(0.1, warmup_steps=-1),
+            ValueError,
+            "warmup_steps must be at least 0",
+        ),
+        (
+            lambda: optim.sgd(0.1, decay_at=(5, 3)),
+            ValueError,
+            "decay_at must be increasing",
+        ),
         (lambda: optim.sgd(T.Schedule(0.1), warmup_steps=3), ValueError, "not both"),
         (lambda: optim.chain(T.ema(0.9)), ValueError, "exactly one learning_rate"),
-        (lambda: optim.check_optimizer("sgd"), TypeError, r"optimizer must be .*lensbox.sgd\(learning_rate"),
+        (
+            lambda: optim.check_optimizer("sgd"),
+            TypeError,
+            r"optimizer must be .*lensbox.sgd\(learning_rate",
+        ),
     ],
 )
 def test_bad_hyperparameters(make, error, message):

@@ -47,15 +47,21 @@ def glued_images(nb) -> set[str]:
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_paper_branch_runs_and_draws_every_figure(path, fixture_dir, monkeypatch, tmp_path):
+def test_paper_branch_runs_and_draws_every_figure(
+    path, fixture_dir, monkeypatch, tmp_path
+):
     monkeypatch.setenv("LENSBOX_SCALE", "paper")
     monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "smoke")
     monkeypatch.setenv("LENSBOX_DATA_FIXTURES", str(fixture_dir))
     monkeypatch.setenv("LENSBOX_DATA", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     client.execute(env=dict(os.environ))
     missing = placed_figures(nb) - glued_images(nb)
     assert not missing, f"{path.name} at paper scale did not draw: {sorted(missing)}"

@@ -1,6 +1,8 @@
 import matplotlib
 
-matplotlib.use("Agg")  # the backend under which IPython produces no PNG of a figure by itself
+matplotlib.use(
+    "Agg"
+)  # the backend under which IPython produces no PNG of a figure by itself
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -13,7 +15,9 @@ def test_glue_stores_figures_as_png_whatever_the_backend(monkeypatch):
     monkeypatch.setenv(plotting.BUILD_ENV, "1")  # as under the website build
     stored = {}
     myst_nb = pytest.importorskip("myst_nb")
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=False: stored.update({name: value}))
+    monkeypatch.setattr(
+        myst_nb, "glue", lambda name, value, display=False: stored.update({name: value})
+    )
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     plotting.glue("fig-x", fig)
@@ -38,7 +42,9 @@ def test_glue_outside_the_book_build_shows_figures_only(monkeypatch):
     plotting.glue("fig-x", fig)
     plotting.glue("number", 0.25)
     plotting.glue("text", "a sentence")
-    assert len(shown) == 1 and shown[0].data[:8] == b"\x89PNG\r\n\x1a\n"  # the figure, no value
+    assert (
+        len(shown) == 1 and shown[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    )  # the figure, no value
     assert stored == []  # myst-nb is not asked to store anything outside the build
     assert not plt.fignum_exists(fig.number)
 

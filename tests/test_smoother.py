@@ -9,7 +9,12 @@ from jax.flatten_util import ravel_pytree
 import lensbox
 from lensbox import optim
 from lensbox import transforms as T
-from lensbox.smoother import check_record, effective_parameters, smooth, smoother_tracker
+from lensbox.smoother import (
+    check_record,
+    effective_parameters,
+    smooth,
+    smoother_tracker,
+)
 from lensbox.telescoping import telescoping_tracker
 from lensbox.training import Tracker
 
@@ -25,8 +30,11 @@ def _data(n=12, m=5, d=3, seed=0):
 
 def _flat_stats(stats, params):
     treedef = jax.tree_util.tree_structure(params)
-    return jax.tree_util.tree_map(lambda s: ravel_pytree(s)[0], stats,
-                                  is_leaf=lambda x: jax.tree_util.tree_structure(x) == treedef)
+    return jax.tree_util.tree_map(
+        lambda s: ravel_pytree(s)[0],
+        stats,
+        is_leaf=lambda x: jax.tree_util.tree_structure(x) == treedef,
+    )
 
 
 def reference_tracker(apply, X, y, X_eval, optimizer) -> Tracker:
@@ -44,17 +52,28 @@ def reference_tracker(apply, X, y, X_eval, optimizer) -> Tracker:
 
     def init(params):
         theta = ravel_pytree(params)[0]
-        return {"f": apply(params, X_R), "theta": theta, "traces": tuple(p.init(theta) for p in pieces)}
+        return {
+            "f": apply(params, X_R),
+            "theta": theta,
+            "traces": tuple(p.init(theta) for p in pieces),
+        }
 
     def update(state, info):
         theta_prev, unravel = ravel_pytree(info.params_prev)
         J = jax.jacrev(lambda th: apply(unravel(th), X_R))(theta_prev)  # (R, p)
         idx = info.batch
-        g = -(J[idx].T @ (y[idx] - state["f"][idx])) / idx.shape[0]  # gradient of mean 1/2 (y - f~)^2
+        g = (
+            -(J[idx].T @ (y[idx] - state["f"][idx])) / idx.shape[0]
+        )  # gradient of mean 1/2 (y - f~)^2
         stats = _flat_stats(info.opt_state.stats, info.params_prev)
-        delta, traces, _ = T.run_chain(pieces, g, state["traces"], stats, state["theta"], info.step,
-                                       observe=False)
-        return {"f": state["f"] + J @ delta, "theta": state["theta"] + delta, "traces": traces}
+        delta, traces, _ = T.run_chain(
+            pieces, g, state["traces"], stats, state["theta"], info.step, observe=False
+        )
+        return {
+            "f": state["f"] + J @ delta,
+            "theta": state["theta"] + delta,
+            "traces": traces,
+        }
 
     return Tracker(init, update, lambda state, params: state["f"])
 
@@ -65,21 +84,31 @@ OPTIMIZERS = {
     "heavy_ball": lambda: optim.sgd(0.03, momentum=0.8),
     "ema": lambda: optim.sgd(0.05, momentum=0.7, momentum_style="ema"),
     "weight_decay": lambda: optim.sgd(0.05, weight_decay=0.3),
-    "momentum_decay": lambda: optim.sgd(0.03, momentum=0.6, weight_decay=0.2, warmup_steps=3),
-    "momentum_decay_steps": lambda: optim.sgd(0.05, momentum=0.9, weight_decay=0.05, decay_at=(4, 8)),
+    "momentum_decay": lambda: optim.sgd(
+        0.03, momentum=0.6, weight_decay=0.2, warmup_steps=3
+    ),
+    "momentum_decay_steps": lambda: optim.sgd(
+        0.05, momentum=0.9, weight_decay=0.05, decay_at=(4, 8)
+    ),
     "adam": lambda: optim.adam(0.01),
     "adam_coupled_decay": lambda: optim.adam(0.01, weight_decay=0.1),
     "adam_no_momentum": lambda: optim.adam(0.01, b1=0.0),
     "adamw": lambda: optim.adamw(0.01, weight_decay=0.5, warmup_steps=3),
     "custom_adam_no_debias": lambda: optim.chain(
-        T.second_moment(0.99, 1e-8), T.ema(0.9), T.precondition(), T.learning_rate(T.Schedule(0.01))),
+        T.second_moment(0.99, 1e-8),
+        T.ema(0.9),
+        T.precondition(),
+        T.learning_rate(T.Schedule(0.01)),
+    ),
 }
 
 
 # full batch and mini-batches for the basic optimisers; one batch size for their combinations
 BASIC = ("sgd", "heavy_ball", "ema", "weight_decay", "adam", "adamw")
 CASES = [(name, b) for name in BASIC for b in (None, 4)] + [
-    (name, 4 if i % 2 else None) for i, name in enumerate(sorted(set(OPTIMIZERS) - set(BASIC)))]
+    (name, 4 if i % 2 else None)
+    for i, name in enumerate(sorted(set(OPTIMIZERS) - set(BASIC)))
+]
 
 
 @pytest.mark.parametrize("name, batch_size", CASES)
@@ -92,22 +121,41 @@ def test_smoother_equals_brute_force_under_either_offset(name, batch_size):
     opt = OPTIMIZERS[name]()
     steps = 12
     result = lensbox.train(
-        model, params, opt, X, y, steps=steps, batch_size=batch_size, seed=3,
-        trackers={"smoother": smoother_tracker(model, X, y, X_eval, opt, record_weights=True),
-                  "reference": reference_tracker(model.apply, X, y, X_eval, opt),
-                  "telescoping": telescoping_tracker(model, np.vstack([X, X_eval]))},
+        model,
+        params,
+        opt,
+        X,
+        y,
+        steps=steps,
+        batch_size=batch_size,
+        seed=3,
+        trackers={
+            "smoother": smoother_tracker(model, X, y, X_eval, opt, record_weights=True),
+            "reference": reference_tracker(model.apply, X, y, X_eval, opt),
+            "telescoping": telescoping_tracker(model, np.vstack([X, X_eval])),
+        },
         record_at=range(steps + 1),
     )
     rec = result.records["smoother"]
-    ref, tele = np.asarray(result.records["reference"]), np.asarray(result.records["telescoping"])
+    ref, tele = (
+        np.asarray(result.records["reference"]),
+        np.asarray(result.records["telescoping"]),
+    )
     scale = np.max(np.abs(ref))
     np.testing.assert_allclose(rec["prediction"], ref, rtol=0, atol=1e-10 * scale)
-    np.testing.assert_allclose(rec["prediction_network"], tele, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(
+        rec["prediction_network"], tele, rtol=0, atol=1e-10 * scale
+    )
     # the predictions really are S y + c, and the model moved away from its start
     S = rec["S"]
-    np.testing.assert_allclose(np.einsum("trn,n->tr", S, y) + rec["c"], rec["prediction"], atol=1e-12)
-    np.testing.assert_allclose(np.einsum("trn,n->tr", S, y) + rec["c_network"],
-                               rec["prediction_network"], atol=1e-12)
+    np.testing.assert_allclose(
+        np.einsum("trn,n->tr", S, y) + rec["c"], rec["prediction"], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.einsum("trn,n->tr", S, y) + rec["c_network"],
+        rec["prediction_network"],
+        atol=1e-12,
+    )
     assert np.max(np.abs(ref[-1] - ref[0])) > 1e-2
     assert not np.any(rec["failure"])
 
@@ -120,9 +168,13 @@ def test_S_and_c_never_read_the_labels_only_the_network_offset_does():
     params = model.init(jax.random.PRNGKey(1), X.shape[1])
     opt = optim.adamw(0.02, weight_decay=0.1, warmup_steps=2)
     y_other = y + np.random.default_rng(5).normal(size=y.shape)
-    trackers = {k: smoother_tracker(model, X, labels, X_eval, opt, record_weights=True)
-                for k, labels in (("true", y), ("other", y_other))}
-    r = lensbox.train(model, params, opt, X, y, steps=8, batch_size=4, trackers=trackers)
+    trackers = {
+        k: smoother_tracker(model, X, labels, X_eval, opt, record_weights=True)
+        for k, labels in (("true", y), ("other", y_other))
+    }
+    r = lensbox.train(
+        model, params, opt, X, y, steps=8, batch_size=4, trackers=trackers
+    )
     a, b = r.records["true"], r.records["other"]
     np.testing.assert_allclose(a["S"], b["S"], rtol=0, atol=1e-14)
     np.testing.assert_allclose(a["p_test"], b["p_test"], rtol=1e-13)
@@ -135,11 +187,18 @@ def test_generic_route_matches_structured_for_adamw():
     model = lensbox.mlp((5, 4), activation="relu", init="torch")
     params = model.init(jax.random.PRNGKey(2), X.shape[1])
     opt = optim.adamw(0.01, weight_decay=0.2)
-    trackers = {"structured": smoother_tracker(model, X, y, X_eval, opt),
-                "generic": smoother_tracker(model.apply, X, y, X_eval, opt)}
-    r = lensbox.train(model, params, opt, X, y, steps=6, batch_size=4, trackers=trackers)
-    np.testing.assert_allclose(r.records["structured"]["prediction"],
-                               r.records["generic"]["prediction"], atol=1e-10)
+    trackers = {
+        "structured": smoother_tracker(model, X, y, X_eval, opt),
+        "generic": smoother_tracker(model.apply, X, y, X_eval, opt),
+    }
+    r = lensbox.train(
+        model, params, opt, X, y, steps=6, batch_size=4, trackers=trackers
+    )
+    np.testing.assert_allclose(
+        r.records["structured"]["prediction"],
+        r.records["generic"]["prediction"],
+        atol=1e-10,
+    )
 
 
 def test_linear_model_gradient_descent_gives_hat_matrix():
@@ -148,9 +207,13 @@ def test_linear_model_gradient_descent_gives_hat_matrix():
     X = rng.normal(size=(n, q))
     y = X @ rng.normal(size=q) + 0.5 * rng.normal(size=n)
     X_eval = rng.normal(size=(7, q))
-    model = lensbox.mlp((), init="torch")  # f(x) = x w + b: linear in its q + 1 parameters
+    model = lensbox.mlp(
+        (), init="torch"
+    )  # f(x) = x w + b: linear in its q + 1 parameters
     params = model.init(jax.random.PRNGKey(0), q)
-    run = smooth(model, params, optim.sgd(0.5), X, y, X_eval, steps=400, record_weights=True)
+    run = smooth(
+        model, params, optim.sgd(0.5), X, y, X_eval, steps=400, record_weights=True
+    )
     F = np.hstack([X, np.ones((n, 1))])
     F_eval = np.hstack([X_eval, np.ones((7, 1))])
     hat = F @ np.linalg.solve(F.T @ F, F.T)
@@ -168,7 +231,9 @@ def test_interpolating_smoother_has_n_effective_parameters():
     X, y, X_eval = _data(n=10, m=4, d=10)
     model = lensbox.mlp((64,), activation="tanh")
     params = model.init(jax.random.PRNGKey(0), 10)
-    run = smooth(model, params, optim.sgd(0.15), X, y, X_eval, steps=1000, record_weights=True)
+    run = smooth(
+        model, params, optim.sgd(0.15), X, y, X_eval, steps=1000, record_weights=True
+    )
     assert np.abs(run.network[-1, :10] - y).max() < 1e-4  # the network interpolates
     np.testing.assert_allclose(run.S[-1][:10], np.eye(10), atol=1e-3)
     assert run.p_train[-1] == pytest.approx(10, rel=1e-3)
@@ -187,11 +252,23 @@ def test_smooth_reports_both_offsets_and_the_gap_between_them():
     X, y, X_eval = _data()
     model = lensbox.mlp((6,), activation="tanh", init="torch")
     params = model.init(jax.random.PRNGKey(1), X.shape[1])
-    run = smooth(model, params, optim.sgd(0.05), X, y, X_eval, steps=20, record_at=range(0, 21, 5))
+    run = smooth(
+        model,
+        params,
+        optim.sgd(0.05),
+        X,
+        y,
+        X_eval,
+        steps=20,
+        record_at=range(0, 21, 5),
+    )
     gap = run.gap("eval")
     assert gap[0] == 0 and gap[-1] > 0  # the closed loop leaves the realised-step model
-    np.testing.assert_allclose(gap, np.mean(np.abs(run.smoother - run.smoother_network)[:, 12:], axis=1),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        gap,
+        np.mean(np.abs(run.smoother - run.smoother_network)[:, 12:], axis=1),
+        atol=1e-12,
+    )
     # both first-order models stay close to the network for small steps
     assert np.max(np.abs(run.smoother - run.network)) < 0.05
     assert run.gap("all", to="network")[-1] > 0
@@ -201,7 +278,9 @@ def test_smooth_without_evaluation_rows():
     X, y, _ = _data()
     model = lensbox.mlp((4,), activation="tanh")
     params = model.init(jax.random.PRNGKey(0), 3)
-    run = smooth(model, params, optim.sgd(0.1), X, y, None, steps=3, record_weights=True)
+    run = smooth(
+        model, params, optim.sgd(0.1), X, y, None, steps=3, record_weights=True
+    )
     assert run.smoother.shape == (2, 12) and run.S.shape == (2, 12, 12)
     assert np.isnan(run.p_test[-1]) and run.p_train[-1] > 0
 
@@ -210,9 +289,11 @@ def test_a_tracker_run_with_another_optimiser_is_an_error():
     X, y, X_eval = _data()
     model = lensbox.mlp((4,))
     params = model.init(jax.random.PRNGKey(0), 3)
-    for built, used in ((optim.sgd(0.1), optim.sgd(0.2)),
-                        (optim.adam(0.01, weight_decay=0.1), optim.adamw(0.01, weight_decay=0.1)),
-                        (optim.sgd(0.1, momentum=0.9), optim.sgd(0.1, momentum=0.9, decay_at=(2,)))):
+    for built, used in (
+        (optim.sgd(0.1), optim.sgd(0.2)),
+        (optim.adam(0.01, weight_decay=0.1), optim.adamw(0.01, weight_decay=0.1)),
+        (optim.sgd(0.1, momentum=0.9), optim.sgd(0.1, momentum=0.9, decay_at=(2,))),
+    ):
         tracker = smoother_tracker(model, X, y, X_eval, built)
         with pytest.raises(ValueError, match="tracker was built for the optimiser"):
             lensbox.train(model, params, used, X, y, steps=2, trackers={"s": tracker})
@@ -223,7 +304,9 @@ def test_bad_inputs_give_clear_errors():
     model = lensbox.mlp((4,))
     params = model.init(jax.random.PRNGKey(0), 3)
     with pytest.raises(ValueError, match="squared loss only"):
-        smoother_tracker(model, X, y, X_eval, optim.sgd(0.1), loss="binary_cross_entropy")
+        smoother_tracker(
+            model, X, y, X_eval, optim.sgd(0.1), loss="binary_cross_entropy"
+        )
     with pytest.raises(TypeError, match="optimizer must be a lensbox optimiser"):
         smoother_tracker(model, X, y, X_eval, object())
     with pytest.raises(TypeError, match=r"got 'sgd' \(build it with lensbox.sgd"):
@@ -233,14 +316,24 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="features like X_train"):
         smoother_tracker(model, X, y, X_eval[:, :2], optim.sgd(0.1))
     with pytest.raises(ValueError, match="parameter-space"):
-        smoother_tracker(model, X, y, X_eval, optim.sgd(0.1, momentum=0.9),
-                         kernel_fn=lambda p, a, b, phi: a @ b.T)
+        smoother_tracker(
+            model,
+            X,
+            y,
+            X_eval,
+            optim.sgd(0.1, momentum=0.9),
+            kernel_fn=lambda p, a, b, phi: a @ b.T,
+        )
     # a training run on more rows than the smoother was given: flagged, raised on the host
     tracker = smoother_tracker(model, X[:6], y[:6], X_eval, optim.sgd(0.1))
-    r = lensbox.train(model, params, optim.sgd(0.1), X, y, steps=2, trackers={"s": tracker})
+    r = lensbox.train(
+        model, params, optim.sgd(0.1), X, y, steps=2, trackers={"s": tracker}
+    )
     with pytest.raises(ValueError, match="step 1 used a training row index beyond"):
         check_record(r.records["s"])
     # a non-finite kernel: the documented FloatingPointError, naming the step
     nan_kernel = lambda p, a, b, phi: jnp.full((a.shape[0], b.shape[0]), jnp.nan)
     with pytest.raises(FloatingPointError, match="non-finite at step 1"):
-        smooth(model, params, optim.sgd(0.1), X, y, X_eval, steps=2, kernel_fn=nan_kernel)
+        smooth(
+            model, params, optim.sgd(0.1), X, y, X_eval, steps=2, kernel_fn=nan_kernel
+        )

@@ -5,7 +5,15 @@ import pytest
 
 from lensbox.networks import residual_mlp
 from lensbox.optim import apply_updates, sgd
-from lensbox.spawning import batch_rows, index, init_state, make_trainer, spawn, stack, train_many
+from lensbox.spawning import (
+    batch_rows,
+    index,
+    init_state,
+    make_trainer,
+    spawn,
+    stack,
+    train_many,
+)
 from lensbox.training import softmax_cross_entropy
 
 
@@ -26,7 +34,9 @@ def _close(a, b, **kw):
 def test_batches_visit_every_row_once_per_epoch_and_drop_the_remainder():
     key = jax.random.PRNGKey(0)
     epoch0 = np.concatenate([np.asarray(batch_rows(key, s, 23, 5)) for s in range(4)])
-    epoch1 = np.concatenate([np.asarray(batch_rows(key, s, 23, 5)) for s in range(4, 8)])
+    epoch1 = np.concatenate(
+        [np.asarray(batch_rows(key, s, 23, 5)) for s in range(4, 8)]
+    )
     assert len(set(epoch0.tolist())) == 20 and len(set(epoch1.tolist())) == 20
     assert not np.array_equal(epoch0, epoch1)
 
@@ -49,7 +59,9 @@ def test_trainer_matches_a_python_loop_with_the_step_schedule(rng):
         # the step schedule by hand: the plain optimiser's step, divided by ten after steps 2 and 4
         delta, os_ = plain.update(grads, os_, params)
         lr_scale = 10.0 ** -sum(s >= b for b in (2, 4))
-        params = apply_updates(params, jax.tree_util.tree_map(lambda d: lr_scale * d, delta))
+        params = apply_updates(
+            params, jax.tree_util.tree_map(lambda d: lr_scale * d, delta)
+        )
     _close(got.params, params, rtol=1e-10, atol=1e-12)
     _close(got.bn_state, bn, rtol=1e-10, atol=1e-12)
     assert int(got.step) == 6
@@ -73,25 +85,40 @@ def test_resume_equals_the_uninterrupted_run_and_a_new_key_changes_the_order(rng
 
 def test_train_many_runs_states_side_by_side_to_their_own_stops(rng):
     net, opt, X, y, advance = _setup(rng)
-    states = jax.vmap(lambda k: init_state(net, opt, k, (2, 2, 1)))(jax.random.split(jax.random.PRNGKey(0), 3))
+    states = jax.vmap(lambda k: init_state(net, opt, k, (2, 2, 1)))(
+        jax.random.split(jax.random.PRNGKey(0), 3)
+    )
     keys = jax.random.split(jax.random.PRNGKey(9), 3)
-    out, interrupted = train_many(advance, states, keys, [4, 9, 0], chunk=3, progress=False)
+    out, interrupted = train_many(
+        advance, states, keys, [4, 9, 0], chunk=3, progress=False
+    )
     assert not interrupted
     np.testing.assert_array_equal(out.step, [4, 9, 0])
     for i, stop in enumerate([4, 9, 0]):
-        _close(index(out, i), jax.jit(advance)(index(states, i), keys[i], stop), rtol=1e-10, atol=1e-12)
+        _close(
+            index(out, i),
+            jax.jit(advance)(index(states, i), keys[i], stop),
+            rtol=1e-10,
+            atol=1e-12,
+        )
     with pytest.raises(ValueError, match="stops"):
         train_many(advance, states, keys, [1, 2], progress=False)
 
 
 def test_children_share_everything_but_the_data_order(rng):
     net, opt, X, y, advance = _setup(rng)
-    parent = jax.jit(advance)(init_state(net, opt, jax.random.PRNGKey(0), (2, 2, 1)), jax.random.PRNGKey(1), 7)
+    parent = jax.jit(advance)(
+        init_state(net, opt, jax.random.PRNGKey(0), (2, 2, 1)), jax.random.PRNGKey(1), 7
+    )
     parents = stack([parent, parent])
     kids = spawn(parents, 3)
     assert kids.step.shape == (2, 3)
-    _close(index(index(kids, 1), 2), parent, rtol=0, atol=0)  # momentum buffer and BN state too
-    assert jax.tree_util.tree_leaves(parent.opt_state.traces)[0].any()  # a non-zero momentum buffer
+    _close(
+        index(index(kids, 1), 2), parent, rtol=0, atol=0
+    )  # momentum buffer and BN state too
+    assert jax.tree_util.tree_leaves(parent.opt_state.traces)[
+        0
+    ].any()  # a non-zero momentum buffer
     with pytest.raises(ValueError, match="n_children"):
         spawn(parents, 0)
 

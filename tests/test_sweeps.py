@@ -19,7 +19,9 @@ def _task(n=12, d=5, seed=0):
 def test_stopping_rule_validates_its_fields():
     with pytest.raises(lensbox.ArgumentError, match="multiples of check_every"):
         sweeps.StoppingRule(max_epochs=100, patience=30, check_every=20)
-    with pytest.raises(lensbox.ArgumentError, match="max_epochs must be a positive integer"):
+    with pytest.raises(
+        lensbox.ArgumentError, match="max_epochs must be a positive integer"
+    ):
         sweeps.StoppingRule(max_epochs=0)
     with pytest.raises(lensbox.ArgumentError, match="tolerance must be non-negative"):
         sweeps.StoppingRule(max_epochs=100, patience=50, tolerance=-1.0)
@@ -28,35 +30,60 @@ def test_stopping_rule_validates_its_fields():
 def test_one_seed_matches_lensbox_train_step_for_step():
     X, y = _task()
     model = lensbox.mlp((7,))
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), X.shape[1])
+    params = sweeps.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(1), 2), X.shape[1]
+    )
     opt = lensbox.sgd(0.3, momentum=0.9)
-    rule = sweeps.StoppingRule(max_epochs=60, patience=60, check_every=10, tolerance=0.0,
-                               perfect_accuracy=False)
+    rule = sweeps.StoppingRule(
+        max_epochs=60,
+        patience=60,
+        check_every=10,
+        tolerance=0.0,
+        perfect_accuracy=False,
+    )
     runs = sweeps.train_seeds(model, params, opt, X, y, rule=rule, batch_size=4, seed=3)
     assert list(runs.reasons) == ["max_epochs", "max_epochs"]
-    assert np.all(runs.stop_steps == 60 * 3)  # 12 rows in batches of 4: 3 steps an epoch
+    assert np.all(
+        runs.stop_steps == 60 * 3
+    )  # 12 rows in batches of 4: 3 steps an epoch
     for s in range(2):
         one = jax.tree_util.tree_map(lambda a: a[s], params)
         ref = lensbox.train(model, one, opt, X, y, steps=180, batch_size=4, seed=3)
-        for a, b in zip(jax.tree_util.tree_leaves(ref.params),
-                        jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a: a[s], runs.params))):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+        for a, b in zip(
+            jax.tree_util.tree_leaves(ref.params),
+            jax.tree_util.tree_leaves(
+                jax.tree_util.tree_map(lambda a: a[s], runs.params)
+            ),
+        ):
+            np.testing.assert_allclose(
+                np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12
+            )
 
 
 def test_each_seed_stops_on_its_own_and_is_frozen():
     X, y = _task(n=16)
-    X[:, 0] = np.where(y > 0, 1.0, -1.0) + 0.1 * X[:, 0]  # a margin: a linear fit gets every label
+    X[:, 0] = (
+        np.where(y > 0, 1.0, -1.0) + 0.1 * X[:, 0]
+    )  # a margin: a linear fit gets every label
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    params = sweeps.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
+    )
     Y = np.stack([y, np.random.default_rng(5).integers(0, 2, size=16).astype(float)])
-    rule = sweeps.StoppingRule(max_epochs=4000, patience=200, check_every=20, tolerance=1e-6)
+    rule = sweeps.StoppingRule(
+        max_epochs=4000, patience=200, check_every=20, tolerance=1e-6
+    )
     runs = sweeps.train_seeds(model, params, lensbox.sgd(1.0), X, Y, rule=rule)
     assert runs.reasons[0] == "accuracy" and runs.reasons[1] != "accuracy"
     assert runs.stop_steps[0] < runs.stop_steps[1] and runs.stop_steps[0] % 20 == 0
     # The seed that stopped first ends exactly where a run of that many steps ends.
     first = jax.tree_util.tree_map(lambda a: a[0], params)
-    ref = lensbox.train(model, first, lensbox.sgd(1.0), X, y, steps=int(runs.stop_steps[0]))
-    np.testing.assert_allclose(np.asarray(ref.params[0]["w"]), runs.params[0]["w"][0], rtol=1e-10)
+    ref = lensbox.train(
+        model, first, lensbox.sgd(1.0), X, y, steps=int(runs.stop_steps[0])
+    )
+    np.testing.assert_allclose(
+        np.asarray(ref.params[0]["w"]), runs.params[0]["w"][0], rtol=1e-10
+    )
     # Its logged training accuracy is frozen at 1 from then on.
     after = runs.check_steps >= runs.stop_steps[0]
     assert np.all(runs.train_accuracy[after, 0] == 1.0)
@@ -65,10 +92,17 @@ def test_each_seed_stops_on_its_own_and_is_frozen():
 def test_stall_rule_compares_the_loss_patience_epochs_apart():
     X, y = _task()
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), X.shape[1])
+    params = sweeps.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 1), X.shape[1]
+    )
     Y = np.random.default_rng(2).integers(0, 2, size=len(y)).astype(float)
-    rule = sweeps.StoppingRule(max_epochs=20_000, patience=100, check_every=50, tolerance=1e-3,
-                               perfect_accuracy=False)
+    rule = sweeps.StoppingRule(
+        max_epochs=20_000,
+        patience=100,
+        check_every=50,
+        tolerance=1e-3,
+        perfect_accuracy=False,
+    )
     runs = sweeps.train_seeds(model, params, lensbox.sgd(0.5), X, Y, rule=rule)
     assert runs.reasons == ["stalled"]
     k = int(np.flatnonzero(runs.check_steps == runs.stop_steps[0])[0])
@@ -82,10 +116,13 @@ def test_kernel_learning_rate_of_a_linear_model_is_n_over_lambda_max():
     params = model.init(jax.random.PRNGKey(0), 4)
     K = X @ X.T + 1.0  # gradient of x w + b is (x, 1)
     expected = 10 / np.linalg.eigvalsh(K)[-1]
-    assert sweeps.kernel_learning_rate(model, params, X) == pytest.approx(expected, rel=1e-10)
+    assert sweeps.kernel_learning_rate(model, params, X) == pytest.approx(
+        expected, rel=1e-10
+    )
     stacked = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 3), 4)
-    assert sweeps.kernel_learning_rate(model, stacked, X, stacked=True, fraction=0.5) == pytest.approx(
-        expected / 2, rel=1e-10)
+    assert sweeps.kernel_learning_rate(
+        model, stacked, X, stacked=True, fraction=0.5
+    ) == pytest.approx(expected / 2, rel=1e-10)
     with pytest.raises(lensbox.ArgumentError, match="fraction must lie in"):
         sweeps.kernel_learning_rate(model, params, X, fraction=2.5)
 
@@ -96,14 +133,31 @@ def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
     rng = np.random.default_rng(0)
     n, d, m = 8, 20, 5
     X, X_test = rng.normal(size=(n, d)), rng.normal(size=(m, d))
-    y, y_test = rng.integers(0, 2, size=n).astype(float), rng.integers(0, 2, size=m).astype(float)
+    y, y_test = (
+        rng.integers(0, 2, size=n).astype(float),
+        rng.integers(0, 2, size=m).astype(float),
+    )
     model = lensbox.mlp(())
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), d)
     lr = sweeps.kernel_learning_rate(model, params, X, stacked=True)
-    rule = sweeps.StoppingRule(max_epochs=3000, patience=100, check_every=50, tolerance=1e-12,
-                               perfect_accuracy=False)
-    fit = sweeps.smoother_fit(model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule,
-                              record_weights=True)
+    rule = sweeps.StoppingRule(
+        max_epochs=3000,
+        patience=100,
+        check_every=50,
+        tolerance=1e-12,
+        perfect_accuracy=False,
+    )
+    fit = sweeps.smoother_fit(
+        model,
+        params,
+        lensbox.sgd(lr),
+        X,
+        y,
+        X_test,
+        y_test,
+        rule=rule,
+        record_weights=True,
+    )
     assert np.all(fit.drift < 1e-8) and np.all(fit.mean_drift <= fit.drift)
     np.testing.assert_allclose(fit.p_train, n, rtol=1e-3)
     assert np.all(fit.train_mse < 1e-6)
@@ -116,24 +170,41 @@ def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
 def test_smoother_fit_without_smoother_reports_nan_parameters():
     X, y = _task()
     model = lensbox.mlp((3,))
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    params = sweeps.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
+    )
     rule = sweeps.StoppingRule(max_epochs=100, patience=50, check_every=50)
-    fit = sweeps.smoother_fit(model, params, lensbox.sgd(0.1), X, y, X[:4], y[:4], rule=rule,
-                              smoother=False)
-    assert np.all(np.isnan(fit.p_train)) and np.all(np.isnan(fit.drift)) and np.all(np.isnan(fit.mean_drift))
+    fit = sweeps.smoother_fit(
+        model, params, lensbox.sgd(0.1), X, y, X[:4], y[:4], rule=rule, smoother=False
+    )
+    assert (
+        np.all(np.isnan(fit.p_train))
+        and np.all(np.isnan(fit.drift))
+        and np.all(np.isnan(fit.mean_drift))
+    )
     # The errors are those of each seed's final network on the test rows.
-    f_test = np.asarray(fit.runs.final["network"])[:, len(y):]
-    np.testing.assert_allclose(fit.test_mse, np.mean((f_test - y[:4]) ** 2, axis=1), rtol=1e-12)
-    np.testing.assert_allclose(fit.test_error, np.mean((f_test > 0.5) != (y[:4] > 0.5), axis=1))
+    f_test = np.asarray(fit.runs.final["network"])[:, len(y) :]
+    np.testing.assert_allclose(
+        fit.test_mse, np.mean((f_test - y[:4]) ** 2, axis=1), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        fit.test_error, np.mean((f_test > 0.5) != (y[:4] > 0.5), axis=1)
+    )
 
 
 def test_train_seeds_rejects_labels_of_the_wrong_shape():
     X, y = _task()
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    params = sweeps.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
+    )
     rule = sweeps.StoppingRule(max_epochs=100, patience=50, check_every=50)
-    with pytest.raises(lensbox.ShapeError, match=r"Y must have shape \(seeds, n\) = \(2, 12\)"):
-        sweeps.train_seeds(model, params, lensbox.sgd(0.1), X, np.stack([y, y, y]), rule=rule)
+    with pytest.raises(
+        lensbox.ShapeError, match=r"Y must have shape \(seeds, n\) = \(2, 12\)"
+    ):
+        sweeps.train_seeds(
+            model, params, lensbox.sgd(0.1), X, np.stack([y, y, y]), rule=rule
+        )
 
 
 def test_mean_and_se():
@@ -149,16 +220,33 @@ def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap()
     X, y = _task(n=16, d=5)
     X_test, y_test = _task(n=6, d=5, seed=1)
     model = lensbox.mlp((8,), activation="tanh")
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1])
+    params = sweeps.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
+    )
     lr = sweeps.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
-    rule = sweeps.StoppingRule(max_epochs=400, patience=400, check_every=50, tolerance=0.0,
-                               perfect_accuracy=False)
-    fit = sweeps.smoother_fit(model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule)
+    rule = sweeps.StoppingRule(
+        max_epochs=400,
+        patience=400,
+        check_every=50,
+        tolerance=0.0,
+        perfect_accuracy=False,
+    )
+    fit = sweeps.smoother_fit(
+        model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule
+    )
     rec = fit.runs.final
-    gap = np.abs(np.einsum("srn,n->sr", np.asarray(rec["smoother"]["S"]), y)
-                 + np.asarray(rec["smoother"]["c"]) - np.asarray(rec["network"]))
+    gap = np.abs(
+        np.einsum("srn,n->sr", np.asarray(rec["smoother"]["S"]), y)
+        + np.asarray(rec["smoother"]["c"])
+        - np.asarray(rec["network"])
+    )
     np.testing.assert_allclose(fit.drift, gap.max(axis=1), rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(fit.mean_drift, gap.mean(axis=1), rtol=1e-6, atol=1e-12)
     assert np.all(fit.drift < 1e-3)
     # The network moved: the drift is small next to how far training took the predictions.
-    assert np.all(np.abs(np.asarray(rec["network"]) - np.asarray(rec["smoother"]["c"])).max(axis=1) > 0.1)
+    assert np.all(
+        np.abs(np.asarray(rec["network"]) - np.asarray(rec["smoother"]["c"])).max(
+            axis=1
+        )
+        > 0.1
+    )

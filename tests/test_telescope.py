@@ -25,8 +25,9 @@ def test_jvp_telescoping_sum_equals_brute_force_jacobian_sum():
     model = lensbox.mlp((12, 12), activation="tanh")
     params = model.init(jax.random.PRNGKey(0), 64)
     opt = lensbox.adamw(0.01, weight_decay=0.1)
-    run = lensbox.telescope(model, params, opt, X, y, X_eval, steps=15, batch_size=20,
-                            record_at=range(16))
+    run = lensbox.telescope(
+        model, params, opt, X, y, X_eval, steps=15, batch_size=20, record_at=range(16)
+    )
 
     # Brute force: replay the same run, build each full Jacobian and sum J_{t-1} dtheta_t.
     flat0, unravel = ravel_pytree(params)
@@ -39,7 +40,9 @@ def test_jvp_telescoping_sum_equals_brute_force_jacobian_sum():
         f_tilde = f_tilde + jac(ravel_pytree(p)[0]) @ ravel_pytree(delta)[0]
         p = lensbox.optim.apply_updates(p, delta)
         np.testing.assert_allclose(run.telescoping[t], f_tilde, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(run.network[t], model.apply(p, X_eval), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            run.network[t], model.apply(p, X_eval), rtol=1e-10, atol=1e-12
+        )
 
 
 def test_telescoping_is_exact_for_a_model_linear_in_its_parameters():
@@ -47,8 +50,17 @@ def test_telescoping_is_exact_for_a_model_linear_in_its_parameters():
     features = lambda Z: jnp.concatenate([Z, jnp.sin(Z)], axis=1)
     apply = lambda p, Z: features(Z) @ p["w"] + p["b"]
     params = {"w": jnp.zeros(128), "b": jnp.zeros(())}
-    run = lensbox.telescope(apply, params, lensbox.sgd(0.05, momentum=0.9), X, y, X_eval,
-                            steps=200, batch_size=10, record_at=[0, 50, 200])
+    run = lensbox.telescope(
+        apply,
+        params,
+        lensbox.sgd(0.05, momentum=0.9),
+        X,
+        y,
+        X_eval,
+        steps=200,
+        batch_size=10,
+        record_at=[0, 50, 200],
+    )
     np.testing.assert_allclose(run.telescoping, run.network, rtol=1e-12, atol=1e-12)
     # ... while the network really moved.
     assert np.abs(run.network[-1] - run.network[0]).mean() > 0.1
@@ -60,8 +72,19 @@ def test_first_order_error_shrinks_like_the_learning_rate_squared():
     params = model.init(jax.random.PRNGKey(1), 64)
     grads = jax.grad(lambda p: jnp.mean(0.5 * (model.apply(p, X) - y) ** 2))(params)
     lrs = np.array([0.4, 0.2, 0.1, 0.05, 0.025])
-    errs = [np.mean(np.abs(first_order_error(model.apply, params, jax.tree_util.tree_map(lambda g: -lr * g, grads), X_eval)))
-            for lr in lrs]
+    errs = [
+        np.mean(
+            np.abs(
+                first_order_error(
+                    model.apply,
+                    params,
+                    jax.tree_util.tree_map(lambda g: -lr * g, grads),
+                    X_eval,
+                )
+            )
+        )
+        for lr in lrs
+    ]
     slope = np.polyfit(np.log(lrs), np.log(errs), 1)[0]
     assert slope == pytest.approx(2.0, abs=0.1)
 
@@ -70,15 +93,18 @@ def test_linearised_model_at_init_and_approximation_error():
     X, y, X_eval = _digits()
     model = lensbox.mlp((16,))
     params = model.init(jax.random.PRNGKey(0), 64)
-    run = lensbox.telescope(model, params, lensbox.sgd(0.05), X, y, X_eval, steps=100,
-                            record_at=[0, 1, 100])
+    run = lensbox.telescope(
+        model, params, lensbox.sgd(0.05), X, y, X_eval, steps=100, record_at=[0, 1, 100]
+    )
     # One step from theta_0: f_lin and f~ are the same first-order model.
     np.testing.assert_allclose(run.linearised[1], run.telescoping[1], rtol=1e-12)
     np.testing.assert_allclose(run.linearised[0], run.network[0])
     assert run.telescoping_error[0] == 0.0
     # Direct f_lin check at the last step.
     step = jax.tree_util.tree_map(jnp.subtract, run.train.params, params)
-    direct = model.apply(params, X_eval) + linearised_step(model.apply, params, step, X_eval)
+    direct = model.apply(params, X_eval) + linearised_step(
+        model.apply, params, step, X_eval
+    )
     np.testing.assert_allclose(run.linearised[-1], direct, rtol=1e-10)
     assert approximation_error([1.0, 2.0], [1.5, 1.0]) == pytest.approx(0.75)
     # After many steps the telescoping model is closer to the network than the lazy baseline.
@@ -88,6 +114,16 @@ def test_linearised_model_at_init_and_approximation_error():
 def test_eval_inputs_must_match_the_training_features():
     X, y, X_eval = _digits()
     model = lensbox.mlp((4,))
-    with pytest.raises(lensbox.ShapeError, match=r"X_eval rows have shape \(10,\) but the rows of X have shape \(64,\)"):
-        lensbox.telescope(model, model.init(jax.random.PRNGKey(0), 64), lensbox.sgd(0.1), X, y,
-                          np.ones((3, 10)), steps=1)
+    with pytest.raises(
+        lensbox.ShapeError,
+        match=r"X_eval rows have shape \(10,\) but the rows of X have shape \(64,\)",
+    ):
+        lensbox.telescope(
+            model,
+            model.init(jax.random.PRNGKey(0), 64),
+            lensbox.sgd(0.1),
+            X,
+            y,
+            np.ones((3, 10)),
+            steps=1,
+        )

@@ -7,7 +7,15 @@ the paper's real data sets, downloaded once into the cache directory (``LENSBOX_
 available here.
 """
 
-from lensbox.data.catalogue import CATALOGUE, DataInfo, availability, describe, info, load, names
+from lensbox.data.catalogue import (
+    CATALOGUE,
+    DataInfo,
+    availability,
+    describe,
+    info,
+    load,
+    names,
+)
 from lensbox.data.dataset import DataUnavailableError, Dataset
 from lensbox.data.download import ChecksumError, DownloadError, cache_dir, fetch
 from lensbox.data.formats import area_resize, to_grey
@@ -16,8 +24,24 @@ from lensbox.data.labels import balanced_subsample, flip_labels
 from lensbox.data.tabular import preprocess_tabular
 
 __all__ = [
-    "CATALOGUE", "ChecksumError", "DataInfo", "DataUnavailableError", "Dataset", "DownloadError",
-    "area_resize", "availability", "balanced_subsample", "cache_dir", "describe", "fetch",
-    "flip_labels", "info", "load", "mnist1d", "names", "polynomial_task", "preprocess_tabular",
+    "CATALOGUE",
+    "ChecksumError",
+    "DataInfo",
+    "DataUnavailableError",
+    "Dataset",
+    "DownloadError",
+    "area_resize",
+    "availability",
+    "balanced_subsample",
+    "cache_dir",
+    "describe",
+    "fetch",
+    "flip_labels",
+    "info",
+    "load",
+    "mnist1d",
+    "names",
+    "polynomial_task",
+    "preprocess_tabular",
     "to_grey",
 ]

@@ -17,7 +17,9 @@ def list_datasets(out=None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lensbox.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every data set: source, licence, size, availability here")
+    sub.add_parser(
+        "list", help="every data set: source, licence, size, availability here"
+    )
     fetch = sub.add_parser("fetch", help="download and verify the real data set NAME")
     fetch.add_argument("name", choices=list(CATALOGUE))
     args = parser.parse_args(argv)

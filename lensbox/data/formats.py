@@ -17,7 +17,14 @@ import numpy as np
 
 # ITU-R BT.601 luma weights, as in PIL's ``convert("L")``.
 LUMA = np.array([0.299, 0.587, 0.114])
-_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES = {
+    0x08: ">u1",
+    0x09: ">i1",
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def read_idx(path: Path | str) -> np.ndarray:
@@ -30,16 +37,21 @@ def read_idx(path: Path | str) -> np.ndarray:
     shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     data = np.frombuffer(raw, _IDX_TYPES[raw[2]], offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape} but holds {data.size} values.")
+        raise ValueError(
+            f"{path}: header says shape {shape} but holds {data.size} values."
+        )
     return data.reshape(shape)
 
 
-def read_cifar10(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def read_cifar10(
+    path: Path | str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read ``cifar-10-python.tar.gz``: five training batches and the test batch.
 
     Returns:
         ``(X_train, y_train, X_test, y_test)``, images ``uint8`` of shape ``(n, 32, 32, 3)``.
     """
+
     def batch(tar, member):
         try:
             f = tar.extractfile(f"cifar-10-batches-py/{member}")
@@ -48,7 +60,9 @@ def read_cifar10(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         d = pickle.load(f, encoding="bytes")  # noqa: S301 (verified official archive)
         X = np.asarray(d[b"data"], dtype=np.uint8)
         if X.ndim != 2 or X.shape[1] != 3072:
-            raise ValueError(f"{path}:{member} holds data of shape {X.shape}, not (n, 3072).")
+            raise ValueError(
+                f"{path}:{member} holds data of shape {X.shape}, not (n, 3072)."
+            )
         return X.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(d[b"labels"])
 
     with tarfile.open(path, "r:gz") as tar:
@@ -72,7 +86,9 @@ def read_svhn(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path} has no 'X' and 'y' arrays (found {sorted(mat)}).")
     X, y = np.asarray(mat["X"]), np.asarray(mat["y"]).ravel().astype(np.int64)
     if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.shape[3] != y.size:
-        raise ValueError(f"{path}: X has shape {X.shape} and y {y.shape}; expected (32, 32, 3, n), (n,).")
+        raise ValueError(
+            f"{path}: X has shape {X.shape} and y {y.shape}; expected (32, 32, 3, n), (n,)."
+        )
     return X.transpose(3, 0, 1, 2), y % 10
 
 
@@ -89,15 +105,17 @@ def read_arff(path: Path | str) -> dict[str, np.ndarray]:
                 continue
             low = s.lower()
             if low.startswith("@attribute"):
-                rest = s[len("@attribute"):].strip()
+                rest = s[len("@attribute") :].strip()
                 if rest.startswith(("'", '"')):
                     q = rest[0]
                     end = rest.index(q, 1)
-                    name, kind = rest[1:end], rest[end + 1:].strip()
+                    name, kind = rest[1:end], rest[end + 1 :].strip()
                 else:
                     name, kind = rest.split(None, 1)
                 names.append(name)
-                numeric.append(kind.lower().split()[0] in ("numeric", "real", "integer"))
+                numeric.append(
+                    kind.lower().split()[0] in ("numeric", "real", "integer")
+                )
             elif low.startswith("@data"):
                 break
         reader = csv.reader(f, quotechar="'", skipinitialspace=True)
@@ -107,7 +125,9 @@ def read_arff(path: Path | str) -> dict[str, np.ndarray]:
             if row[0].startswith("{"):
                 raise ValueError(f"{path}: sparse ARFF is not supported.")
             if len(row) != len(names):
-                raise ValueError(f"{path}: a data row has {len(row)} values for {len(names)} attributes.")
+                raise ValueError(
+                    f"{path}: a data row has {len(row)} values for {len(names)} attributes."
+                )
             rows.append(row)
     if not names:
         raise ValueError(f"{path} declares no @attribute: not an ARFF file.")
@@ -131,10 +151,14 @@ def read_cal_housing(path: Path | str) -> np.ndarray:
         try:
             raw = tar.extractfile("CaliforniaHousing/cal_housing.data").read()
         except KeyError:
-            raise ValueError(f"{path} has no CaliforniaHousing/cal_housing.data.") from None
+            raise ValueError(
+                f"{path} has no CaliforniaHousing/cal_housing.data."
+            ) from None
     data = np.loadtxt(io.BytesIO(raw), delimiter=",", ndmin=2)
     if data.shape[1] != 9:
-        raise ValueError(f"{path}: cal_housing.data has {data.shape[1]} columns, expected 9.")
+        raise ValueError(
+            f"{path}: cal_housing.data has {data.shape[1]} columns, expected 9."
+        )
     return data
 
 

@@ -18,7 +18,9 @@ MNIST1D_LICENCE = "Apache-2.0"
 MNIST1D_DEFAULT_SEED = 42
 
 
-def polynomial_task(d: int = 100, n_train: int = 550, n_test: int = 500, seed: int = 0) -> Dataset:
+def polynomial_task(
+    d: int = 100, n_train: int = 550, n_test: int = 500, seed: int = 0
+) -> Dataset:
     r"""The polynomial regression task of the paper's grokking study (Eq. 25, after KBGP24 §5).
 
     .. math::
@@ -55,8 +57,10 @@ def polynomial_task(d: int = 100, n_train: int = 550, n_test: int = 500, seed: i
     X_test = rng.standard_normal((n_test, d)) / np.sqrt(d)
     target = lambda X: 0.5 * (X @ beta) ** 2  # noqa: E731
     return Dataset(
-        X_train=as_float(X_train), y_train=as_float(target(X_train)),
-        X_test=as_float(X_test), y_test=as_float(target(X_test)),
+        X_train=as_float(X_train),
+        y_train=as_float(target(X_train)),
+        X_test=as_float(X_test),
+        y_test=as_float(target(X_test)),
         name="polynomial",
         source="generated: x ~ N(0, I/d), y = (beta^T x)^2 / 2 (Eq. 25; Kumar et al. 2024, sec. 5)",
         licence="generated here (no licence needed)",
@@ -100,8 +104,14 @@ def mnist1d(classes: tuple[int, ...] = (0, 1), seed: int = 0) -> Dataset:
     deviation); for two classes the labels become ``{0., 1.}`` with 1 for ``classes[1]``.
     """
     classes = tuple(int(c) for c in classes)
-    if len(classes) < 2 or len(set(classes)) != len(classes) or not set(classes) <= set(range(10)):
-        raise ValueError(f"classes must be two or more distinct digits 0-9; got {classes!r}.")
+    if (
+        len(classes) < 2
+        or len(set(classes)) != len(classes)
+        or not set(classes) <= set(range(10))
+    ):
+        raise ValueError(
+            f"classes must be two or more distinct digits 0-9; got {classes!r}."
+        )
     x, y, x_test, y_test = _mnist1d_arrays(MNIST1D_DEFAULT_SEED + int(seed))
 
     def pick(X, labels):
@@ -114,8 +124,14 @@ def mnist1d(classes: tuple[int, ...] = (0, 1), seed: int = 0) -> Dataset:
     X_test, y_test = pick(x_test, y_test)
     name = "mnist1d_" + "v".join(str(c) for c in classes)
     return Dataset(
-        X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
-        name=name, source=MNIST1D_SOURCE, licence=MNIST1D_LICENCE, standin=False,
+        X_train=X_train,
+        y_train=y_train,
+        X_test=X_test,
+        y_test=y_test,
+        name=name,
+        source=MNIST1D_SOURCE,
+        licence=MNIST1D_LICENCE,
+        standin=False,
         notes=(
             f"classes {classes} of MNIST-1D (40-dimensional signals) from the package's default "
             f"generator arguments, generator seed {MNIST1D_DEFAULT_SEED + int(seed)}; "

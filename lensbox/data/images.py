@@ -25,34 +25,71 @@ _MNIST_MIRRORS = (
 )
 # SHA-256 and sizes of the official files (as pinned by TensorFlow Datasets and torchvision).
 MNIST_FILES = {
-    key: RemoteFile(f"mnist/{fname}", tuple(m + fname for m in _MNIST_MIRRORS), sha256=sha, size=size)
+    key: RemoteFile(
+        f"mnist/{fname}",
+        tuple(m + fname for m in _MNIST_MIRRORS),
+        sha256=sha,
+        size=size,
+    )
     for key, fname, sha, size in (
-        ("train_images", "train-images-idx3-ubyte.gz",
-         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9_912_422),
-        ("train_labels", "train-labels-idx1-ubyte.gz",
-         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28_881),
-        ("test_images", "t10k-images-idx3-ubyte.gz",
-         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1_648_877),
-        ("test_labels", "t10k-labels-idx1-ubyte.gz",
-         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4_542),
+        (
+            "train_images",
+            "train-images-idx3-ubyte.gz",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            9_912_422,
+        ),
+        (
+            "train_labels",
+            "train-labels-idx1-ubyte.gz",
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            28_881,
+        ),
+        (
+            "test_images",
+            "t10k-images-idx3-ubyte.gz",
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            1_648_877,
+        ),
+        (
+            "test_labels",
+            "t10k-labels-idx1-ubyte.gz",
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            4_542,
+        ),
     )
 }
 CIFAR10_FILE = RemoteFile(
     "cifar10/cifar-10-python.tar.gz",
     ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-    sha256="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce", size=170_498_071,
+    sha256="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    size=170_498_071,
 )
 SVHN_FILES = {
     "train": RemoteFile(
-        "svhn/train_32x32.mat", ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat",),
-        sha256="435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8", size=182_040_794,
+        "svhn/train_32x32.mat",
+        ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat",),
+        sha256="435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8",
+        size=182_040_794,
     ),
     "test": RemoteFile(
-        "svhn/test_32x32.mat", ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat",),
-        sha256="cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b", size=64_275_384,
+        "svhn/test_32x32.mat",
+        ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat",),
+        sha256="cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b",
+        size=64_275_384,
     ),
 }
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 N_PAIR = 1000
 MNIST_SIZES = {"train": 60_000, "test": 10_000}
 
@@ -63,10 +100,15 @@ def _pair(X_train, y_train, X_test, y_test, a, b, seed, prepare):
     for k, (X, y) in enumerate(((X_train, y_train), (X_test, y_test))):
         keep = np.isin(y, (a, b))
         n = N_PAIR
-        if fixtures_dir() is not None:  # small test fixtures: as many balanced rows as they hold
+        if (
+            fixtures_dir() is not None
+        ):  # small test fixtures: as many balanced rows as they hold
             n = min(n, 2 * min(np.sum(y[keep] == a), np.sum(y[keep] == b)))
         Xs, ys = balanced_subsample(X[keep], y[keep], n, seed=seed + k)
-        out += [as_float(prepare(Xs).reshape(len(Xs), -1)), (ys == b).astype(np.float64)]
+        out += [
+            as_float(prepare(Xs).reshape(len(Xs), -1)),
+            (ys == b).astype(np.float64),
+        ]
     return out
 
 
@@ -75,32 +117,54 @@ def load_mnist_3v5(seed: int = 0) -> Dataset:
     for split, n in MNIST_SIZES.items():
         if fixtures_dir() is not None:  # test fixtures: any number of images
             n = len(arrays[f"{split}_labels"])
-        if arrays[f"{split}_images"].shape != (n, 28, 28) or arrays[f"{split}_labels"].shape != (n,):
+        if arrays[f"{split}_images"].shape != (n, 28, 28) or arrays[
+            f"{split}_labels"
+        ].shape != (n,):
             raise ValueError(f"MNIST {split} files hold unexpected shapes.")
     X_train, y_train, X_test, y_test = _pair(
-        arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"],
-        3, 5, seed, lambda X: area_resize(X / 255.0, (8, 8)),
+        arrays["train_images"],
+        arrays["train_labels"],
+        arrays["test_images"],
+        arrays["test_labels"],
+        3,
+        5,
+        seed,
+        lambda X: area_resize(X / 255.0, (8, 8)),
     )
     return Dataset(
-        X_train, y_train, X_test, y_test, name="mnist_3v5",
-        source="MNIST (LeCun, Cortes & Burges), official IDX files", licence="CC BY-SA 3.0",
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        name="mnist_3v5",
+        source="MNIST (LeCun, Cortes & Burges), official IDX files",
+        licence="CC BY-SA 3.0",
         standin=False,
         notes="digits 3 (label 0) vs 5 (label 1), 28x28 area-averaged to 8x8, pixels in [0, 1], "
-              "1000 class-balanced train images (MNIST train) and 1000 test (MNIST test).",
+        "1000 class-balanced train images (MNIST train) and 1000 test (MNIST test).",
         meta={"classes": (3, 5), "image_shape": (8, 8)},
     )
 
 
 def load_cifar_catdog(seed: int = 0) -> Dataset:
     X_train, y_train, X_test, y_test = _pair(
-        *read_cifar10(ensure(CIFAR10_FILE)), 3, 5, seed,
+        *read_cifar10(ensure(CIFAR10_FILE)),
+        3,
+        5,
+        seed,
         lambda X: area_resize(to_grey(X / 255.0), (8, 8)),
     )
     return Dataset(
-        X_train, y_train, X_test, y_test, name="cifar_catdog",
-        source="CIFAR-10 (Krizhevsky 2009), python version", licence="MIT", standin=False,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        name="cifar_catdog",
+        source="CIFAR-10 (Krizhevsky 2009), python version",
+        licence="MIT",
+        standin=False,
         notes="cats (label 0) vs dogs (label 1), greyscale (BT.601 luma), 4x4 block averages "
-              "(8x8), pixels in [0, 1], 1000 class-balanced train and 1000 test images.",
+        "(8x8), pixels in [0, 1], 1000 class-balanced train and 1000 test images.",
         meta={"classes": ("cat", "dog"), "image_shape": (8, 8)},
     )
 
@@ -110,17 +174,28 @@ def _standardised(name, X_train, y_train, X_test, y_test, **kw) -> Dataset:
     mean = X_train.mean(axis=(0, 1, 2))
     std = X_train.std(axis=(0, 1, 2))
     return Dataset(
-        as_float((X_train - mean) / std), as_float(y_train),
-        as_float((X_test / 255.0 - mean) / std), as_float(y_test), name=name, standin=False,
-        meta={"channel_mean": mean, "channel_std": std, "image_shape": X_train.shape[1:]}, **kw,
+        as_float((X_train - mean) / std),
+        as_float(y_train),
+        as_float((X_test / 255.0 - mean) / std),
+        as_float(y_test),
+        name=name,
+        standin=False,
+        meta={
+            "channel_mean": mean,
+            "channel_std": std,
+            "image_shape": X_train.shape[1:],
+        },
+        **kw,
     )
 
 
 def load_cifar10(seed: int = 0) -> Dataset:
     del seed  # the official split is used
     return _standardised(
-        "cifar10", *read_cifar10(ensure(CIFAR10_FILE)),
-        source="CIFAR-10 (Krizhevsky 2009), python version", licence="MIT",
+        "cifar10",
+        *read_cifar10(ensure(CIFAR10_FILE)),
+        source="CIFAR-10 (Krizhevsky 2009), python version",
+        licence="MIT",
         notes="official 50,000 / 10,000 split, (n, 32, 32, 3), channels standardised.",
     )
 
@@ -130,8 +205,13 @@ def load_svhn(seed: int = 0) -> Dataset:
     X_train, y_train = read_svhn(ensure(SVHN_FILES["train"]))
     X_test, y_test = read_svhn(ensure(SVHN_FILES["test"]))
     return _standardised(
-        "svhn", X_train, y_train, X_test, y_test,
-        source="SVHN cropped digits (Netzer et al. 2011)", licence="CC0",
+        "svhn",
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        source="SVHN cropped digits (Netzer et al. 2011)",
+        licence="CC0",
         notes="official 73,257 / 26,032 split (no 'extra'), (n, 32, 32, 3), channels "
-              "standardised; label 0 is the digit 0 (the file's 10).",
+        "standardised; label 0 is the digit 0 (the file's 10).",
     )

@@ -13,7 +13,9 @@ import numpy as np
 
 from lensbox.data.dataset import Dataset, as_float
 
-DIGITS_SOURCE = "scikit-learn load_digits (UCI Optical Recognition of Handwritten Digits)"
+DIGITS_SOURCE = (
+    "scikit-learn load_digits (UCI Optical Recognition of Handwritten Digits)"
+)
 DIGITS_LICENCE = "CC BY 4.0 (UCI Machine Learning Repository)"
 
 
@@ -25,8 +27,13 @@ def _digits():
     return bunch.data / 16.0, bunch.target
 
 
-def digits_pair(a: int = 3, b: int = 5, n_train_per_class: int = 100, seed: int = 0,
-                name: str = "mnist_3v5") -> Dataset:
+def digits_pair(
+    a: int = 3,
+    b: int = 5,
+    n_train_per_class: int = 100,
+    seed: int = 0,
+    name: str = "mnist_3v5",
+) -> Dataset:
     """Digits ``a`` vs ``b`` from scikit-learn's digits: label 0 for ``a``, 1 for ``b``.
 
     ``n_train_per_class`` images of each class go to training (class-balanced), the rest to the
@@ -49,9 +56,14 @@ def digits_pair(a: int = 3, b: int = 5, n_train_per_class: int = 100, seed: int 
     test = rng.permutation(np.concatenate(test))
     label = lambda idx: (y[idx] == b).astype(np.float64)  # noqa: E731
     return Dataset(
-        X_train=as_float(X[train]), y_train=label(train),
-        X_test=as_float(X[test]), y_test=label(test),
-        name=name, source=DIGITS_SOURCE, licence=DIGITS_LICENCE, standin=True,
+        X_train=as_float(X[train]),
+        y_train=label(train),
+        X_test=as_float(X[test]),
+        y_test=label(test),
+        name=name,
+        source=DIGITS_SOURCE,
+        licence=DIGITS_LICENCE,
+        standin=True,
         notes=(
             f"scikit-learn digits {a} vs {b} instead of MNIST downsampled to 8x8: same 64-pixel "
             f"input, but {len(train)} train / {len(test)} test images instead of 1000 / 1000, "
@@ -75,14 +87,23 @@ def digits_all(n_test: int = 500, seed: int = 0) -> Dataset:
     )
     mean, std = X_train.mean(axis=(0, 1, 2)), X_train.std(axis=(0, 1, 2))
     return Dataset(
-        X_train=as_float((X_train - mean) / std), y_train=as_float(y_train),
-        X_test=as_float((X_test - mean) / std), y_test=as_float(y_test),
-        name="cifar10", source=DIGITS_SOURCE, licence=DIGITS_LICENCE, standin=True,
+        X_train=as_float((X_train - mean) / std),
+        y_train=as_float(y_train),
+        X_test=as_float((X_test - mean) / std),
+        y_test=as_float(y_test),
+        name="cifar10",
+        source=DIGITS_SOURCE,
+        licence=DIGITS_LICENCE,
+        standin=True,
         notes=(
             "scikit-learn digits (10 classes of handwritten digits, 8x8x1) instead of CIFAR-10 "
             f"(10 classes of photographs, 32x32x3): {len(y_train)} train / {len(y_test)} test "
             "instead of 50,000 / 10,000. The task is far easier; only the protocol carries over."
         ),
-        meta={"classes": tuple(range(10)), "image_shape": (8, 8, 1), "channel_mean": mean,
-              "channel_std": std},
+        meta={
+            "classes": tuple(range(10)),
+            "image_shape": (8, 8, 1),
+            "channel_mean": mean,
+            "channel_std": std,
+        },
     )

