@@ -55,6 +55,9 @@ def test_paper_branch_runs_and_draws_every_figure(
     monkeypatch.setenv("LENSBOX_DATA_FIXTURES", str(fixture_dir))
     monkeypatch.setenv("LENSBOX_DATA", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv(
+        "LENSBOX_BOOK_BUILD", "1"
+    )  # glue stores named records, as in the build
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
