@@ -11,10 +11,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lensbox.errors import ArgumentError
+
 
 def _check_images(x: jax.Array) -> None:
     if x.ndim != 4:
-        raise ValueError(
+        raise ArgumentError(
             f"x must be a batch of images (n, height, width, channels); got shape {x.shape}."
         )
 
@@ -27,7 +29,7 @@ def random_crop(key: jax.Array, x: jax.Array, pad: int) -> jax.Array:
     """
     _check_images(x)
     if int(pad) != pad or pad < 0:
-        raise ValueError(f"pad must be a non-negative integer; got {pad!r}.")
+        raise ArgumentError(f"pad must be a non-negative integer; got {pad!r}.")
     if pad == 0:
         return x
     n, h, w, c = x.shape

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from lensbox.errors import ArgumentError, ArgumentTypeError
+
 __all__ = [
     "bench_tree_norms",
     "check_gbt",
@@ -64,12 +66,12 @@ def check_gbt(
     from sklearn.exceptions import NotFittedError
 
     if isinstance(model, HistGradientBoostingRegressor):
-        raise TypeError(
+        raise ArgumentTypeError(
             "HistGradientBoostingRegressor has no public apply() giving leaf indices, so "
             "its tree kernel cannot be read; use GradientBoostingRegressor."
         )
     if not isinstance(model, GradientBoostingRegressor):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"model must be a scikit-learn GradientBoostingRegressor; got {type(model).__name__}."
         )
     if not hasattr(model, "estimators_"):
@@ -77,16 +79,16 @@ def check_gbt(
             "model is not fitted: call model.fit(X, y) before reading its tree kernel."
         )
     if model.loss != "squared_error":
-        raise ValueError(
+        raise ArgumentError(
             f"Eq. 9's leaf means hold for loss='squared_error' only; model.loss={model.loss!r}."
         )
     if exact and model.subsample < 1:
-        raise ValueError(
+        raise ArgumentError(
             f"the Eq. 9 identity needs subsample=1 (in-bag rows are not exposed); "
             f"model.subsample={model.subsample}."
         )
     if exact and model.init not in (None, "zero"):
-        raise ValueError(
+        raise ArgumentError(
             f"the Eq. 9 identity needs the default init (training mean) or 'zero'; "
             f"model.init={model.init!r}."
         )
@@ -94,12 +96,12 @@ def check_gbt(
         return None
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != model.n_features_in_:
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must have shape (rows, {model.n_features_in_}) (the model's "
             f"n_features_in_); got shape {X.shape}."
         )
     if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains non-finite values.")
+        raise ArgumentError(f"{name} contains non-finite values.")
     return X
 
 
@@ -141,7 +143,7 @@ def tree_kernel(model: Any, X, X_train, t: int) -> np.ndarray:
     one over the leaf count where ``x`` and ``x_i`` share a leaf. For teaching and checking only."""
     X, X_train = check_gbt(model, X), check_gbt(model, X_train, name="X_train")
     if not 0 <= t < len(model.estimators_):
-        raise ValueError(
+        raise ArgumentError(
             f"t must index one of the {len(model.estimators_)} trees; got {t}."
         )
     tree = model.estimators_[t, 0]
@@ -169,7 +171,7 @@ def negative_gradients(model: Any, X_train, y_train) -> np.ndarray:
     X_train = check_gbt(model, X_train, name="X_train")
     y = np.asarray(y_train, dtype=np.float64).reshape(-1)
     if y.shape[0] != X_train.shape[0]:
-        raise ValueError(
+        raise ArgumentError(
             f"y_train has {y.shape[0]} entries but X_train has {X_train.shape[0]} rows."
         )
     T = len(model.estimators_)
@@ -236,7 +238,7 @@ def smoother_weights(model: Any, X_train, X) -> np.ndarray:
 
     check_gbt(model, exact=True)
     if model.init is not None:
-        raise ValueError(
+        raise ArgumentError(
             "smoother_weights needs the default init (the training mean); got init='zero'."
         )
     X, X_train = check_gbt(model, X), check_gbt(model, X_train, name="X_train")

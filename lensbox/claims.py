@@ -21,6 +21,8 @@ import json
 import os
 from pathlib import Path
 
+from lensbox.errors import ArgumentTypeError
+
 ENV_VAR = "LENSBOX_CLAIMS_DIR"
 _chapter: str | None = None
 
@@ -67,9 +69,13 @@ def claim(paper: str, ours: str, holds: bool, *, expect: bool = True) -> None:
     """
     for name, text in (("paper", paper), ("ours", ours)):
         if not isinstance(text, str) or not text.strip():
-            raise TypeError(f"claim: {name} must be a non-empty string; got {text!r}.")
+            raise ArgumentTypeError(
+                f"claim: {name} must be a non-empty string; got {text!r}."
+            )
     if not hasattr(holds, "__bool__") or getattr(holds, "shape", ()) not in ((), None):
-        raise TypeError(f"claim: holds must be a single boolean; got {holds!r}.")
+        raise ArgumentTypeError(
+            f"claim: holds must be a single boolean; got {holds!r}."
+        )
     holds, expect = bool(holds), bool(expect)
     from lensbox.config import scale
 

@@ -29,6 +29,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from lensbox.errors import ArgumentError
+
 SCALES: tuple[str, ...] = ("smoke", "book", "paper")
 DEFAULT_SCALE = "book"
 ENV_VAR = "LENSBOX_SCALE"
@@ -45,7 +47,7 @@ def scale() -> str:
     """
     value = os.environ.get(ENV_VAR, "").strip().lower() or DEFAULT_SCALE
     if value not in SCALES:
-        raise ValueError(
+        raise ArgumentError(
             f"{ENV_VAR}={os.environ.get(ENV_VAR)!r} is not a scale lensbox knows; "
             f"expected one of {', '.join(SCALES)} (unset means {DEFAULT_SCALE!r})."
         )
@@ -89,11 +91,11 @@ def paper_budget_is_smoke() -> bool:
     if not value:
         return False
     if value != "smoke":
-        raise ValueError(
+        raise ArgumentError(
             f"{BUDGET_ENV_VAR}={value!r}: the only override is 'smoke' (or unset)."
         )
     if scale() != "paper":
-        raise ValueError(
+        raise ArgumentError(
             f"{BUDGET_ENV_VAR}=smoke only applies with {ENV_VAR}=paper; "
             f"the scale is {scale()!r}."
         )

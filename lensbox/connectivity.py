@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lensbox.errors import ArgumentError
 from lensbox.networks import BatchNormNetwork, get_layer, layer_names
 from lensbox.spawning import softmax_cross_entropy
 
@@ -40,11 +41,11 @@ def _alphas(alphas) -> jax.Array:
         return alphas
     a = np.asarray(alphas, dtype=float)
     if a.ndim != 1 or a.size == 0:
-        raise ValueError(
+        raise ArgumentError(
             f"alphas must be a non-empty 1-D sequence; got shape {a.shape}."
         )
     if not np.all((a >= 0) & (a <= 1)):
-        raise ValueError(f"alphas must lie in [0, 1]; got {a}.")
+        raise ArgumentError(f"alphas must lie in [0, 1]; got {a}.")
     return jnp.asarray(a, dtype=jnp.zeros(()).dtype)
 
 
@@ -55,7 +56,9 @@ def interpolate(theta_1: Params, theta_2: Params, alphas) -> Params:
     """
     a = _alphas(alphas)
     if jax.tree_util.tree_structure(theta_1) != jax.tree_util.tree_structure(theta_2):
-        raise ValueError("theta_1 and theta_2 must be pytrees of the same structure.")
+        raise ArgumentError(
+            "theta_1 and theta_2 must be pytrees of the same structure."
+        )
 
     def mix(p1, p2):
         w = a.reshape((-1,) + (1,) * jnp.ndim(p1)).astype(jnp.result_type(p1))
@@ -133,9 +136,9 @@ def interpolation_curve(
         ``(loss, accuracy)``, each of shape ``(len(alphas),)``.
     """
     if bn not in BN_MODES:
-        raise ValueError(f"bn must be one of {BN_MODES}; got {bn!r}.")
+        raise ArgumentError(f"bn must be one of {BN_MODES}; got {bn!r}.")
     if bn == "recompute" and X_stats is None:
-        raise ValueError(
+        raise ArgumentError(
             "bn='recompute' needs X_stats, the training inputs to recompute on."
         )
     thetas = interpolate(child_1[0], child_2[0], alphas)
@@ -170,7 +173,7 @@ def barrier(
     a = _alphas(alphas)
     v = jnp.asarray(values)
     if v.shape[-1] != a.shape[0]:
-        raise ValueError(
+        raise ArgumentError(
             f"values must end with one entry per alpha ({a.shape[0]}); got {v.shape}."
         )
     ends = {}
@@ -178,16 +181,16 @@ def barrier(
         hits = np.flatnonzero(np.isclose(np.asarray(a), target))
         ends[name] = int(hits[0]) if hits.size else None
     if ends["one"] is None or ends["zero"] is None:
-        raise ValueError("alphas must contain 0 and 1 (the children themselves).")
+        raise ArgumentError("alphas must contain 0 and 1 (the children themselves).")
     mix = a * v[..., ends["one"], None] + (1 - a) * v[..., ends["zero"], None]
     gap = (mix - v) if higher_is_better else (v - mix)
     if kind == "max":
         return jnp.max(gap, axis=-1)
     if kind == "midpoint":
         if ends["half"] is None:
-            raise ValueError("kind='midpoint' needs alpha = 0.5 among the alphas.")
+            raise ArgumentError("kind='midpoint' needs alpha = 0.5 among the alphas.")
         return gap[..., ends["half"]]
-    raise ValueError(f"kind must be 'max' or 'midpoint'; got {kind!r}.")
+    raise ArgumentError(f"kind must be 'max' or 'midpoint'; got {kind!r}.")
 
 
 def _layer_sums(tree: Params) -> dict[str, tuple[jax.Array, int]]:
@@ -215,7 +218,7 @@ def layer_gradient_change(
 ) -> dict:
     """:func:`gradient_change` as JAX scalars (jit- and map-able); same arguments."""
     if X.ndim != 4:
-        raise ValueError(
+        raise ArgumentError(
             f"X must be images (n, height, width, channels); got shape {X.shape}."
         )
     n = X.shape[0]
@@ -370,7 +373,7 @@ def measure_spawns(
     r"""Everything Fig. 6 and Eq. 10 need from one spawning experiment (numpy arrays).
 
     Args:
-        spawned, later: :class:`~lensbox.spawning.TrainState` with leading axes (checkpoints,
+        spawned, later: :class:`~lensbox.spawning.SpawnState` with leading axes (checkpoints,
             seeds): the parent at :math:`t'` and one epoch later (for the gradient change).
         children: leading axes (checkpoints, seeds, 2 P): P pairs ``(2i, 2i + 1)`` per parent.
         X_test, y_test: where losses, accuracies and Eq. 10 are measured.
@@ -388,7 +391,7 @@ def measure_spawns(
     """
     C, S, K = children.step.shape
     if K % 2:
-        raise ValueError(f"children must come in pairs; got {K} per parent.")
+        raise ArgumentError(f"children must come in pairs; got {K} per parent.")
     pick = lambda tree, j: tree_map(
         lambda leaf: leaf[:, :, j::2].reshape((-1,) + leaf.shape[3:]), tree
     )  # noqa: E731

@@ -27,16 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import as_matrix
+from lensbox.errors import ArgumentError
 from lensbox.models import Model
 from lensbox.optim import Optimizer
-from lensbox.smoother import check_record, effective_parameters, smoother_tracker
-from lensbox.sweeps import SeedRuns, StoppingRule, train_seeds
-from lensbox.telescoping import telescoping_tracker
-from lensbox.training import predictions_tracker
+from lensbox.smoother import check_record, effective_parameters
+from lensbox.sweeps import SeedRuns, StoppingRule, tracked_seeds
 
 #: The bound's principle: mean squared gap at most this fraction of the network's test MSE.
 FRACTION = 0.01
@@ -99,43 +96,22 @@ def faithful_fit(
         X_test, y_test: (m, d) test inputs and clean labels (m,).
         rule, batch_size, seed: as in :func:`lensbox.sweeps.train_seeds`.
     """
-    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
-    n = X_train.shape[0]
-    y_test = np.asarray(y_test, dtype=float)
-    if y_test.shape != (X_test.shape[0],):
-        raise ValueError(
-            f"y_test must hold one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
-        )
-    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
-    Y = np.asarray(Y_train, dtype=float)
-    trackers = {
-        "network": predictions_tracker(model.apply, X_R),
-        "telescoping": telescoping_tracker(model, X_R),
-        "smoother": smoother_tracker(
-            model,
-            X_train,
-            Y if Y.ndim == 1 else Y[0],
-            X_test,
-            optimizer,
-            record_weights=True,
-        ),
-    }
-    runs = train_seeds(
+    runs, Y, f, y_test = tracked_seeds(
         model,
         params,
         optimizer,
         X_train,
-        Y,
+        Y_train,
+        X_test,
+        y_test,
         rule=rule,
+        telescoping=True,
         batch_size=batch_size,
-        trackers=trackers,
         seed=seed,
     )
-    seeds = len(runs.stop_steps)
-    Y = np.broadcast_to(Y, (seeds, n)) if Y.ndim == 1 else Y
+    seeds, n = Y.shape
     rec = runs.final["smoother"]
     check_record(rec)
-    f = np.asarray(runs.final["network"], dtype=float)
     S = np.asarray(rec["S"], dtype=float)
     closed = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float) - f
     realised = np.asarray(runs.final["telescoping"], dtype=float) - f
@@ -160,13 +136,13 @@ def is_faithful(gap_mse, test_mse, fraction: float = FRACTION) -> np.ndarray:
     """Whether a smoother's mean squared gap to the network is at most ``fraction`` of the
     network's test MSE (elementwise over seeds or widths); see the module docstring."""
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must lie in (0, 1); got {fraction!r}.")
+        raise ArgumentError(f"fraction must lie in (0, 1); got {fraction!r}.")
     gap_mse, test_mse = (
         np.asarray(gap_mse, dtype=float),
         np.asarray(test_mse, dtype=float),
     )
     if gap_mse.shape != test_mse.shape:
-        raise ValueError(
+        raise ArgumentError(
             f"gap_mse and test_mse must have the same shape; got {gap_mse.shape} and {test_mse.shape}."
         )
     return np.isfinite(gap_mse) & (gap_mse <= fraction * test_mse)

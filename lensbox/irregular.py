@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from lensbox.errors import ArgumentError
+
 PROPORTIONS = (0.0, 0.125, 0.25, 0.375, 0.5)
 IRREGULAR_FRACTION = 0.1
 WIDTHS = (64, 64, 64)
@@ -47,7 +49,7 @@ def irregularity(X) -> np.ndarray:
     principal component of the standardised inputs to the median projection."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(
+        raise ArgumentError(
             f"X must be a 2-D array with at least 2 rows; got shape {X.shape}."
         )
     sd = X.std(0)
@@ -88,14 +90,14 @@ def irregular_split(
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != X.shape[0]:
-        raise ValueError(f"y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
+        raise ArgumentError(f"y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
     if (
         not (0 < fraction < 1)
         or not proportions
         or min(proportions) != 0
         or max(proportions) > 1
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"fraction must lie in (0, 1) and proportions in [0, 1] starting at 0; got "
             f"fraction={fraction}, proportions={proportions}."
         )
@@ -107,7 +109,7 @@ def irregular_split(
     k_max = int(round(max(proportions) * n_test))
     n_train = len(reg) - n_test if n_train is None else int(n_train)
     if k_max > len(irr) or n_test + n_train > len(reg) or not (0 < n_val < n_train):
-        raise ValueError(
+        raise ArgumentError(
             f"not enough rows: {len(reg)} regular and {len(irr)} irregular; asked for n_test="
             f"{n_test} (up to {k_max} irregular), n_train={n_train} with n_val={n_val} (0 < n_val < n_train)."
         )
@@ -142,7 +144,7 @@ def normalised_max_norm(test_norms, train_norms) -> float:
         or train_norms.ndim != 2
         or test_norms.shape[1] != train_norms.shape[1]
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"test_norms and train_norms must be (rows, T) with the same T; got "
             f"{test_norms.shape} and {train_norms.shape}."
         )

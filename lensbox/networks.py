@@ -38,6 +38,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from lensbox.errors import ArgumentError
+
 Params = Any
 BN_MOMENTUM = 0.1  # PyTorch's default
 BN_EPS = 1e-5
@@ -214,7 +216,7 @@ def _network(spec: ResNetSpec, kind: str, op, weight_init) -> BatchNormNetwork:
 
     def init(key: jax.Array, input_shape: Sequence[int]) -> tuple[Params, Params]:
         if len(tuple(input_shape)) != 3:
-            raise ValueError(
+            raise ArgumentError(
                 f"input_shape must be (height, width, channels); got {tuple(input_shape)}."
             )
         keys = jax.random.split(key, 2 * len(names) + 3)
@@ -252,7 +254,7 @@ def _network(spec: ResNetSpec, kind: str, op, weight_init) -> BatchNormNetwork:
         momentum: float = BN_MOMENTUM,
     ):
         if x.ndim != 4:
-            raise ValueError(
+            raise ArgumentError(
                 f"x must be images of shape (n, height, width, channels); got {x.shape}."
             )
         if kind == "dense":
@@ -332,15 +334,15 @@ def residual_mlp(
 def _check_spec(widths, blocks, classes) -> ResNetSpec:
     widths = tuple(int(w) for w in widths)
     if not widths or any(w < 1 for w in widths):
-        raise ValueError(
+        raise ArgumentError(
             f"widths must be a non-empty sequence of positive integers; got {widths}."
         )
     if any(not (a <= b <= 3 * a) for a, b in zip(widths, widths[1:])):
-        raise ValueError(
+        raise ArgumentError(
             f"widths: each stage must keep or widen (at most 3x) the channels; got {widths}."
         )
     if int(blocks) < 1 or int(classes) < 1:
-        raise ValueError(
+        raise ArgumentError(
             f"blocks and classes must be positive; got blocks={blocks}, classes={classes}."
         )
     return ResNetSpec(widths, int(blocks), int(classes))

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from lensbox import transforms as tx
+from lensbox.errors import ArgumentError, ArgumentTypeError
 from lensbox.transforms import Piece, Schedule
 
 Params = Any
@@ -141,7 +142,7 @@ def check_optimizer(optimizer, name: str = "optimizer") -> Optimizer:
         if isinstance(optimizer, str) and optimizer in ("sgd", "adam", "adamw")
         else ""
     )
-    raise TypeError(
+    raise ArgumentTypeError(
         f"{name} must be a lensbox optimiser such as lensbox.sgd(0.1) or "
         f"lensbox.adamw(1e-3); got {optimizer!r:.80}{hint}."
     )
@@ -157,7 +158,7 @@ def from_config(config: OptimizerConfig) -> Optimizer:
 
     def update(grads, state, params):
         if getattr(state, "spec", None) != spec:
-            raise ValueError(
+            raise ArgumentError(
                 f"the optimiser state was made by another optimiser "
                 f"({getattr(state, 'spec', type(state))}); this one is {spec}."
             )
@@ -181,7 +182,7 @@ def chain(*pieces: Piece, name: str = "custom") -> Optimizer:
     """
     rates = [p.spec[1] for p in pieces if p.spec[0] == "learning_rate"]
     if len(rates) != 1 or not all(isinstance(p, Piece) for p in pieces):
-        raise ValueError(
+        raise ArgumentError(
             "pieces must be lensbox.transforms pieces with exactly one learning_rate "
             f"piece; got {[getattr(p, 'spec', p) for p in pieces]}."
         )
@@ -197,7 +198,7 @@ def schedule(
     """A :class:`~lensbox.transforms.Schedule` from the optimisers' keyword arguments."""
     if isinstance(learning_rate, Schedule):
         if warmup_steps or tuple(decay_at):
-            raise ValueError(
+            raise ArgumentError(
                 "give warm-up and decay steps either in the Schedule passed as "
                 "learning_rate or as keyword arguments, not both."
             )
@@ -207,13 +208,13 @@ def schedule(
 
 def _check(momentum: float, style: str, weight_decay: float) -> None:
     if not (0.0 <= momentum < 1.0):
-        raise ValueError(f"momentum must lie in [0, 1); got {momentum!r}.")
+        raise ArgumentError(f"momentum must lie in [0, 1); got {momentum!r}.")
     if style not in MOMENTUM_STYLES:
-        raise ValueError(
+        raise ArgumentError(
             f"momentum_style must be one of {MOMENTUM_STYLES}; got {style!r}."
         )
     if not (weight_decay >= 0):
-        raise ValueError(f"weight_decay must be non-negative; got {weight_decay!r}.")
+        raise ArgumentError(f"weight_decay must be non-negative; got {weight_decay!r}.")
 
 
 def sgd(
@@ -266,7 +267,7 @@ def _adam_family(
 ) -> Optimizer:
     _check(b1, "ema", lam)
     if not (0.0 <= b2 < 1.0 and eps >= 0):
-        raise ValueError(
+        raise ArgumentError(
             f"b2 must lie in [0, 1) and eps be non-negative; got b2={b2!r}, eps={eps!r}."
         )
     pieces = [tx.add_decay(lam)] if lam > 0 and not decoupled else []

@@ -56,6 +56,7 @@ from jax.flatten_util import ravel_pytree
 from lensbox import kernels as _kernels
 from lensbox import transforms as tx
 from lensbox._validation import as_matrix, as_targets
+from lensbox.errors import ArgumentError
 from lensbox.models import Model
 from lensbox.optim import Optimizer, check_optimizer
 from lensbox.telescoping import telescoping_tracker
@@ -82,9 +83,11 @@ def effective_parameters(S_rows, n: int):
         return jnp.nan if rows == 0 else n / rows * jnp.sum(S_rows * S_rows)
     S = np.asarray(S_rows, dtype=float)
     if S.ndim != 2:
-        raise ValueError(f"S_rows must be a 2-D array (rows x n); got shape {S.shape}.")
+        raise ArgumentError(
+            f"S_rows must be a 2-D array (rows x n); got shape {S.shape}."
+        )
     if S.shape[1] != n:
-        raise ValueError(
+        raise ArgumentError(
             f"S_rows has {S.shape[1]} columns but n = {n} training labels."
         )
     return float("nan") if S.shape[0] == 0 else float(n / S.shape[0] * np.sum(S * S))
@@ -95,12 +98,12 @@ def tracked_rows(X_train, y_train, X_eval) -> tuple[jax.Array, jax.Array, int]:
     X_train = as_matrix(X_train, "X_train")
     n, d = X_train.shape
     if n == 0:
-        raise ValueError("X_train must have at least one row; got 0.")
+        raise ArgumentError("X_train must have at least one row; got 0.")
     y = as_targets(y_train, "y_train", n_rows=n)
     if X_eval is None:
         X_eval = np.zeros((0, d))
     if np.ndim(X_eval) != 2 or np.shape(X_eval)[1] != d:
-        raise ValueError(
+        raise ArgumentError(
             f"X_eval must be a 2-D array with {d} features like X_train (or None for "
             f"the training rows only); got shape {np.shape(X_eval)}."
         )
@@ -150,7 +153,7 @@ def _check_spec(info: StepInfo, spec: tuple) -> None:
     """Trace-time check that the run's optimiser is the one the tracker was built for."""
     found = getattr(info.opt_state, "spec", None)
     if found != spec:
-        raise ValueError(
+        raise ArgumentError(
             f"smoother: the tracker was built for the optimiser with pieces {list(spec)} but the run "
             f"uses {list(found) if found is not None else type(info.opt_state)}; build "
             "smoother_tracker with the optimiser you train with."
@@ -317,7 +320,7 @@ def smoother_tracker(
         ``nonfinite`` and, with ``record_weights``, ``S``. :func:`check_record` raises on failures.
     """
     if loss != "squared":
-        raise ValueError(
+        raise ArgumentError(
             f"the smoother form exists for squared loss only (Eqs. 6-8); got loss={loss!r}. "
             "Use lensbox.telescope for other losses."
         )
@@ -326,7 +329,7 @@ def smoother_tracker(
     method, apply = _kernels._resolve(model, method)
     parameter_space = not tx.is_diagonal(pieces)
     if kernel_fn is not None and parameter_space:
-        raise ValueError(
+        raise ArgumentError(
             "kernel_fn replaces the kernel block of the SGD/Adam recursion, but momentum "
             "and weight decay need the parameter-space smoother state (Jacobian rows); "
             "drop kernel_fn or use an optimiser without them."
@@ -364,7 +367,7 @@ def check_record(record: dict) -> None:
             f"smoother: the tangent kernel (or the update built from it) is non-finite at step {step}; "
             "check kernel_fn, the learning rate and the inputs."
         )
-    raise ValueError(
+    raise ArgumentError(
         f"smoother: step {step} used a training row index beyond the smoother's X_train; "
         "train on the same X_train and y_train the smoother was given."
     )

@@ -5,7 +5,7 @@ network trains from :math:`\theta_0` to a checkpoint :math:`t'`; two *children* 
 the same parameters, optimiser state (the momentum buffer), BatchNorm running statistics and step
 count, each with its own batch order and augmentation, to the end :math:`T`.
 
-A run is a :class:`TrainState` ``(params, bn_state, opt_state, step)``. :func:`make_trainer`
+A run is a :class:`SpawnState` ``(params, bn_state, opt_state, step)``. :func:`make_trainer`
 returns ``advance(state, data_key, stop) -> state``: plain mini-batch SGD with softmax
 cross-entropy from ``state.step`` to ``stop``, where the batch of step ``s`` (0-based) is fixed by
 ``(data_key, s)`` alone: epoch ``s // steps_per_epoch`` draws a permutation of the training rows
@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lensbox.errors import ArgumentError
 from lensbox.networks import BatchNormNetwork
 from lensbox.optim import Optimizer, OptState, apply_updates
 from lensbox.training import softmax_cross_entropy
@@ -33,8 +34,11 @@ from lensbox.training import softmax_cross_entropy
 Params = Any
 
 
-class TrainState(NamedTuple):
-    """Everything a run needs to resume: parameters, BatchNorm state, optimiser state, step."""
+class SpawnState(NamedTuple):
+    """Everything a run needs to resume: parameters, BatchNorm state, optimiser state, step.
+
+    :class:`lensbox.TrainState` is the same idea for :func:`lensbox.train`, which has no
+    BatchNorm state."""
 
     params: Params
     bn_state: Params
@@ -58,10 +62,10 @@ def init_state(
     optimizer: Optimizer,
     key: jax.Array,
     input_shape: Sequence[int],
-) -> TrainState:
+) -> SpawnState:
     """:math:`\\theta_0`, fresh BatchNorm statistics, the optimiser's initial state, step 0."""
     params, bn_state = net.init(key, input_shape)
-    return TrainState(
+    return SpawnState(
         params, bn_state, optimizer.init(params), jnp.zeros((), jnp.int32)
     )
 
@@ -74,7 +78,7 @@ def make_trainer(
     *,
     batch_size: int,
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-) -> Callable[[TrainState, jax.Array, jax.Array], TrainState]:
+) -> Callable[[SpawnState, jax.Array, jax.Array], SpawnState]:
     """``advance(state, data_key, stop)``: SGD steps ``state.step, ..., stop - 1`` (see module doc).
 
     Args:
@@ -89,15 +93,15 @@ def make_trainer(
     """
     n = int(X.shape[0])
     if X.ndim != 4:
-        raise ValueError(
+        raise ArgumentError(
             f"X must be images (n, height, width, channels); got shape {X.shape}."
         )
     if y.shape != (n,):
-        raise ValueError(
+        raise ArgumentError(
             f"y must hold one integer label per image, shape ({n},); got {y.shape}."
         )
     if not (1 <= int(batch_size) <= n):
-        raise ValueError(
+        raise ArgumentError(
             f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}."
         )
     X, y = jnp.asarray(X), jnp.asarray(y).astype(jnp.int32)
@@ -106,7 +110,7 @@ def make_trainer(
         logits, new_state = net.apply(params, bn_state, xb, True)
         return jnp.mean(softmax_cross_entropy(logits, yb)), new_state
 
-    def one_step(state: TrainState, data_key: jax.Array) -> TrainState:
+    def one_step(state: SpawnState, data_key: jax.Array) -> SpawnState:
         s = state.step
         rows = batch_rows(data_key, s, n, batch_size)
         xb = X[rows]
@@ -116,11 +120,11 @@ def make_trainer(
             state.params, state.bn_state, xb, y[rows]
         )
         delta, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(
+        return SpawnState(
             apply_updates(state.params, delta), bn_state, opt_state, s + 1
         )
 
-    def advance(state: TrainState, data_key: jax.Array, stop) -> TrainState:
+    def advance(state: SpawnState, data_key: jax.Array, stop) -> SpawnState:
         return jax.lax.while_loop(
             lambda st: st.step < stop, lambda st: one_step(st, data_key), state
         )
@@ -146,14 +150,14 @@ def _vectorised(advance):
 
 def train_many(
     advance,
-    states: TrainState,
+    states: SpawnState,
     data_keys: jax.Array,
     stops,
     *,
     chunk: int = 500,
     progress: bool = True,
     desc: str = "training",
-) -> tuple[TrainState, bool]:
+) -> tuple[SpawnState, bool]:
     """Run many states side by side (leading axis) until each reaches its own ``stops[i]``.
 
     Steps run in compiled chunks of ``chunk`` steps under one ``vmap``; between chunks a tqdm bar
@@ -164,7 +168,7 @@ def train_many(
     """
     stops = jnp.asarray(stops, jnp.int32)
     if stops.shape != states.step.shape:
-        raise ValueError(
+        raise ArgumentError(
             f"stops must have one entry per state, shape {states.step.shape}; "
             f"got {stops.shape}."
         )
@@ -192,14 +196,16 @@ def train_many(
     return states, False
 
 
-def spawn(parents: TrainState, n_children: int) -> TrainState:
+def spawn(parents: SpawnState, n_children: int) -> SpawnState:
     """``n_children`` copies of each parent state, leading axes ``(parents..., n_children)``.
 
     Children share parameters, BatchNorm statistics, the optimiser state (momentum) and the step:
     everything but the data order, which the caller gives each child through its own key.
     """
     if int(n_children) < 1:
-        raise ValueError(f"n_children must be a positive integer; got {n_children!r}.")
+        raise ArgumentError(
+            f"n_children must be a positive integer; got {n_children!r}."
+        )
     axis = int(np.ndim(parents.step))  # after the parents' own leading axes
     return jax.tree_util.tree_map(
         lambda leaf: jnp.stack([leaf] * int(n_children), axis=axis), parents
@@ -220,13 +226,13 @@ def _unflatten(tree: Any, lead: tuple[int, ...]) -> Any:
 
 def train_to_checkpoints(
     advance,
-    states: TrainState,
+    states: SpawnState,
     data_keys: jax.Array,
     checkpoints: Sequence[int],
     *,
     progress: bool = True,
     desc: str = "parent",
-) -> TrainState:
+) -> SpawnState:
     r"""Train runs (leading axis) through the sorted ``checkpoints``, keeping the state at each.
 
     Returns:
@@ -238,7 +244,7 @@ def train_to_checkpoints(
     """
     checkpoints = [int(c) for c in checkpoints]
     if checkpoints != sorted(checkpoints) or (checkpoints and checkpoints[0] < 0):
-        raise ValueError(
+        raise ArgumentError(
             f"checkpoints must be sorted non-negative steps; got {checkpoints}."
         )
     kept = []
@@ -259,13 +265,13 @@ def train_to_checkpoints(
 
 def train_children(
     advance,
-    parents: TrainState,
+    parents: SpawnState,
     n_children: int,
     key: jax.Array,
     stop: int,
     *,
     progress: bool = True,
-) -> tuple[TrainState, bool]:
+) -> tuple[SpawnState, bool]:
     r"""Spawn ``n_children`` children from every parent and train them all, side by side, to ``stop``.
 
     ``parents`` has two leading axes (checkpoints, seeds). Each child gets its own data key (a new

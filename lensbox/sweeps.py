@@ -452,12 +452,9 @@ class SmootherFit:
 
 def _smoother_summary(rec, Y, f, y_test):
     """Effective parameters, drift and test error of each seed's smoother at the end of training."""
-    from lensbox.smoother import effective_parameters
+    from lensbox.smoother import check_record, effective_parameters
 
-    if np.any(rec["nonfinite"]):
-        raise FloatingPointError(
-            "the smoother became non-finite; lower the learning rate."
-        )
+    check_record(rec)
     n = Y.shape[1]
     S = np.asarray(rec["S"], dtype=float)
     pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
@@ -474,11 +471,40 @@ def _smoother_summary(rec, Y, f, y_test):
     )
 
 
-def _fit_trackers(
-    model, optimizer, X_train, Y, X_test, smoother: bool
-) -> dict[str, Tracker]:
-    from lensbox.smoother import smoother_tracker
+def tracked_seeds(
+    model: Model,
+    params: Params,
+    optimizer: Optimizer,
+    X_train,
+    Y_train,
+    X_test,
+    y_test,
+    *,
+    rule: StoppingRule,
+    smoother: bool = True,
+    telescoping: bool = False,
+    batch_size: int | None = None,
+    record_at: Sequence[int] | None = None,
+    seed: int = 0,
+) -> tuple[SeedRuns, np.ndarray, np.ndarray, np.ndarray]:
+    """Train the seeds with squared loss under ``rule``, tracking the network's predictions
+    (``"network"``) on the training rows then the test rows, and optionally the smoother with its
+    weights (``"smoother"``) and the realised-step telescoping model (``"telescoping"``).
 
+    The common run of :func:`smoother_fit` and :func:`lensbox.faithfulness.faithful_fit`. Returns
+    ``(runs, Y, f, y_test)``: the :class:`SeedRuns`, the labels per seed (seeds, n), the network's
+    final predictions (seeds, n + m) and the test labels as a float vector.
+    """
+    from lensbox.smoother import smoother_tracker
+    from lensbox.telescoping import telescoping_tracker
+
+    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
+    y_test = np.asarray(y_test, dtype=float)
+    if y_test.shape != (X_test.shape[0],):
+        raise ShapeError(
+            f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
+        )
+    Y = np.asarray(Y_train, dtype=float)
     X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
     trackers = {"network": predictions_tracker(model, X_R)}
     if smoother:
@@ -492,7 +518,23 @@ def _fit_trackers(
             optimizer,
             record_weights=True,
         )
-    return trackers
+    if telescoping:
+        trackers["telescoping"] = telescoping_tracker(model, X_R)
+    runs = train_seeds(
+        model,
+        params,
+        optimizer,
+        X_train,
+        Y,
+        rule=rule,
+        batch_size=batch_size,
+        trackers=trackers,
+        record_at=record_at,
+        seed=seed,
+    )
+    n_seeds = len(runs.stop_steps)
+    Y = np.broadcast_to(Y, (n_seeds, X_train.shape[0])) if Y.ndim == 1 else Y
+    return runs, Y, np.asarray(runs.final["network"], dtype=float), y_test
 
 
 def smoother_fit(
@@ -534,30 +576,21 @@ def smoother_fit(
     Returns:
         A :class:`SmootherFit`.
     """
-    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
-    n = X_train.shape[0]
-    y_test = np.asarray(y_test, dtype=float)
-    if y_test.shape != (X_test.shape[0],):
-        raise ShapeError(
-            f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
-        )
-    Y = np.asarray(Y_train, dtype=float)
-    trackers = _fit_trackers(model, optimizer, X_train, Y, X_test, smoother)
-    runs = train_seeds(
+    runs, Y, f, y_test = tracked_seeds(
         model,
         params,
         optimizer,
         X_train,
-        Y,
+        Y_train,
+        X_test,
+        y_test,
         rule=rule,
+        smoother=smoother,
         batch_size=batch_size,
-        trackers=trackers,
         record_at=record_at,
         seed=seed,
     )
-    n_seeds = len(runs.stop_steps)
-    Y = np.broadcast_to(Y, (n_seeds, n)) if Y.ndim == 1 else Y
-    f = np.asarray(runs.final["network"], dtype=float)
+    n_seeds, n = Y.shape
     f_train, f_test = f[:, :n], f[:, n:]
     nan = np.full(n_seeds, np.nan)
     p_train = p_test = drift = mean_drift = smoother_mse = nan
@@ -592,5 +625,6 @@ __all__ = [
     "kernel_learning_rate",
     "mean_and_se",
     "smoother_fit",
+    "tracked_seeds",
     "train_seeds",
 ]

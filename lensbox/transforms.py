@@ -46,6 +46,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from lensbox.errors import ArgumentError, ArgumentTypeError
+
 Tree = Any
 tree_map = jax.tree_util.tree_map
 
@@ -61,9 +63,11 @@ def as_count(value, name: str, *, minimum: int = 0) -> int:
         or not isinstance(value, numbers.Real)
         or value != int(value)
     ):
-        raise TypeError(f"{name} must be a whole number (an int); got {value!r}.")
+        raise ArgumentTypeError(
+            f"{name} must be a whole number (an int); got {value!r}."
+        )
     if int(value) < minimum:
-        raise ValueError(f"{name} must be at least {minimum}; got {value!r}.")
+        raise ArgumentError(f"{name} must be at least {minimum}; got {value!r}.")
     return int(value)
 
 
@@ -91,7 +95,7 @@ class Schedule:
             or not isinstance(self.peak, numbers.Real)
             or not self.peak > 0
         ):
-            raise ValueError(
+            raise ArgumentError(
                 f"learning_rate must be positive (a number); got {self.peak!r}."
             )
         object.__setattr__(self, "peak", float(self.peak))
@@ -100,12 +104,12 @@ class Schedule:
         )
         steps = tuple(as_count(s, "decay_at", minimum=1) for s in self.decay_at)
         if list(steps) != sorted(set(steps)):
-            raise ValueError(
+            raise ArgumentError(
                 f"decay_at must be increasing steps; got {self.decay_at!r}."
             )
         object.__setattr__(self, "decay_at", steps)
         if not (0 < self.decay_factor <= 1):
-            raise ValueError(
+            raise ArgumentError(
                 f"decay_factor must lie in (0, 1]; got {self.decay_factor!r}."
             )
         object.__setattr__(self, "decay_factor", float(self.decay_factor))
@@ -335,7 +339,7 @@ def chain_scale(
 ) -> tuple[Any, Tree | None]:
     """For a diagonal chain, ``(scalar, divisor)`` with ``chain(u) = scalar * u / divisor``."""
     if not is_diagonal(pieces):
-        raise ValueError(
+        raise ArgumentError(
             "chain_scale needs a chain of memoryless pieces that ignore the parameters."
         )
     context = published(pieces, stats, t)

@@ -87,7 +87,9 @@ def test_faithful_fit_rejects_misshapen_test_labels():
     X, y = _task(6, 3, 0)
     model = lensbox.mlp((2,))
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), 3)
-    with pytest.raises(ValueError, match="y_test must hold one label per test row"):
+    with pytest.raises(
+        lensbox.ShapeError, match="y_test must have one label per test row"
+    ):
         faithfulness.faithful_fit(
             model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=_fixed(10)
         )

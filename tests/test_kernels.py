@@ -216,3 +216,59 @@ def test_layer_trace_shares_split_the_trace_by_layer():
             ]
         )
         np.testing.assert_allclose(shares, parts / parts.sum(), rtol=1e-10)
+
+
+_FAKE_NEURAL_TANGENTS = '''
+"""Stand-in for neural-tangents' API (the real one needs JAX <= 0.4.30): explicit Jacobians."""
+import enum
+import jax
+import jax.numpy as jnp
+
+__version__ = "stand-in"
+
+
+class NtkImplementation(enum.Enum):
+    JACOBIAN_CONTRACTION = 1
+
+
+def empirical_ntk_fn(f, trace_axes, vmap_axes, implementation):
+    def flat_jacobian(x, params):
+        J = jax.jacobian(f)(params, x)
+        return jnp.concatenate(
+            [j.reshape(x.shape[0], -1) for j in jax.tree_util.tree_leaves(J)], axis=1
+        )
+
+    return lambda x1, x2, params: flat_jacobian(x1, params) @ flat_jacobian(x2, params).T
+'''
+
+
+def test_bench_times_neural_tangents_in_another_interpreter(tmp_path, monkeypatch):
+    """``--neural-tangents PYTHON``: the block's parameters and rows reach the other interpreter,
+    its kernel comes back and is compared, and the ratio is made of the two measured times."""
+    import sys
+
+    from lensbox import bench
+
+    (tmp_path / "neural_tangents.py").write_text(_FAKE_NEURAL_TANGENTS)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    block = bench.bench_kernel(
+        d=5, width=7, n=6, m=4, batch=3, repeats=1, nt_python=sys.executable
+    )
+    assert block["neural_tangents_max_rel_diff"] < 1e-5
+    assert block["neural_tangents_versions"].startswith("neural-tangents stand-in")
+    assert block["generic_over_neural_tangents_measured"] == pytest.approx(
+        block["generic_s"] / block["neural_tangents_s"]
+    )
+    assert "measured in this run" in bench._neural_tangents_line(block)
+
+
+def test_bench_says_why_neural_tangents_could_not_run(tmp_path, monkeypatch):
+    import sys
+
+    from lensbox import bench
+
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # no neural_tangents here
+    with pytest.raises(RuntimeError, match="No module named 'neural_tangents'"):
+        bench.bench_kernel(
+            d=3, width=4, n=4, m=2, batch=2, repeats=1, nt_python=sys.executable
+        )
