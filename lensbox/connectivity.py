@@ -9,7 +9,7 @@ same mix of the endpoints. This module measures it for networks with BatchNorm
 * :func:`interpolation_curve`: test loss and accuracy of every :math:`\theta_\alpha` in one
   vectorised call, with the BatchNorm statistics of the averaged model either interpolated like the
   parameters or recomputed on training inputs (:func:`recompute_statistics`);
-* :func:`barrier`: the loss or accuracy barrier both ways the paper defines it (paper-notes 5.2):
+* :func:`barrier`: the loss or accuracy barrier both ways the paper defines it (paper section 4.3):
   the largest shortfall over :math:`\alpha` (main text) or the children's mean minus the midpoint
   model (App. C.3);
 * :func:`gradient_change`: the per-layer mean squared change of the pre-softmax gradients
@@ -155,7 +155,7 @@ def interpolation_curve(
 def barrier(
     values, alphas, *, kind: str = "max", higher_is_better: bool = False
 ) -> jax.Array:
-    r"""The barrier along an interpolation curve, both ways the paper defines it (paper-notes 5.2).
+    r"""The barrier along an interpolation curve, both ways the paper defines it (paper section 4.3).
 
     ``values[i]`` is a loss (or an accuracy, with ``higher_is_better=True``) of
     :math:`\theta_{\alpha_i}`; the endpoints are read at :math:`\alpha = 1` (child 1) and

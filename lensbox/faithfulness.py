@@ -3,7 +3,7 @@ r"""Does the smoother describe the network? Two readings of one smoother, and a 
 For squared loss the telescoping model is a smoother :math:`\tilde f(x) = \hat{\mathbf s}(x)\mathbf y
 + c(x)` (Eqs. 6-8, 14-21), and the effective parameters :math:`p^0_{\hat s}` come from
 :math:`\hat{\mathbf s}` alone. The recursion for :math:`\hat{\mathbf s}` never reads a residual
-(paper-notes 3.2), so the offset :math:`c` can be driven in two ways without changing
+(paper Eqs. 6-8 and App. B.1; the book's *Smoothers* chapter), so the offset :math:`c` can be driven in two ways without changing
 :math:`\hat{\mathbf s}` or :math:`p`:
 
 * **closed loop** (the paper's Eq. 7): by the smoother's own residuals

@@ -171,7 +171,7 @@ def mean_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_gbt(rng: np.random.Generator, max_estimators: int = 1000) -> dict:
-    """One draw from Grinsztajn et al.'s GBT search space (paper-notes 4.3): learning rate
+    """One draw from Grinsztajn et al.'s GBT search space (paper App. C.2): learning rate
     LogNormal(log 0.01, log 10), trees LogUniformInt[10.5, 1000.5] (capped at ``max_estimators``),
     depth in (None, 2, 3, 4, 5) with probabilities (0.1, 0.1, 0.6, 0.1, 0.1)."""
     lr = float(np.exp(rng.normal(np.log(0.01), np.log(10.0))))

@@ -1,6 +1,6 @@
 r"""Residual convolutional networks with BatchNorm, as ``(init, apply)`` pairs over pytrees.
 
-The linear-mode-connectivity study (paper section 4.3, Fig. 6; paper-notes 5.2) trains a
+The linear-mode-connectivity study (paper section 4.3, Fig. 6; App. C.3) trains a
 ResNet-20 on CIFAR-10: the CIFAR variant of He et al. (2016) in the form of Idelbayev's widely used
 implementation. A 3x3 convolution with 16 channels, then three stages of three *basic blocks*
 (two 3x3 convolutions, each followed by BatchNorm, ReLU after the first and after the residual sum)
@@ -285,7 +285,7 @@ def resnet(
     *,
     im2col: bool | None = None,
 ) -> BatchNormNetwork:
-    """A CIFAR-style residual network with BatchNorm; the defaults are ResNet-20 (paper-notes 5.2).
+    """A CIFAR-style residual network with BatchNorm; the defaults are ResNet-20 (paper App. C.3).
 
     Args:
         widths: channels per stage (ResNet-20: ``(16, 32, 64)``); each stage after the first halves

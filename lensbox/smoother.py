@@ -1,5 +1,5 @@
 r"""The smoother form of the telescoping model for squared loss (Eqs. 6-8, 14-21) and effective
-parameters (paper-notes 3.1).
+parameters (paper section 4.1; the book's *Smoothers* chapter).
 
 With :math:`\ell = \tfrac12(y-f)^2`, every update is linear in the residuals of the batch, so the
 telescoping prediction at any input is affine in the training labels,
@@ -29,7 +29,7 @@ optimiser's own pieces (:mod:`lensbox.transforms`: decay, momentum trace, bias c
 representation, carrying their momentum traces as ``p x (n + 2)`` matrices and reading
 :math:`\theta_{t-1} = \mathbf D_t [\mathbf y; 1; 1]` (:math:`\mathbf D_1 = [\mathbf 0 \mid
 \theta_0 \mid \theta_0]`) where they decay the weights. This is the consistent form of Eqs. 16-21
-(paper-notes 3.2): :math:`\Delta\tilde f_t(x) = \nabla f_{\theta_{t-1}}(x)^\top\Delta\theta_t`,
+(the book's *Optimisers* chapter derives it): :math:`\Delta\tilde f_t(x) = \nabla f_{\theta_{t-1}}(x)^\top\Delta\theta_t`,
 :math:`\mathbf D_{t+1} = \mathbf D_t + \Delta\theta_t`. :math:`\phi_t` is read from the real
 optimiser state, as in the paper. One GEMM :math:`p\times|B|\times(n+2)` and one
 :math:`R\times p\times(n+2)` per step, Jacobian rows built in chunks.
@@ -71,7 +71,7 @@ NONFINITE, ROW_OUT_OF_RANGE = 1, 2
 
 def effective_parameters(S_rows, n: int):
     r""":math:`p^0_{\hat s} = \frac{n}{|\mathcal I_0|}\sum_{j\in\mathcal I_0}\|\hat{\mathbf s}(x^0_j)\|_2^2`
-    (paper-notes 3.1, after Curth, Jeffares & van der Schaar 2023).
+    (paper section 4.1, after Curth, Jeffares & van der Schaar 2023).
 
     ``S_rows`` holds one smoother row :math:`\hat{\mathbf s}(x)` (length ``n``) per input. On the
     training rows this is :math:`\|\mathbf S\|_F^2` (``p_train``); an interpolating smoother

@@ -1,6 +1,6 @@
 r"""Training networks with BatchNorm that can stop at step :math:`t'` and spawn children.
 
-The linear-mode-connectivity protocol (paper section 4.3, App. C.3; paper-notes 5.2): a parent
+The linear-mode-connectivity protocol (paper section 4.3, App. C.3): a parent
 network trains from :math:`\theta_0` to a checkpoint :math:`t'`; two *children* then continue from
 the same parameters, optimiser state (the momentum buffer), BatchNorm running statistics and step
 count, each with its own batch order and augmentation, to the end :math:`T`.

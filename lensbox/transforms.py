@@ -24,7 +24,7 @@ to the gradient), after the preconditioner it is *decoupled* (AdamW). The same p
 chain that steps the parameters also steps any quantity written as an affine function of the labels,
 :math:`\mathbf A\mathbf y + \mathbf a`: store it as the matrix ``[A | a]`` (``p x (n + 1)``) and run
 the pieces column by column. That is how :mod:`lensbox.smoother` obtains the smoother's
-parameter-space state of Eqs. 16-21 (paper-notes 3.2) without a second description of any optimiser.
+parameter-space state of Eqs. 16-21 (paper App. B.1) without a second description of any optimiser.
 A per-parameter factor (``phi``, ``p`` entries) broadcasts over the trailing columns.
 
 The one non-linear part of an optimiser, the statistics of the gradients (Adam's second moment), is

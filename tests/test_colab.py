@@ -231,3 +231,20 @@ def test_a_stuck_cell_fails_within_minutes_at_smoke_scale(monkeypatch):
     assert (
         config.nb_execution_timeout == 1800
     )  # book-scale cells may legitimately take long
+
+
+def test_every_install_line_points_at_the_books_repository():
+    """A Colab reader gets lensbox from the repository that ``_config.yml`` names; the install
+    line repeats it because a notebook opened alone cannot read the configuration."""
+    import re
+
+    import yaml
+
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    for name in CHAPTERS:
+        nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        if not code:
+            continue
+        installs = re.findall(r"git\+(https://\S+?)[\"']", code[0])
+        assert installs == [url], (name, installs, url)

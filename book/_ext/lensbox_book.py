@@ -6,6 +6,7 @@
 * ``{lensbox-claims}``: the "Paper vs this book" table, filled at write time from the claim
   records of the chapters this build (or an earlier one, for chapters not re-executed) ran.
 * ``{lensbox-api}``: an ``automodule`` per public module of lensbox, found from the package.
+  It is as strict as every other page: a docstring Sphinx cannot parse fails the build.
 * Drops ipywidgets views and their saved state from the static pages (the page has no kernel;
   each widget's default figure is drawn above it), and loads no widget JavaScript.
 * Serves MathJax from the site itself (the files of the ``sphinx-mathjax-offline`` package).
@@ -18,12 +19,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging as py_logging
 import os
 import pkgutil
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
@@ -225,39 +224,6 @@ def resolve_reexports(app, env, node, contnode):
         node,
         contnode,
     )
-
-
-class DocstringProblems(py_logging.Filter):
-    """Docstring problems (reST formatting, a reference to a private or renamed name) are
-    printed, not fatal: the API page is generated from whatever lensbox holds, and a docstring
-    written for ``help()`` must not break the strict website build. Everything else stays
-    strict."""
-
-    def filter(self, record) -> bool:
-        from sphinx.util.logging import get_node_location
-
-        location = getattr(record, "location", None)
-        if isinstance(location, nodes.Node):
-            source = get_node_location(location)
-        elif isinstance(location, tuple) and location:
-            source = location[0]
-        else:
-            source = location
-        if "docstring of" not in str(source or ""):
-            return True
-        print(
-            f"lensbox API page, docstring to fix: {source}: {record.getMessage()}",
-            file=sys.stderr,
-        )
-        return False
-
-
-def tolerate_docstring_problems() -> None:
-    from sphinx.util.logging import WarningStreamHandler
-
-    for handler in py_logging.getLogger("sphinx").handlers:
-        if isinstance(handler, WarningStreamHandler):
-            handler.filters.insert(0, DocstringProblems())
 
 
 # ----------------------------------------------------------------------------- widgets
@@ -624,7 +590,6 @@ def setup(app):
     Path(os.environ[CLAIMS_ENV]).mkdir(parents=True, exist_ok=True)
     app.add_config_value("lensbox_colab_branch", "gh-pages", "html")
     app.add_config_value("lensbox_colab_dir", "colab", "html")
-    tolerate_docstring_problems()
     app.setup_extension("sphinx.ext.autodoc")
     app.setup_extension("sphinx.ext.napoleon")
     app.add_node(claims_node)

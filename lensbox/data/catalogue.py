@@ -34,7 +34,7 @@ class DataInfo:
         name: catalogue name for :func:`load`.
         paper: the paper's data set as the paper uses it (size, dimension, classes).
         used_in: the chapters/figures that use it.
-        source, licence: of the real data (licences as listed by the paper, paper-notes 7).
+        source, licence: of the real data (licences as listed by the paper, App. C.4).
         size: download size of the real data ("generated" when nothing is downloaded).
         standin: the offline stand-in, or ``None`` where no honest one exists.
         files: returns the files the real data needs (none when generated; OpenML tables are

@@ -28,7 +28,7 @@ def polynomial_task(
 
     The paper does not say how :math:`\beta` is drawn. We draw its direction uniformly (as
     :math:`g/\|g\|` with :math:`g \sim \mathcal N(0, I_d)`) and fix its norm to
-    :math:`\|\beta\| = \sqrt d`, the ":math:`\|\beta\|^2 = D`" option of paper-notes 3.4 and the
+    :math:`\|\beta\| = \sqrt d`, the ":math:`\|\beta\|^2 = D`" reading of the paper's App. C.1 and the
     norm that :math:`\beta \sim \mathcal N(0, I_d)` has on average. Then
     :math:`\beta^\top x \sim \mathcal N(0, 1)` exactly, so :math:`y \sim \tfrac12\chi^2_1` with
     mean :math:`\tfrac12` and variance :math:`\tfrac12` whatever the seed: the targets are

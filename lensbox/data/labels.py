@@ -16,7 +16,7 @@ def flip_labels(y, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     """Flip exactly ``round(fraction * n)`` binary labels, chosen uniformly without replacement.
 
     This is the label noise of the paper's double-descent runs (20 % on MNIST, 15 % on
-    MNIST-1D, paper-notes 3.3): a label :math:`y_i \\in \\{0, 1\\}` becomes :math:`1 - y_i`.
+    MNIST-1D; paper App. C.1): a label :math:`y_i \\in \\{0, 1\\}` becomes :math:`1 - y_i`.
     Only pass training labels; test labels stay clean.
 
     Args:

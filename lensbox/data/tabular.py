@@ -1,4 +1,4 @@
-"""The tabular regression sets of the gradient-boosting case study (paper-notes 4.3).
+"""The tabular regression sets of the gradient-boosting case study (paper section 4.2, App. C.2).
 
 Real sets (``paper`` scale): houses (OpenML 537), superconduct (OpenML 43174), house_sales
 (OpenML 42731), all from the Grinsztajn et al. (2022) benchmark table, and california through
@@ -28,7 +28,7 @@ from lensbox.data.formats import read_arff, read_cal_housing
 
 OPENML_LICENCE = "BSD 3-Clause (OpenML, as listed by the paper)"
 OPENML_SETS = {
-    # name: (OpenML id, rows, log target) from the Grinsztajn et al. (2022) table, paper-notes 4.3
+    # name: (OpenML id, rows, log target) from the Grinsztajn et al. (2022) table (paper App. C.2)
     "houses": (537, 20_640, True),
     "superconduct": (43174, 21_263, False),
     "house_sales": (42731, 21_613, True),
