@@ -113,11 +113,6 @@ def check_finite_tree(tree: Any, name: str) -> None:
         )
 
 
-def check_positive(value, name: str) -> None:
-    if not (np.isfinite(value) and value > 0):
-        raise ArgumentError(f"{name} must be a positive finite number; got {value!r}.")
-
-
 def as_count(value, name: str, *, minimum: int = 0) -> int:
     """An integer argument (steps, batch size, warm-up steps): a Python or NumPy integer at least
     ``minimum``. A float is refused, even ``10.0``: lensbox never rounds a count for you."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from lensbox._validation import as_count, as_targets
+from lensbox.boosting import leaf_kernel
 from lensbox.errors import ArgumentError, ShapeError
 
 
@@ -95,10 +96,8 @@ def tree_smoother(
     leaves = as_count(leaves, "leaves", minimum=2)
     tree = DecisionTreeRegressor(max_leaf_nodes=leaves, random_state=seed).fit(X, y)
     leaf_train = tree.apply(X)
-
-    def same_leaf(leaf_of):
-        return (leaf_of[:, None] == leaf_train[None, :]).astype(float)
-
-    S, S_test = same_leaf(leaf_train), same_leaf(tree.apply(X_test))
-    count = S.sum(axis=0)  # n_leaf of each training row's own leaf
-    return S / count, S_test / count, tree
+    S, S_test = (
+        leaf_kernel(leaf_train, leaf_train),
+        leaf_kernel(tree.apply(X_test), leaf_train),
+    )
+    return S, S_test, tree

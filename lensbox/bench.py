@@ -26,7 +26,8 @@ In one run, each workload's size printed with its numbers:
 * (e) three identical 10-step :func:`lensbox.train` calls, each timed whole: the first compiles,
   the others reuse the compiled loop;
 * (f) the norms of the boosted trees' kernel weights from leaf counts against a dense
-  co-membership computation (:func:`lensbox.boosting.bench_tree_norms`).
+  co-membership computation (:func:`lensbox.boosting.kernel_norms` against
+  :func:`lensbox.boosting.dense_kernel_norms`).
 
 Runs in float32 (the library's default without ``lensbox.setup``) on the default JAX device.
 ``--quick`` shrinks every workload (for tests: the numbers then mean nothing).
@@ -202,6 +203,37 @@ def bench_kernel(d, width, n, m, batch, repeats, nt_python: str | None = None) -
     }
 
 
+def bench_tree_norms(n: int, m: int, trees: int, depth: int, repeats: int) -> dict:
+    """The boosted trees' kernel-weight norms (Eq. 9) from leaf counts,
+    :func:`lensbox.boosting.kernel_norms` (O(nT)), against a dense co-membership computation,
+    :func:`lensbox.boosting.dense_kernel_norms` (O(mnT)), on ``m`` rows of a model with
+    ``trees`` trees fitted on ``n`` rows; the two norms must agree."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from lensbox.boosting import dense_kernel_norms, kernel_norms
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n + m, 6))
+    y = X[:, 0] + np.sin(2 * X[:, 1]) + 0.1 * rng.standard_normal(n + m)
+    model = GradientBoostingRegressor(
+        n_estimators=trees, max_depth=depth, random_state=0
+    )
+    model.fit(X[:n], y[:n])
+    fast = _best(lambda: kernel_norms(model, X[n:]), repeats)
+    dense = _best(lambda: dense_kernel_norms(model, X[n:], X[:n]), repeats)
+    diff = kernel_norms(model, X[n:]) - dense_kernel_norms(model, X[n:], X[:n])
+    return {
+        "n": n,
+        "m": m,
+        "trees": trees,
+        "depth": depth,
+        "leaf_counts_s": fast,
+        "dense_s": dense,
+        "ratio": dense / fast,
+        "max_abs_diff": float(np.max(np.abs(diff))),
+    }
+
+
 def bench_train_reuse(d, widths, n, batch, steps=10) -> dict:
     """Wall time of three identical ``train`` calls (the first includes compilation)."""
     key = jax.random.PRNGKey(0)
@@ -315,6 +347,7 @@ SIZES: dict[str, Any] = {
         "long": 1100,
         "steps_per_call": 100,
     },
+    "tree_norms": {"n": 2000, "m": 2000, "trees": 100, "depth": 4},
     "repeats": (3, 20, 3),
 }
 QUICK_SIZES: dict[str, Any] = {
@@ -331,6 +364,7 @@ QUICK_SIZES: dict[str, Any] = {
         "steps_per_call": 4,
         "warm": False,
     },
+    "tree_norms": {"n": 200, "m": 100, "trees": 5, "depth": 3},
     "repeats": (1, 4, 2),
 }
 
@@ -385,11 +419,7 @@ def run(quick: bool = False, nt_python: str | None = None) -> dict:
     out["train_reuse"] = bench_train_reuse(
         tele["d"], tele["widths"], tele["n"], tele["batch"]
     )
-    from lensbox import boosting
-
-    out["tree_norms"] = boosting.bench_tree_norms(
-        **(dict(n=200, m=100, trees=5, depth=3, repeats=1) if quick else {})
-    )
+    out["tree_norms"] = bench_tree_norms(**sizes["tree_norms"], repeats=repeats)
     return out
 
 
@@ -442,9 +472,13 @@ def report(out: dict) -> str:
         f"(e) three identical train calls, {reuse['size']}: "
         + ", ".join(f"{t:.3f} s" for t in reuse["seconds"])
     )
-    from lensbox import boosting
-
-    lines.append("(f) " + boosting.report(out["tree_norms"]))
+    t = out["tree_norms"]
+    lines.append(
+        f"(f) tree kernel norms ({t['m']} rows x {t['trees']} trees of depth {t['depth']}, "
+        f"n = {t['n']}): leaf counts {t['leaf_counts_s'] * 1e3:.1f} ms, dense co-membership "
+        f"{t['dense_s'] * 1e3:.1f} ms, ratio {t['ratio']:.0f}x (max difference "
+        f"{t['max_abs_diff']:.1e})"
+    )
     return "\n".join(lines)
 
 

@@ -20,7 +20,6 @@ tree (:func:`dense_kernel_norms` builds one, as the baseline it is benchmarked a
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -28,14 +27,13 @@ import numpy as np
 from lensbox.errors import ArgumentError, ArgumentTypeError
 
 __all__ = [
-    "bench_tree_norms",
     "check_gbt",
     "dense_kernel_norms",
     "kernel_norms",
+    "leaf_kernel",
     "leaf_counts",
     "leaf_indices",
     "negative_gradients",
-    "report",
     "smoother_weights",
     "telescoping_predict",
     "tree_kernel",
@@ -147,8 +145,14 @@ def tree_kernel(model: Any, X, X_train, t: int) -> np.ndarray:
             f"t must index one of the {len(model.estimators_)} trees; got {t}."
         )
     tree = model.estimators_[t, 0]
-    la, lb = tree.apply(X), tree.apply(X_train)
-    same = (la[:, None] == lb[None, :]).astype(np.float64)
+    return leaf_kernel(tree.apply(X), tree.apply(X_train))
+
+
+def leaf_kernel(leaf_rows: np.ndarray, leaf_train: np.ndarray) -> np.ndarray:
+    r"""One tree's kernel from leaf indices: :math:`1/n_\ell` where row ``x`` and training row
+    ``x_i`` share leaf :math:`\ell` (:math:`n_\ell` training rows), 0 elsewhere; ``(rows, n)``.
+    Every row must fall in a leaf that holds a training row (true for the tree's own fit)."""
+    same = (leaf_rows[:, None] == leaf_train[None, :]).astype(np.float64)
     return same / same.sum(1, keepdims=True)
 
 
@@ -159,8 +163,7 @@ def dense_kernel_norms(model: Any, X, X_train) -> np.ndarray:
     la, lb = leaf_indices(model, X), leaf_indices(model, X_train)
     out = np.empty(la.shape)
     for t in range(la.shape[1]):
-        same = (la[:, t, None] == lb[None, :, t]).astype(np.float64)
-        K = same / same.sum(1, keepdims=True)
+        K = leaf_kernel(la[:, t], lb[:, t])
         out[:, t] = np.sqrt(np.sum(K * K, axis=1))
     return out
 
@@ -260,58 +263,3 @@ def smoother_weights(model: Any, X_train, X) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------
 # Benchmark (run by ``python -m lensbox.bench``)
-
-
-def bench_tree_norms(
-    n: int = 2000,
-    m: int = 2000,
-    trees: int = 100,
-    depth: int = 4,
-    repeats: int = 3,
-    seed: int = 0,
-) -> dict:
-    """Time :func:`kernel_norms` (leaf counts, O(nT)) against :func:`dense_kernel_norms` (dense
-    co-membership, O(mnT)) on ``m`` rows of a model with ``trees`` trees fitted on ``n`` rows.
-
-    Returns a dict with both times (best of ``repeats``), their ratio and the largest difference
-    between the two norms (they must agree)."""
-    from sklearn.ensemble import GradientBoostingRegressor
-
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n + m, 6))
-    y = X[:, 0] + np.sin(2 * X[:, 1]) + 0.1 * rng.standard_normal(n + m)
-    model = GradientBoostingRegressor(
-        n_estimators=trees, max_depth=depth, random_state=seed
-    )
-    model.fit(X[:n], y[:n])
-
-    def best(fn):
-        times = []
-        for _ in range(repeats):
-            tic = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - tic)
-        return min(times), out
-
-    fast, a = best(lambda: kernel_norms(model, X[n:]))
-    dense, b = best(lambda: dense_kernel_norms(model, X[n:], X[:n]))
-    return {
-        "n": n,
-        "m": m,
-        "trees": trees,
-        "depth": depth,
-        "leaf_counts_s": fast,
-        "dense_s": dense,
-        "ratio": dense / fast,
-        "max_abs_diff": float(np.max(np.abs(a - b))),
-    }
-
-
-def report(out: dict) -> str:
-    """One line for :func:`bench_tree_norms`'s result."""
-    return (
-        f"tree kernel norms ({out['m']} rows x {out['trees']} trees of depth {out['depth']}, "
-        f"n = {out['n']}): leaf counts {out['leaf_counts_s'] * 1e3:.1f} ms, dense co-membership "
-        f"{out['dense_s'] * 1e3:.1f} ms, ratio {out['ratio']:.0f}x (max difference "
-        f"{out['max_abs_diff']:.1e})"
-    )

@@ -32,8 +32,13 @@ import numpy as np
 from lensbox.errors import ArgumentError
 from lensbox.models import Model
 from lensbox.optim import Optimizer
-from lensbox.smoother import check_record, effective_parameters
-from lensbox.sweeps import SeedRuns, StoppingRule, tracked_seeds
+from lensbox.sweeps import (
+    SeedRuns,
+    StoppingRule,
+    _network_errors,
+    _smoother_summary,
+    tracked_seeds,
+)
 
 #: The bound's principle: mean squared gap at most this fraction of the network's test MSE.
 FRACTION = 0.01
@@ -109,25 +114,19 @@ def faithful_fit(
         batch_size=batch_size,
         seed=seed,
     )
-    seeds, n = Y.shape
-    rec = runs.final["smoother"]
-    check_record(rec)
-    S = np.asarray(rec["S"], dtype=float)
-    closed = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float) - f
+    n = Y.shape[1]
+    summary = _smoother_summary(runs.final["smoother"], Y, f, y_test)
     realised = np.asarray(runs.final["telescoping"], dtype=float) - f
     return FaithfulFit(
         stop_steps=runs.stop_steps,
-        train_error=np.mean((f[:, :n] > 0.5) != (Y > 0.5), axis=1),
-        test_error=np.mean((f[:, n:] > 0.5) != (y_test > 0.5), axis=1),
-        train_mse=np.mean((f[:, :n] - Y) ** 2, axis=1),
-        test_mse=np.mean((f[:, n:] - y_test) ** 2, axis=1),
-        p_train=np.array([effective_parameters(S[s, :n], n) for s in range(seeds)]),
-        p_test=np.array([effective_parameters(S[s, n:], n) for s in range(seeds)]),
-        closed_loop=np.mean(closed**2, axis=1),
+        **_network_errors(f, Y, y_test),
+        p_train=summary.p_train,
+        p_test=summary.p_test,
+        closed_loop=summary.gap_mse,
         realised=np.mean(realised**2, axis=1),
-        closed_loop_abs=np.mean(np.abs(closed), axis=1),
+        closed_loop_abs=summary.mean_drift,
         realised_abs=np.mean(np.abs(realised), axis=1),
-        S_test=S[:, n:],
+        S_test=summary.S[:, n:],
         runs=runs,
     )
 

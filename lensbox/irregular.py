@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from lensbox.errors import ArgumentError
+from lensbox.statistics import mean_and_se
 
 PROPORTIONS = (0.0, 0.125, 0.25, 0.375, 0.5)
 IRREGULAR_FRACTION = 0.1
@@ -156,14 +157,6 @@ def relative_gap(mse_nn, mse_gbt) -> np.ndarray:
     ``p`` (entry 0 is ``p = 0``; last axis is ``p``)."""
     diff = np.asarray(mse_nn, dtype=float) - np.asarray(mse_gbt, dtype=float)
     return diff / diff[..., :1]
-
-
-def mean_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error (sample standard deviation over sqrt(count)) along ``axis``."""
-    v = np.asarray(values, dtype=float)
-    k = v.shape[axis]
-    se = v.std(axis, ddof=1) / np.sqrt(k) if k > 1 else np.zeros_like(v.mean(axis))
-    return v.mean(axis), se
 
 
 # ----------------------------------------------------------------------------------------------
@@ -407,4 +400,4 @@ def summarise(results: list[SeedResult]) -> dict[str, tuple[np.ndarray, np.ndarr
         for k in ("mse_nn", "mse_gbt", "R_nn", "R_gbt")
     }
     stack["gap"] = relative_gap(stack["mse_nn"], stack["mse_gbt"])
-    return {k: mean_se(v) for k, v in stack.items()}
+    return {k: mean_and_se(v) for k, v in stack.items()}

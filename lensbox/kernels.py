@@ -51,12 +51,6 @@ OUTPUTS = ("full", "diagonal", "trace")
 tree_map = jax.tree_util.tree_map
 
 
-def _resolve(model: Model | Apply, method: str) -> tuple[str, Apply]:
-    """The route to use and the model's ``apply``; ``auto`` picks ``structured`` for one-output MLPs."""
-    method, model = _route(model, method)
-    return method, model.apply
-
-
 def _route(model: Model | Apply, method: str) -> tuple[str, Model]:
     """The route to use and the model as a :class:`~lensbox.models.Model`."""
     if method not in METHODS:

@@ -112,12 +112,6 @@ def apply_of(model: "Model | Apply", name: str = "model") -> Apply:
     return as_model(model, name).apply
 
 
-def logits_of(model: "Model | Apply") -> Apply:
-    """The network before its output activation (``apply`` itself when the Model has no ``logits``)."""
-    model = as_model(model)
-    return model.logits if model.logits is not None else model.apply
-
-
 def mlp(
     widths: Sequence[int],
     *,

@@ -326,7 +326,8 @@ def smoother_tracker(
         )
     pieces, spec = check_optimizer(optimizer).pieces, optimizer.config.spec
     X_R, y, n = tracked_rows(X_train, y_train, X_eval)
-    method, apply = _kernels._resolve(model, method)
+    method, model = _kernels._route(model, method)
+    apply = model.apply
     parameter_space = not tx.is_diagonal(pieces)
     if kernel_fn is not None and parameter_space:
         raise ArgumentError(

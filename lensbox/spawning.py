@@ -20,6 +20,7 @@ children (seeds, checkpoints, children) side by side under one ``vmap``.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -50,11 +51,16 @@ def batch_rows(data_key: jax.Array, step, n: int, batch_size: int) -> jax.Array:
     """Rows of the batch of step ``step`` (0-based): a slice of epoch ``step // (n // batch_size)``'s
     permutation, drawn from ``fold_in(data_key, epoch)``; the last ``n % batch_size`` rows of each
     permutation are dropped."""
-    per_epoch = n // batch_size
-    order = jax.random.permutation(jax.random.fold_in(data_key, step // per_epoch), n)
-    return jax.lax.dynamic_slice(
-        order, ((step % per_epoch) * batch_size,), (batch_size,)
+    order = jax.random.permutation(
+        jax.random.fold_in(data_key, step // (n // batch_size)), n
     )
+    return _batch_of(order, step, n, batch_size)
+
+
+def _batch_of(order: jax.Array, step, n: int, batch_size: int) -> jax.Array:
+    """Step ``step``'s slice of its epoch's permutation ``order``."""
+    start = (step % (n // batch_size)) * batch_size
+    return jax.lax.dynamic_slice(order, (start,), (batch_size,))
 
 
 def init_state(
@@ -78,7 +84,7 @@ def make_trainer(
     *,
     batch_size: int,
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-) -> Callable[[SpawnState, jax.Array, jax.Array], SpawnState]:
+) -> Trainer:
     """``advance(state, data_key, stop)``: SGD steps ``state.step, ..., stop - 1`` (see module doc).
 
     Args:
@@ -105,14 +111,17 @@ def make_trainer(
             f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}."
         )
     X, y = jnp.asarray(X), jnp.asarray(y).astype(jnp.int32)
+    per_epoch = n // batch_size
 
     def loss(params, bn_state, xb, yb):
         logits, new_state = net.apply(params, bn_state, xb, True)
         return jnp.mean(softmax_cross_entropy(logits, yb)), new_state
 
-    def one_step(state: SpawnState, data_key: jax.Array) -> SpawnState:
+    def one_step(state: SpawnState, data_key, order, X, y) -> SpawnState:
         s = state.step
-        rows = batch_rows(data_key, s, n, batch_size)
+        rows = _batch_of(
+            order, s, n, batch_size
+        )  # = batch_rows(data_key, s, n, batch_size)
         xb = X[rows]
         if augment is not None:
             xb = augment(jax.random.fold_in(jax.random.fold_in(data_key, s), 1), xb)
@@ -124,12 +133,35 @@ def make_trainer(
             apply_updates(state.params, delta), bn_state, opt_state, s + 1
         )
 
-    def advance(state: SpawnState, data_key: jax.Array, stop) -> SpawnState:
-        return jax.lax.while_loop(
-            lambda st: st.step < stop, lambda st: one_step(st, data_key), state
-        )
+    def steps(state: SpawnState, data_key, stop, X, y) -> SpawnState:
+        def epoch(st: SpawnState) -> SpawnState:
+            # One permutation per epoch, then that epoch's steps up to ``stop``.
+            index = st.step // per_epoch
+            order = jax.random.permutation(jax.random.fold_in(data_key, index), n)
+            end = jnp.minimum(stop, (index + 1) * per_epoch)
+            return jax.lax.while_loop(
+                lambda s: s.step < end, lambda s: one_step(s, data_key, order, X, y), st
+            )
 
-    return advance
+        return jax.lax.while_loop(lambda st: st.step < stop, epoch, state)
+
+    return Trainer(steps, X, y)
+
+
+@dataclass(frozen=True, eq=False)
+class Trainer:
+    """What :func:`make_trainer` returns: ``trainer(state, data_key, stop)`` advances ``state``.
+
+    The training data are arguments of ``steps(state, data_key, stop, X, y)``, not constants
+    of a compiled program, so :func:`train_many` compiles once however large the data set.
+    """
+
+    steps: Callable[..., SpawnState]
+    X: jax.Array
+    y: jax.Array
+
+    def __call__(self, state: SpawnState, data_key: jax.Array, stop) -> SpawnState:
+        return self.steps(state, data_key, stop, self.X, self.y)
 
 
 def stack(states: Sequence[Any]) -> Any:
@@ -143,13 +175,14 @@ def index(tree: Any, i) -> Any:
 
 
 @functools.lru_cache(maxsize=16)
-def _vectorised(advance):
-    """``jit(vmap(advance))``, built once per trainer so that repeated calls reuse the compilation."""
-    return jax.jit(jax.vmap(advance))
+def _vectorised(steps):
+    """``jit(vmap(steps))`` over states, keys and stops (the data shared), built once per
+    trainer so that repeated calls reuse the compilation."""
+    return jax.jit(jax.vmap(steps, in_axes=(0, 0, 0, None, None)))
 
 
 def train_many(
-    advance,
+    advance: Trainer,
     states: SpawnState,
     data_keys: jax.Array,
     stops,
@@ -172,7 +205,7 @@ def train_many(
             f"stops must have one entry per state, shape {states.step.shape}; "
             f"got {stops.shape}."
         )
-    run = _vectorised(advance)
+    run = _vectorised(advance.steps)
     first, last = int(jnp.min(states.step)), int(jnp.max(stops))
     bounds = list(range(first + chunk, last, chunk)) + [last]
     bar = None
@@ -183,7 +216,9 @@ def train_many(
     done = first
     try:
         for bound in bounds:
-            states = run(states, data_keys, jnp.minimum(stops, bound))
+            states = run(
+                states, data_keys, jnp.minimum(stops, bound), advance.X, advance.y
+            )
             jax.block_until_ready(states.step)
             if bar is not None:
                 bar.update(bound - done)
@@ -225,7 +260,7 @@ def _unflatten(tree: Any, lead: tuple[int, ...]) -> Any:
 
 
 def train_to_checkpoints(
-    advance,
+    advance: Trainer,
     states: SpawnState,
     data_keys: jax.Array,
     checkpoints: Sequence[int],
@@ -264,7 +299,7 @@ def train_to_checkpoints(
 
 
 def train_children(
-    advance,
+    advance: Trainer,
     parents: SpawnState,
     n_children: int,
     key: jax.Array,

@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def mean_and_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def mean_and_se(
+    values, axis: int | tuple[int, ...] = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error :math:`\\mathrm{sd}/\\sqrt{S}` (sample sd, ``ddof=1``) over ``axis``
-    (the seeds); the error is 0 for a single seed."""
+    (the seeds), or over several axes pooled (seeds and pairs), ``S`` being the number of values
+    pooled; the error is 0 for a single value."""
     values = np.asarray(values, dtype=float)
-    count = values.shape[axis]
-    mean = values.mean(axis=axis)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    count = int(np.prod([values.shape[a] for a in axes]))
+    mean = values.mean(axis=axes)
     se = (
-        values.std(axis=axis, ddof=1) / np.sqrt(count)
+        values.std(axis=axes, ddof=1) / np.sqrt(count)
         if count > 1
         else np.zeros_like(mean)
     )

@@ -28,22 +28,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensbox._validation import as_counts, as_matrix, check_finite
-from lensbox.errors import ArgumentError, ShapeError
+from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 from lensbox.models import Model, apply_of
-from lensbox.optim import Optimizer
+from lensbox.optim import Optimizer, check_optimizer
 from lensbox.statistics import mean_and_se
 from lensbox.training import (
     BatchOrder,
     Tracker,
-    check_optimizer,
     get_loss,
     optimisation_step,
     predictions_tracker,
 )
 
 Params = Any
-
-STOP_REASONS = ("accuracy", "stalled", "max_epochs")
 
 
 @dataclass(frozen=True)
@@ -267,9 +264,11 @@ class _StopBook:
         """Log one check at step ``done``; return the seeds the rule stops now."""
         if not np.all(np.isfinite(loss[self.active])):
             bad = int(np.flatnonzero(self.active & ~np.isfinite(loss))[0])
-            raise FloatingPointError(
+            raise DivergenceError(
                 f"seed {bad} diverged by step {done} (non-finite training "
-                f"loss); lower the learning rate (now {learning_rate:g})."
+                f"loss); lower the learning rate (now {learning_rate:g}).",
+                step=done,
+                partial=None,  # the seeds run as one program: no seed's result is complete
             )
         self.checks.append(done)
         self.losses.append(
@@ -358,8 +357,9 @@ def train_seeds(
         batch_size: mini-batch size, ``None`` for full batch; the order of batches is shared.
         loss: as in :func:`lensbox.train`; the rule's loss is always the squared loss.
         trackers: named trackers written for one seed (e.g. a smoother tracker built on ``X``).
-            Trackers must not depend on the labels in ``update`` (the smoother's does not): they are
-            built once and mapped over seeds.
+            They are built once, with one seed's labels, and mapped over seeds: whatever a tracker
+            computes from its own labels is right for that seed only (the smoother's ``S`` and
+            closed-loop ``c`` never read them; its network offset ``c_network`` does).
         record_at: extra steps at which to record the trackers (for curves over training).
         seed: seeds the order of mini-batches.
 
@@ -450,25 +450,49 @@ class SmootherFit:
     runs: SeedRuns = field(repr=False)
 
 
-def _smoother_summary(rec, Y, f, y_test):
-    """Effective parameters, drift and test error of each seed's smoother at the end of training."""
+class _SmootherSummary(NamedTuple):
+    p_train: np.ndarray
+    p_test: np.ndarray
+    drift: np.ndarray  # largest |S y + c - f| per seed
+    mean_drift: np.ndarray  # mean |S y + c - f| per seed
+    gap_mse: np.ndarray  # mean (S y + c - f)^2 per seed
+    smoother_test_mse: np.ndarray
+    S: np.ndarray
+
+
+def _smoother_summary(rec, Y, f, y_test) -> _SmootherSummary:
+    """Effective parameters, gap to the network and test error of each seed's closed-loop
+    smoother at the end of training (shared by :func:`smoother_fit` and
+    :func:`lensbox.faithfulness.faithful_fit`)."""
     from lensbox.smoother import check_record, effective_parameters
 
     check_record(rec)
     n = Y.shape[1]
     S = np.asarray(rec["S"], dtype=float)
     pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
-    p_train = np.array([effective_parameters(S_s[:n], n) for S_s in S])
-    p_test = np.array([effective_parameters(S_s[n:], n) for S_s in S])
-    gap = np.abs(pred - f)
-    return (
-        p_train,
-        p_test,
-        gap.max(axis=1),
-        gap.mean(axis=1),
-        np.mean((pred[:, n:] - y_test) ** 2, axis=1),
-        S,
+    gap = pred - f
+    return _SmootherSummary(
+        p_train=np.array([effective_parameters(S_s[:n], n) for S_s in S]),
+        p_test=np.array([effective_parameters(S_s[n:], n) for S_s in S]),
+        drift=np.abs(gap).max(axis=1),
+        mean_drift=np.abs(gap).mean(axis=1),
+        gap_mse=np.mean(gap**2, axis=1),
+        smoother_test_mse=np.mean((pred[:, n:] - y_test) ** 2, axis=1),
+        S=S,
     )
+
+
+def _network_errors(f, Y, y_test) -> dict[str, np.ndarray]:
+    """Each seed's mean squared errors and misclassification rates at 0.5 (training: against
+    the labels trained on; test: the clean labels)."""
+    n = Y.shape[1]
+    f_train, f_test = f[:, :n], f[:, n:]
+    return {
+        "train_mse": np.mean((f_train - Y) ** 2, axis=1),
+        "test_mse": np.mean((f_test - y_test) ** 2, axis=1),
+        "train_error": np.mean((f_train > 0.5) != (Y > 0.5), axis=1),
+        "test_error": np.mean((f_test > 0.5) != (y_test > 0.5), axis=1),
+    }
 
 
 def tracked_seeds(
@@ -489,7 +513,10 @@ def tracked_seeds(
 ) -> tuple[SeedRuns, np.ndarray, np.ndarray, np.ndarray]:
     """Train the seeds with squared loss under ``rule``, tracking the network's predictions
     (``"network"``) on the training rows then the test rows, and optionally the smoother with its
-    weights (``"smoother"``) and the realised-step telescoping model (``"telescoping"``).
+    weights (``"smoother"``) and the realised-step telescoping model (``"telescoping"``). With
+    labels per seed, the smoother's records keep ``S``, ``c``, ``p_*`` and the failure flags and
+    drop the fields built from one seed's labels (``prediction``, ``prediction_network``,
+    ``c_network``); rebuild the prediction as ``S Y[s] + c``.
 
     The common run of :func:`smoother_fit` and :func:`lensbox.faithfulness.faithful_fit`. Returns
     ``(runs, Y, f, y_test)``: the :class:`SeedRuns`, the labels per seed (seeds, n), the network's
@@ -508,8 +535,8 @@ def tracked_seeds(
     X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
     trackers = {"network": predictions_tracker(model, X_R)}
     if smoother:
-        # The tracker's update never reads the labels; its record's "prediction" does, so each
-        # seed's prediction is rebuilt from S and c afterwards.
+        # S and the closed-loop c never read the labels, so one tracker serves every seed; the
+        # fields built from the tracker's own labels are dropped below when seeds differ.
         trackers["smoother"] = smoother_tracker(
             model,
             X_train,
@@ -532,6 +559,10 @@ def tracked_seeds(
         record_at=record_at,
         seed=seed,
     )
+    if smoother and Y.ndim == 2:
+        for record in (runs.final["smoother"], runs.records["smoother"] or {}):
+            for label_bound in ("prediction", "prediction_network", "c_network"):
+                record.pop(label_bound, None)
     n_seeds = len(runs.stop_steps)
     Y = np.broadcast_to(Y, (n_seeds, X_train.shape[0])) if Y.ndim == 1 else Y
     return runs, Y, np.asarray(runs.final["network"], dtype=float), y_test
@@ -591,22 +622,19 @@ def smoother_fit(
         seed=seed,
     )
     n_seeds, n = Y.shape
-    f_train, f_test = f[:, :n], f[:, n:]
     nan = np.full(n_seeds, np.nan)
     p_train = p_test = drift = mean_drift = smoother_mse = nan
     S_test = None
     if smoother:
-        p_train, p_test, drift, mean_drift, smoother_mse, S = _smoother_summary(
-            runs.final["smoother"], Y, f, y_test
-        )
-        S_test = S[:, n:] if record_weights else None
+        summary = _smoother_summary(runs.final["smoother"], Y, f, y_test)
+        p_train, p_test = summary.p_train, summary.p_test
+        drift, mean_drift = summary.drift, summary.mean_drift
+        smoother_mse = summary.smoother_test_mse
+        S_test = summary.S[:, n:] if record_weights else None
     return SmootherFit(
         stop_steps=runs.stop_steps,
         reasons=runs.reasons,
-        train_mse=np.mean((f_train - Y) ** 2, axis=1),
-        test_mse=np.mean((f_test - y_test) ** 2, axis=1),
-        train_error=np.mean((f_train > 0.5) != (Y > 0.5), axis=1),
-        test_error=np.mean((f_test > 0.5) != (y_test > 0.5), axis=1),
+        **_network_errors(f, Y, y_test),
         p_train=p_train,
         p_test=p_test,
         drift=drift,

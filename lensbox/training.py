@@ -35,9 +35,15 @@ from lensbox._validation import (
     check_finite_tree,
     n_rows,
 )
-from lensbox.errors import ArgumentError, ArgumentTypeError, DivergenceError, ShapeError
+from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 from lensbox.models import Apply, Model, apply_of, as_model, check_features
-from lensbox.optim import OptState, Optimizer, apply_updates, learning_rate_at
+from lensbox.optim import (
+    Optimizer,
+    OptState,
+    apply_updates,
+    check_optimizer,
+    learning_rate_at,
+)
 
 Params = Any
 tree_map = jax.tree_util.tree_map
@@ -410,24 +416,6 @@ def check_targets(y, n: int, out_shape: tuple[int, ...], loss) -> jax.Array:
         )
         raise ShapeError(f"y has shape {arr.shape} but the model has {what}.")
     return jnp.asarray(arr)
-
-
-def check_optimizer(optimizer) -> None:
-    """Raise :class:`~lensbox.errors.ArgumentTypeError` unless ``optimizer`` has ``init`` and
-    ``update`` (an optimiser from :mod:`lensbox.optim`)."""
-    if not (
-        callable(getattr(optimizer, "init", None))
-        and callable(getattr(optimizer, "update", None))
-    ):
-        hint = (
-            f", e.g. lensbox.{optimizer}(learning_rate) instead of {optimizer!r}"
-            if isinstance(optimizer, str)
-            else ""
-        )
-        raise ArgumentTypeError(
-            f"optimizer must be an optimiser object with init and update "
-            f"(from lensbox.optim){hint}; got {type(optimizer).__name__}."
-        )
 
 
 def _starting_state(start: Params | TrainState, optimizer: Optimizer) -> TrainState:

@@ -46,7 +46,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from lensbox.errors import ArgumentError, ArgumentTypeError
+from lensbox._validation import as_count
+from lensbox.errors import ArgumentError
 
 Tree = Any
 tree_map = jax.tree_util.tree_map
@@ -54,21 +55,6 @@ tree_map = jax.tree_util.tree_map
 
 # ----------------------------------------------------------------------------------------------
 # Learning-rate schedules
-
-
-def as_count(value, name: str, *, minimum: int = 0) -> int:
-    """``value`` as an ``int`` >= ``minimum``; a clear error for fractions, strings and booleans."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or value != int(value)
-    ):
-        raise ArgumentTypeError(
-            f"{name} must be a whole number (an int); got {value!r}."
-        )
-    if int(value) < minimum:
-        raise ArgumentError(f"{name} must be at least {minimum}; got {value!r}.")
-    return int(value)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ their ARFF tables, and scikit-learn's California archive. ``tests/test_data_file
 them through a fake network; :func:`write_paper_fixtures` lays them out as a cache directory for
 ``LENSBOX_DATA_FIXTURES``, so ``tests/test_paper_branch.py`` can run every chapter's ``paper``
 code path offline.
+
+:func:`built_site` finds the website that ``scripts/test.sh`` builds before pytest, for the tests
+of the built pages and of the Colab notebooks.
 """
 
 from __future__ import annotations
@@ -13,11 +16,26 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+
+def built_site(marker: str, what: str) -> Path:
+    """The built site's HTML folder named by ``LENSBOX_SITE``, when it holds ``marker``.
+
+    Skips the test when there is none, or fails it (saying it holds no ``what``) when
+    ``LENSBOX_REQUIRE_SITE=1``, as ``scripts/test.sh`` sets after building the site."""
+    site = os.environ.get("LENSBOX_SITE")
+    if site and (Path(site) / marker).exists():
+        return Path(site).resolve()
+    if os.environ.get("LENSBOX_REQUIRE_SITE") == "1":
+        pytest.fail(f"LENSBOX_SITE={site!r} holds no {what}")
+    pytest.skip("no built site: scripts/test.sh builds one and sets LENSBOX_SITE")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

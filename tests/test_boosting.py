@@ -155,12 +155,6 @@ def test_clear_errors():
         boosting.tree_kernel(model, Xt, X, 5)
 
 
-def test_bench_tree_norms_agree_and_report():
-    out = boosting.bench_tree_norms(n=200, m=100, trees=5, depth=3, repeats=1)
-    assert out["max_abs_diff"] < 1e-14 and out["ratio"] > 0
-    assert "ratio" in boosting.report(out)
-
-
 def test_identity_and_smoother_refuse_what_they_cannot_represent():
     from sklearn.dummy import DummyRegressor
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import lensbox_colab as colab  # noqa: E402
+from fixtures import built_site
 
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
 
@@ -64,7 +65,8 @@ def _chapter():
         [
             first,
             md(
-                "(sec-x)=\n# Title\n\nError {glue:text}`err:.2f`, see {numref}`fig-a` and "
+                "(sec-x)=\n# Title\n\nError {glue:text}`err:.2f` ({glue:text}`doc::err`, "
+                "{glue:text}`doc::err:.1f`), see {numref}`fig-a` and "
                 "{cite:p}`smith2020`; {cite:t}`smith2020` said so. Back to {ref}`sec-x`, "
                 "{doc}`other`, {eq}`eq-1`.\n% a comment\n"
             ),
@@ -82,7 +84,7 @@ def test_converter_resolves_roles_and_moves_solutions_to_the_end():
     out = colab.convert(_chapter(), FakeResolver(), header="header")
     assert colab.leftover_myst(out) == []
     text = "\n".join(c.source for c in out.cells if c.cell_type == "markdown")
-    assert "Error 0.12," in text
+    assert "Error 0.12 (0.123456, 0.1)," in text
     assert "[Fig. 2.1](https://site/fig-a)" in text
     assert "(Smith, 2020)" in text and "Smith (2020) said so" in text
     assert "$a^2$" in text and "**Note.**" in text and "% a comment" not in text
@@ -150,12 +152,7 @@ def test_a_missing_glue_key_is_an_error_naming_it():
 
 
 def _site() -> Path:
-    site = os.environ.get("LENSBOX_SITE")
-    if site and (Path(site) / "colab").is_dir():
-        return Path(site).resolve()
-    if os.environ.get("LENSBOX_REQUIRE_SITE") == "1":
-        pytest.fail(f"LENSBOX_SITE={site!r} holds no built site with Colab notebooks")
-    pytest.skip("no built site: scripts/test.sh builds one and sets LENSBOX_SITE")
+    return built_site("colab", "built site with Colab notebooks")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -231,20 +228,3 @@ def test_a_stuck_cell_fails_within_minutes_at_smoke_scale(monkeypatch):
     assert (
         config.nb_execution_timeout == 1800
     )  # book-scale cells may legitimately take long
-
-
-def test_every_install_line_points_at_the_books_repository():
-    """A Colab reader gets lensbox from the repository that ``_config.yml`` names; the install
-    line repeats it because a notebook opened alone cannot read the configuration."""
-    import re
-
-    import yaml
-
-    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    for name in CHAPTERS:
-        nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
-        code = [c.source for c in nb.cells if c.cell_type == "code"]
-        if not code:
-            continue
-        installs = re.findall(r"git\+(https://\S+?)[\"']", code[0])
-        assert installs == [url], (name, installs, url)

@@ -62,7 +62,7 @@ def test_normalised_max_norm_and_relative_gap():
         irr.normalised_max_norm(test, train[:, :1])
     gap = irr.relative_gap([2.0, 3.0, 5.0], [1.0, 1.0, 2.0])
     assert np.allclose(gap, [1.0, 2.0, 3.0])
-    mean, se = irr.mean_se([[1.0, 2.0], [3.0, 6.0]])
+    mean, se = lensbox.mean_and_se([[1.0, 2.0], [3.0, 6.0]])
     assert np.allclose(mean, [2.0, 4.0]) and np.allclose(se, [1.0, 2.0])
 
 

@@ -295,7 +295,7 @@ def test_a_new_optimiser_is_written_once_as_a_chain():
         (
             lambda: optim.sgd(0.1, warmup_steps=2.5),
             TypeError,
-            "warmup_steps must be a whole number",
+            "warmup_steps must be an integer",
         ),
         (
             lambda: optim.adam(0.1, warmup_steps=-1),

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from fixtures import built_site
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{")
@@ -75,12 +76,7 @@ def _ids(path: Path) -> frozenset[str]:
 
 
 def _site() -> Path:
-    site = os.environ.get("LENSBOX_SITE")
-    if site and (Path(site) / "index.html").exists():
-        return Path(site).resolve()
-    if os.environ.get("LENSBOX_REQUIRE_SITE") == "1":
-        pytest.fail(f"LENSBOX_SITE={site!r} is not a built site")
-    pytest.skip("no built site: scripts/test.sh builds one and sets LENSBOX_SITE")
+    return built_site("index.html", "built site")
 
 
 def _chromium() -> str:
@@ -152,7 +148,6 @@ def test_every_page_loads_typesets_its_maths_and_has_no_broken_link_or_image(ren
         "local links": 0,
         "images": 0,
         "typeset formulas": 0,
-        "colab links": 0,
     }
     broken, raw = [], []
     for path, dom in rendered.items():
@@ -184,8 +179,14 @@ def test_every_page_loads_typesets_its_maths_and_has_no_broken_link_or_image(ren
     assert raw == [], f"raw TeX left after typesetting: {raw[:5]}"
     assert broken == [], f"broken local links or images: {broken[:10]}"
     assert counts["typeset formulas"] > 0
+    _report(site, counts)
+
+
+def _report(site: Path, counts: dict) -> None:
+    """Add ``counts`` to ``browser-report.json`` beside the site, whichever test runs first."""
     report = site.parent / "browser-report.json"
-    report.write_text(json.dumps(counts, indent=1))
+    merged = json.loads(report.read_text()) if report.exists() else {}
+    report.write_text(json.dumps({**merged, **counts}, indent=1))
 
 
 def test_every_colab_button_opens_a_generated_notebook(rendered):
@@ -204,10 +205,7 @@ def test_every_colab_button_opens_a_generated_notebook(rendered):
                 )
     chapters = list((ROOT / "book").glob("*.ipynb"))
     assert found >= len(chapters), f"{found} Colab links for {len(chapters)} chapters"
-    report = site.parent / "browser-report.json"
-    counts = json.loads(report.read_text()) if report.exists() else {}
-    counts["colab links"] = found
-    report.write_text(json.dumps(counts, indent=1))
+    _report(site, {"colab links": found})
 
 
 def test_no_page_and_no_notebook_prints_a_path_of_the_build_machine():

@@ -212,6 +212,12 @@ def test_mean_and_se():
     mean, se = sweeps.mean_and_se(values)
     np.testing.assert_allclose(mean, values.mean(0))
     np.testing.assert_allclose(se, values.std(0, ddof=1) / np.sqrt(3))
+    # Several axes pooled (seeds and pairs): the error counts every pooled value.
+    cube = np.arange(24.0).reshape(2, 3, 4) ** 1.5
+    mean, se = sweeps.mean_and_se(cube, (1, 2))
+    flat = cube.reshape(2, 12)
+    np.testing.assert_allclose(mean, flat.mean(1))
+    np.testing.assert_allclose(se, flat.std(1, ddof=1) / np.sqrt(12))
 
 
 def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap():
@@ -250,3 +256,70 @@ def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap()
         )
         > 0.1
     )
+
+
+def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
+    """One smoother tracker, built with seed 0's labels, serves all seeds: S and c hold for each
+    seed, so S Y[s] + c is each seed's closed-loop prediction; the fields built from seed 0's
+    labels are kept when the labels are shared (where the network offset equals the realised
+    telescoping model) and dropped when they differ."""
+    X, y = _task(10, 3, 0)
+    model = lensbox.mlp((4,))
+    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 3)
+    rule = sweeps.StoppingRule(
+        max_epochs=20,
+        patience=20,
+        check_every=10,
+        tolerance=0.0,
+        perfect_accuracy=False,
+    )
+    args = (model, params, lensbox.sgd(0.2), X)
+    shared, _, _, _ = sweeps.tracked_seeds(
+        *args, y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
+    )
+    rec = shared.final["smoother"]
+    np.testing.assert_allclose(
+        rec["prediction_network"], shared.final["telescoping"], atol=1e-5
+    )
+    Y = np.stack([y, 1 - y])
+    per_seed, Y_out, _, _ = sweeps.tracked_seeds(
+        *args, Y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
+    )
+    for record in (per_seed.final["smoother"], per_seed.records["smoother"]):
+        assert not {"prediction", "prediction_network", "c_network"} & set(record)
+        assert {"S", "c", "p_train", "p_test"} <= set(record)
+    # Seed 1 alone, with its own labels in its own tracker, has the same S and c.
+    alone, _, _, _ = sweeps.tracked_seeds(
+        model,
+        jax.tree_util.tree_map(lambda a: a[1:], params),
+        lensbox.sgd(0.2),
+        X,
+        Y[1],
+        X[:4],
+        y[:4],
+        rule=rule,
+    )
+    for field in ("S", "c"):
+        np.testing.assert_allclose(
+            per_seed.final["smoother"][field][1],
+            alone.final["smoother"][field][0],
+            atol=1e-6,
+        )
+
+
+def test_a_diverging_seed_is_a_divergence_error_naming_the_check_step():
+    X, y = _task()
+    model = lensbox.mlp((4,))
+    params = sweeps.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
+    )
+    rule = sweeps.StoppingRule(
+        max_epochs=200,
+        patience=200,
+        check_every=50,
+        tolerance=0.0,
+        perfect_accuracy=False,
+    )
+    with pytest.raises(lensbox.DivergenceError, match="diverged by step 50") as caught:
+        sweeps.train_seeds(model, params, lensbox.sgd(1e6), X, 1e3 * y, rule=rule)
+    assert caught.value.step == 50

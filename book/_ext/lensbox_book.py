@@ -36,7 +36,6 @@ import lensbox_colab
 LOGGER = logging.getLogger(__name__)
 BUILD_ENV = "LENSBOX_BOOK_BUILD"  # read by lensbox.plotting.in_book_build
 CLAIMS_ENV = "LENSBOX_CLAIMS_DIR"
-CHAPTER_ENV = "LENSBOX_CHAPTER"
 SMOKE_TIMEOUT = 300  # seconds per cell at smoke scale; every smoke cell takes seconds
 
 
@@ -145,14 +144,6 @@ def fill_claims(app, doctree, fromdocname):
 def always_rewrite_claims(app, env, added, changed, removed):
     """The claims page depends on every chapter: rebuild it on every build."""
     return sorted(getattr(env, "lensbox_claims_docs", set()) - set(removed))
-
-
-def reset_chapter(app, docname, source):
-    """Before a chapter executes: forget its old claims, and tell its kernel its name."""
-    if _is_notebook(app, docname):
-        stem = Path(docname).name
-        (claims_dir(app) / f"{stem}.jsonl").unlink(missing_ok=True)
-        os.environ[CHAPTER_ENV] = stem
 
 
 # ----------------------------------------------------------------------------- API
@@ -600,7 +591,6 @@ def setup(app):
     app.connect("config-inited", configure)
     app.connect("env-get-updated", number_unnumbered_pages, priority=900)
     app.connect("doctree-read", alt_text)
-    app.connect("source-read", reset_chapter)
     app.connect("env-get-outdated", always_rewrite_claims)
     app.connect("doctree-read", drop_widgets)
     app.connect("missing-reference", resolve_reexports)

@@ -133,8 +133,8 @@ def _format_plain(text: str, spec: str) -> str:
 
 
 def _glue_text(state: _State, content: str, markdown: bool = False) -> str:
-    key, spec = (content.rsplit(":", 1) + [""])[:2] if ":" in content else (content, "")
-    key = key.split("::")[-1]
+    # `key`, `key:spec`, `doc::key` or `doc::key:spec` (myst-nb's forms)
+    key, _, spec = content.rpartition("::")[2].partition(":")
     if key not in state.glue:
         raise KeyError(f"glue key {key!r} not found in the executed notebook")
     data = state.glue[key]
