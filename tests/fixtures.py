@@ -6,7 +6,8 @@ them through a fake network; :func:`write_paper_fixtures` lays them out as a cac
 ``LENSBOX_DATA_FIXTURES``, so ``tests/test_paper_branch.py`` can run every chapter's ``paper``
 code path offline.
 
-:func:`built_site` finds the website that ``scripts/test.sh`` builds before pytest, for the tests
+:func:`fixed_rule` is the stopping rule of tests that train for a set length. :func:`built_site`
+finds the website that ``scripts/test.sh`` builds before pytest, for the tests
 of the built pages and of the Colab notebooks.
 """
 
@@ -23,6 +24,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def fixed_rule(epochs: int, check_every: int | None = None):
+    """A :class:`lensbox.sweeps.StoppingRule` that stops only after ``epochs`` (no patience,
+    tolerance or accuracy stop), checked every ``check_every`` epochs (default: at the end)."""
+    from lensbox.sweeps import StoppingRule
+
+    return StoppingRule(
+        max_epochs=epochs,
+        patience=epochs,
+        check_every=epochs if check_every is None else check_every,
+        tolerance=0.0,
+        perfect_accuracy=False,
+    )
 
 
 def built_site(marker: str, what: str) -> Path:

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from fixtures import fixed_rule
 
 import lensbox
 from lensbox import faithfulness, sweeps
@@ -14,16 +15,6 @@ def _task(n, d, seed):
     return X, (X[:, 0] > 0).astype(float)
 
 
-def _fixed(steps):
-    return sweeps.StoppingRule(
-        max_epochs=steps,
-        patience=steps,
-        check_every=steps,
-        tolerance=0.0,
-        perfect_accuracy=False,
-    )
-
-
 def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_model():
     X, y = _task(14, 5, 0)
     X_test, y_test = _task(6, 5, 1)
@@ -31,10 +22,18 @@ def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_mod
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 5)
     opt = lensbox.sgd(sweeps.kernel_learning_rate(model, params, X, stacked=True))
     fit = faithfulness.faithful_fit(
-        model, params, opt, X, y, X_test, y_test, rule=_fixed(60)
+        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(60)
     )
     ref = sweeps.smoother_fit(
-        model, params, opt, X, y, X_test, y_test, rule=_fixed(60), record_weights=True
+        model,
+        params,
+        opt,
+        X,
+        y,
+        X_test,
+        y_test,
+        rule=fixed_rule(60),
+        record_weights=True,
     )
     np.testing.assert_allclose(fit.p_train, ref.p_train, rtol=1e-9)
     np.testing.assert_allclose(fit.p_test, ref.p_test, rtol=1e-9)
@@ -65,7 +64,7 @@ def test_a_linear_model_is_faithful_in_both_readings():
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), 12)
     opt = lensbox.sgd(sweeps.kernel_learning_rate(model, params, X, stacked=True))
     fit = faithfulness.faithful_fit(
-        model, params, opt, X, y, X_test, y_test, rule=_fixed(200)
+        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(200)
     )
     assert np.all(fit.closed_loop < 1e-20) and np.all(fit.realised < 1e-20)
     assert np.all(faithfulness.is_faithful(fit.closed_loop, fit.test_mse))
@@ -91,5 +90,5 @@ def test_faithful_fit_rejects_misshapen_test_labels():
         lensbox.ShapeError, match="y_test must have one label per test row"
     ):
         faithfulness.faithful_fit(
-            model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=_fixed(10)
+            model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=fixed_rule(10)
         )

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from fixtures import fixed_rule
 
 import lensbox
 from lensbox import sweeps
@@ -14,17 +15,6 @@ def _task(n=12, d=5, seed=0):
     X = rng.normal(size=(n, d)) / np.sqrt(d)
     y = (X[:, 0] > 0).astype(float)
     return X, y
-
-
-def _fixed_epochs(epochs, check_every):
-    """A rule that only stops at ``epochs`` (no patience, tolerance or accuracy stop)."""
-    return sweeps.StoppingRule(
-        max_epochs=epochs,
-        patience=epochs,
-        check_every=check_every,
-        tolerance=0.0,
-        perfect_accuracy=False,
-    )
 
 
 def test_stopping_rule_validates_its_fields():
@@ -45,7 +35,7 @@ def test_one_seed_matches_lensbox_train_step_for_step():
         model, jax.random.split(jax.random.PRNGKey(1), 2), X.shape[1]
     )
     opt = lensbox.sgd(0.3, momentum=0.9)
-    rule = _fixed_epochs(60, check_every=10)
+    rule = fixed_rule(60, check_every=10)
     runs = sweeps.train_seeds(model, params, opt, X, y, rule=rule, batch_size=4, seed=3)
     assert list(runs.reasons) == ["max_epochs", "max_epochs"]
     assert np.all(
@@ -235,7 +225,7 @@ def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap()
         model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
     )
     lr = sweeps.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
-    rule = _fixed_epochs(400, check_every=50)
+    rule = fixed_rule(400, check_every=50)
     fit = sweeps.smoother_fit(
         model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule
     )
@@ -265,7 +255,7 @@ def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
     X, y = _task(10, 3, 0)
     model = lensbox.mlp((4,))
     params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 3)
-    rule = _fixed_epochs(20, check_every=10)
+    rule = fixed_rule(20, check_every=10)
     args = (model, params, lensbox.sgd(0.2), X)
     shared, _, _, _ = sweeps.tracked_seeds(
         *args, y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
@@ -306,7 +296,7 @@ def test_a_diverging_seed_is_a_divergence_error_naming_the_check_step():
     params = sweeps.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
     )
-    rule = _fixed_epochs(200, check_every=50)
+    rule = fixed_rule(200, check_every=50)
     with pytest.raises(lensbox.DivergenceError, match="diverged by step 50") as caught:
         sweeps.train_seeds(model, params, lensbox.sgd(1e6), X, 1e3 * y, rule=rule)
     assert caught.value.step == 50
