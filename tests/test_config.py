@@ -43,7 +43,9 @@ def test_setup_sets_precision_and_seed():
     first = np.random.rand()
     lensbox.setup(seed=3)
     assert np.random.rand() == first
-    assert key.shape == jax.random.PRNGKey(3).shape
+    # The key is the seed's own: equal to PRNGKey(3), different from another seed's.
+    np.testing.assert_array_equal(key, jax.random.PRNGKey(3))
+    assert not np.array_equal(lensbox.setup(seed=4), key)
     assert "scale: smoke" in config.describe()
 
 

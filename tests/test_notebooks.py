@@ -23,10 +23,6 @@ def _code_cells(path):
     ]
 
 
-def test_there_are_chapters():
-    assert len(NOTEBOOKS) >= 3
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
     for cell in _code_cells(path):

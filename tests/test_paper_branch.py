@@ -46,6 +46,7 @@ def glued_images(nb) -> set[str]:
     return names
 
 
+@pytest.mark.chapters
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_paper_branch_runs_and_draws_every_figure(
     path, fixture_dir, monkeypatch, tmp_path

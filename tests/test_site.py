@@ -24,6 +24,9 @@ from urllib.parse import unquote, urlparse
 import pytest
 from fixtures import built_site
 
+# One worker renders every page, once (the module-scoped fixture below), under pytest-xdist.
+pytestmark = pytest.mark.xdist_group("browser")
+
 ROOT = Path(__file__).resolve().parents[1]
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{")
 
@@ -276,3 +279,35 @@ def test_figures_have_alt_text_and_open_at_full_size_and_wide_outputs_scroll():
     css = (site / "_static" / "lensbox.css").read_text()
     assert "overflow-x: auto" in css
     assert "lensbox-enlarge" in (site / "_static" / "lensbox.js").read_text()
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
+
+
+def test_no_claim_line_repeats_a_line_printed_beside_it():
+    """A cell's ``[claim ...]`` line is the only place its measured numbers are printed: no
+    other line of the same cell's output carries all of them again."""
+    site = _site()
+    executed = sorted((site.parent / "jupyter_execute").rglob("*.ipynb"))
+    assert executed, "the build kept no executed notebooks"
+    repeats, claims = [], 0
+    for path in executed:
+        cells = json.loads(path.read_text())["cells"]
+        for cell in cells:
+            lines = "".join(
+                "".join(out.get("text", ""))
+                for out in cell.get("outputs", [])
+                if out.get("output_type") == "stream"
+            ).splitlines()
+            for line in lines:
+                if not line.startswith("[claim "):
+                    continue
+                claims += 1
+                numbers = set(_NUMBER.findall(line.split("| ours:", 1)[-1]))
+                for other in lines:
+                    if other.startswith("[claim ") or not numbers:
+                        continue
+                    if numbers <= set(_NUMBER.findall(other)):
+                        repeats.append(f"{path.stem}: {other!r} repeats {line!r}")
+    assert claims > 0, "no executed chapter printed a claim line"
+    assert repeats == [], repeats[:5]

@@ -9,6 +9,8 @@
   It is as strict as every other page: a docstring Sphinx cannot parse fails the build.
 * Drops ipywidgets views and their saved state from the static pages (the page has no kernel;
   each widget's default figure is drawn above it), and loads no widget JavaScript.
+* With ``LENSBOX_PARALLEL_EXECUTION=1`` executes the chapters side by side, one per core
+  (jupyter-cache's parallel executor), before Sphinx reads them.
 * Serves MathJax from the site itself (the files of the ``sphinx-mathjax-offline`` package).
 * Writes a Colab-ready notebook per chapter (``lensbox_colab``) into ``<html>/colab/`` and points
   the pages' Colab buttons at them, on branch ``lensbox_colab_branch`` of the repository in
@@ -520,6 +522,84 @@ def write_colab_notebooks(app, exc):
     LOGGER.info(f"lensbox: wrote {written} Colab notebooks to {target}")
 
 
+# ----------------------------------------------------------------------------- execution
+
+PARALLEL_ENV = (
+    "LENSBOX_PARALLEL_EXECUTION"  # "1": run the chapters side by side, one per core
+)
+
+
+def parallel_execution() -> bool:
+    """Whether this build executes its notebooks side by side (``LENSBOX_PARALLEL_EXECUTION=1``).
+
+    ``scripts/test.sh`` sets it for the smoke build; the website build leaves it off."""
+    value = os.environ.get(PARALLEL_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(
+            f"{PARALLEL_ENV}={value!r}: use 1 (side by side) or 0 (in turn)"
+        )
+    return value == "1"
+
+
+def execute_side_by_side(app, env, docnames):
+    """Execute every notebook this build reads before reading it, one per core.
+
+    jupyter-cache's ``local-parallel`` executor runs them into myst-nb's cache, emptied first, so
+    every chapter is executed afresh, as with ``execute_notebooks: force``; myst-nb, switched to
+    ``cache`` mode (:func:`configure`), then reads each result instead of executing it again. A
+    notebook that fails here is not cached: myst-nb executes it once more while reading and the
+    build fails there, naming the cell, as a serial build does.
+    """
+    if not parallel_execution() or env.mystnb_config.execution_mode != "cache":
+        return
+    from jupyter_cache import get_cache
+    from jupyter_cache.executors import load_executor
+
+    env.lensbox_side_by_side = [d for d in docnames if _is_notebook(app, d)]
+    notebooks = [env.doc2path(d) for d in env.lensbox_side_by_side]
+    if not notebooks:
+        return
+    cache = get_cache(env.mystnb_config.execution_cache_path)
+    cache.clear_cache()
+    cache = get_cache(env.mystnb_config.execution_cache_path)
+    for path in notebooks:
+        cache.add_nb_to_project(str(path))
+    executor = load_executor("local-parallel", cache=cache)
+    result = executor.run_and_cache(
+        timeout=env.mystnb_config.execution_timeout, allow_errors=False
+    )
+    LOGGER.info(
+        f"lensbox: executed {len(result.succeeded)} of {len(notebooks)} notebooks side "
+        f"by side ({os.cpu_count()} processes); failed: "
+        f"{sorted(Path(u).stem for u in result.excepted + result.errored)}"
+    )
+
+
+def complete_executed_copies(app, env):
+    """Put the outputs into the executed copies (``jupyter_execute/<doc>.ipynb``) of the
+    notebooks executed side by side.
+
+    In ``cache`` mode myst-nb renders the cached outputs but writes that copy from the notebook
+    as read, without them; the Colab notebooks and the tests read the copy.
+    """
+    docnames = getattr(env, "lensbox_side_by_side", [])
+    if not docnames:
+        return []
+    from jupyter_cache import get_cache
+
+    cache = get_cache(env.mystnb_config.execution_cache_path)
+    folder = Path(env.mystnb_config.output_folder)
+    for docname in docnames:
+        path = folder / f"{docname}.ipynb"
+        if path.exists():
+            _, merged = cache.merge_match_into_notebook(
+                nbformat.read(path, as_version=4)
+            )
+            nbformat.write(merged, path)
+    env.lensbox_side_by_side = []
+    return []
+
+
 # ----------------------------------------------------------------------------- pages
 
 
@@ -570,6 +650,9 @@ def configure(app, config):
     ]
     if os.environ.get("LENSBOX_SCALE") == "smoke":
         config.nb_execution_timeout = min(config.nb_execution_timeout, SMOKE_TIMEOUT)
+    if parallel_execution() and config.nb_execution_mode == "force":
+        # read the results that execute_side_by_side puts in the (emptied) cache
+        config.nb_execution_mode = "cache"
 
 
 # ----------------------------------------------------------------------------- setup
@@ -592,6 +675,8 @@ def setup(app):
     app.connect("env-get-updated", number_unnumbered_pages, priority=900)
     app.connect("doctree-read", alt_text)
     app.connect("env-get-outdated", always_rewrite_claims)
+    app.connect("env-before-read-docs", execute_side_by_side)
+    app.connect("env-updated", complete_executed_copies)
     app.connect("doctree-read", drop_widgets)
     app.connect("missing-reference", resolve_reexports)
     app.connect("doctree-resolved", fill_claims)
