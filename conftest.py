@@ -42,3 +42,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    # The longest first (whole chapters, then notebooks), so both workers stay busy to the end.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("chapters") is None,
+            item.path.suffix != ".ipynb",
+        )
+    )

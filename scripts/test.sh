@@ -8,8 +8,8 @@
 #      chapter's `paper` code path on small real-format files; and the built site opened in
 #      headless Chromium (installed with apt-get when missing). Screenshots:
 #      _build/smoke/_build/screenshots/.
-# JAX's persistent compilation cache (_build/smoke/jax-cache) is shared by all of them, so a
-# program compiled once is not compiled again by the next kernel that runs it.
+# JAX's persistent compilation cache (_build/jax-cache, kept between runs) is shared by all of
+# them, so a program compiled once is not compiled again by the next process that runs it.
 #
 #   bash scripts/test.sh            everything (what CI runs)
 #   bash scripts/test.sh --unit     the quick loop: unit tests only, no chapter executed
@@ -20,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 export LENSBOX_SCALE=smoke
+export JAX_COMPILATION_CACHE_DIR="$PWD/_build/jax-cache"
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 # A notebook's cells stay on one worker (conftest.py), as do the browser tests (one rendering).
 PARALLEL=(-n "${LENSBOX_TEST_WORKERS:-2}" --dist loadgroup)
 if [ "${1:-}" = "--unit" ]; then
@@ -36,8 +38,6 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 rm -rf _build/smoke
-export JAX_COMPILATION_CACHE_DIR="$PWD/_build/smoke/jax-cache"
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 start=$(date +%s)
 # The chapters are executed side by side, one per core (book/_ext/lensbox_book.py).
 LENSBOX_PARALLEL_EXECUTION=1 bash scripts/build.sh --path-output _build/smoke
@@ -45,7 +45,6 @@ echo "strict smoke-scale website build took $(( $(date +%s) - start )) s" >&2
 start=$(date +%s)
 site=_build/smoke/_build/html
 python scripts/colab_for_nbval.py "$site" _build/smoke/colab-nbval
-# The longest items first, so that both workers stay busy to the end.
 LENSBOX_SITE=$site LENSBOX_REQUIRE_SITE=1 python -m pytest "${PARALLEL[@]}" \
-  tests/test_paper_branch.py _build/smoke/colab-nbval tests
+  tests _build/smoke/colab-nbval
 echo "pytest took $(( $(date +%s) - start )) s" >&2
