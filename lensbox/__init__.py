@@ -19,6 +19,9 @@ first use (``lensbox.data`` works without ``import lensbox.data``):
 * :mod:`lensbox.boosting`: boosted trees as a telescoping sum (Eq. 9) and their kernel norms;
 * :mod:`lensbox.irregular`: the irregular-test-input protocol of the tabular case study;
 * :mod:`lensbox.baselines`: classical smoothers (ridge, k-NN, tree) as smoother matrices;
+* :mod:`lensbox.networks`, :mod:`lensbox.augment`, :mod:`lensbox.spawning` and
+  :mod:`lensbox.connectivity`: the linear mode connectivity case study (ResNet-20 and a residual
+  MLP with BatchNorm, augmentation, spawning children, barriers and gradient change);
 * :mod:`lensbox.data`: the paper's data sets and their offline stand-ins;
 * :mod:`lensbox.sweeps`: many seeds trained side by side with the paper's stopping rule;
 * :mod:`lensbox.plotting`: the book's style and figure helpers; :mod:`lensbox.bench`: speed;
@@ -29,6 +32,7 @@ first use (``lensbox.data`` works without ``import lensbox.data``):
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from lensbox.config import budget, by_scale, scale, setup
 from lensbox.errors import (
@@ -42,27 +46,10 @@ from lensbox.errors import (
 
 __version__ = "0.1.0"
 
-SUBMODULES = (
-    "adapters",
-    "baselines",
-    "bench",
-    "claims",
-    "config",
-    "data",
-    "errors",
-    "kernels",
-    "models",
-    "optim",
-    "plotting",
-    "smoother",
-    "statistics",
-    "sweeps",
-    "telescoping",
-    "training",
-    "transforms",
-    "boosting",
-    "irregular",
-    "faithfulness",
+# Every public submodule, found in the package itself (not typed by hand): each is loaded on
+# first access, so ``lensbox.spawning`` works after a bare ``import lensbox``.
+SUBMODULES = tuple(
+    sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 )
 
 # public name -> the module that defines it; loaded when first asked for.

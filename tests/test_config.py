@@ -145,3 +145,27 @@ def test_claim_rejects_malformed_input(bad):
         bad = {**bad, "holds": np.array(bad["holds"])}
     with pytest.raises(TypeError, match="claim:"):
         lensbox.claim(**bad)
+
+
+def test_every_submodule_resolves_after_a_bare_import():
+    """``lensbox.X`` works for every module file of the package, with only ``import lensbox``
+    run, in a fresh interpreter (no other test has imported them)."""
+    import pkgutil
+    import subprocess
+    import sys
+
+    files = sorted(
+        m.name
+        for m in pkgutil.iter_modules(lensbox.__path__)
+        if not m.name.startswith("_")
+    )
+    code = (
+        "import lensbox, sys\n"
+        f"for name in {files!r}:\n"
+        "    assert getattr(lensbox, name).__name__ == 'lensbox.' + name, name\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {"augment", "connectivity", "networks", "spawning"} <= set(files)
