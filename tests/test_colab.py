@@ -9,11 +9,7 @@ by nbval: ``scripts/test.sh`` hands it the generated notebooks (``scripts/colab_
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat

@@ -560,8 +560,7 @@ def execute_side_by_side(app, env, docnames):
     if not notebooks:
         return
     cache = get_cache(env.mystnb_config.execution_cache_path)
-    cache.clear_cache()
-    cache = get_cache(env.mystnb_config.execution_cache_path)
+    cache.clear_cache()  # the folder and database are made anew on first use
     for path in notebooks:
         cache.add_nb_to_project(str(path))
     executor = load_executor("local-parallel", cache=cache)
