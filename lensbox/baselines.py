@@ -4,7 +4,7 @@ A *smoother* predicts :math:`\hat f(x) = \hat{\mathbf s}(x)\mathbf y` (Eq. 6): a
 the training labels, with weights that depend on the inputs only. Ridge regression, k-nearest
 neighbours and regression trees are smoothers; the paper (section 4.1, after Curth et al. 2023)
 measures each one's complexity by its effective parameters :math:`p^0_{\hat s}` (Eq. 8,
-:func:`lensbox.smoother.effective_parameters`), and the *Smoothers* chapter derives their known
+:func:`lensbox.engine.smoother.effective_parameters`), and the *Smoothers* chapter derives their known
 values (:math:`n/k` for k-NN, the number of leaves for a tree, at most the trace of the hat matrix
 for ridge). Each function returns the pair ``(S_train, S_test)`` of weight matrices, rows the
 inputs it predicts at and columns the ``n`` training rows, so that ``S_test @ y`` is the prediction.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lensbox._validation import as_count, as_targets
+from lensbox.engine.checks import as_count, as_targets
 from lensbox.boosting import leaf_kernel
 from lensbox.errors import ArgumentError, ShapeError
 

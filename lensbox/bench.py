@@ -19,7 +19,7 @@ In one run, each workload's size printed with its numbers:
 * (c) seconds per step of the momentum and AdamW smoothers (parameter-space state) at a stated
   size;
 * (d) the telescoping-tracking overhead: a training step with
-  :func:`lensbox.telescoping.telescoping_tracker` on ``m`` evaluation rows over the untracked
+  :func:`lensbox.engine.telescoping.telescoping_tracker` on ``m`` evaluation rows over the untracked
   step (3-layer width-200 MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size),
   measured through :func:`lensbox.train` as the time difference between a long and a short run,
   so compilation is excluded;
@@ -48,12 +48,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox import optim
-from lensbox.kernels import tangent_kernel
-from lensbox.models import count_parameters, mlp
-from lensbox.smoother import smoother_tracker
-from lensbox.telescoping import telescoping_tracker
-from lensbox.training import StepInfo, train
+from lensbox.engine import optim
+from lensbox.engine.kernels import tangent_kernel
+from lensbox.engine.models import count_parameters, mlp
+from lensbox.engine.smoother import smoother_tracker
+from lensbox.engine.telescoping import telescoping_tracker
+from lensbox.engine.training import StepInfo, train
 
 
 def _best(fn: Callable[[], Any], repeats: int) -> float:

@@ -235,7 +235,7 @@ def smoother_weights(model: Any, X_train, X) -> np.ndarray:
     :math:`\mathbf s_t(x) = \mathbf s_{t-1}(x) + \gamma\,\mathbf k_{\hat h_t}(x)^\top(\mathbf I -
     \mathbf S_{t-1})`; each step is a leaf-mean (segment sum) of the rows of
     :math:`\mathbf I - \mathbf S_{t-1}`, :math:`O((n + \text{rows})\, n)` per tree. Feed the rows to
-    :func:`lensbox.smoother.effective_parameters`.
+    :func:`lensbox.engine.smoother.effective_parameters`.
     """
     from scipy import sparse
 

@@ -13,7 +13,7 @@ For squared loss the telescoping model is a smoother :math:`\tilde f(x) = \hat{\
   realised-step telescoping model :math:`\tilde f` of Eq. 5, which
   :func:`lensbox.telescoping_tracker` accumulates.
 
-:func:`faithful_fit` trains seeds side by side (as :func:`lensbox.sweeps.smoother_fit`) and
+:func:`faithful_fit` trains seeds side by side (as :func:`lensbox.engine.seeds.smoother_fit`) and
 measures both gaps to the network, :math:`|\hat{\mathbf s}\mathbf y + c - f|` and
 :math:`|\tilde f - f|`. :func:`is_faithful` applies the book's bound, fixed before any run from one
 principle: the smoother describes the network when it differs from the network by at most a tenth
@@ -30,9 +30,9 @@ from typing import Sequence
 import numpy as np
 
 from lensbox.errors import ArgumentError
-from lensbox.models import Model
-from lensbox.optim import Optimizer
-from lensbox.sweeps import (
+from lensbox.engine.models import Model
+from lensbox.engine.optim import Optimizer
+from lensbox.engine.seeds import (
     SeedRuns,
     StoppingRule,
     _network_errors,
@@ -60,7 +60,7 @@ class FaithfulFit:
             loop) and of :math:`\\tilde f` (realised) to the network.
         closed_loop_abs, realised_abs: the same as mean absolute gaps.
         S_test: smoother weights of the test rows (seeds, m, n).
-        runs: the :class:`~lensbox.sweeps.SeedRuns`.
+        runs: the :class:`~lensbox.engine.seeds.SeedRuns`.
     """
 
     stop_steps: np.ndarray
@@ -96,10 +96,10 @@ def faithful_fit(
     rows; see the module docstring.
 
     Args:
-        model, params, optimizer: as in :func:`lensbox.sweeps.smoother_fit`.
+        model, params, optimizer: as in :func:`lensbox.engine.seeds.smoother_fit`.
         X_train, Y_train: (n, d) inputs and each seed's labels (S, n), or shared labels (n,).
         X_test, y_test: (m, d) test inputs and clean labels (m,).
-        rule, batch_size, seed: as in :func:`lensbox.sweeps.train_seeds`.
+        rule, batch_size, seed: as in :func:`lensbox.engine.seeds.train_seeds`.
     """
     runs, Y, f, y_test = tracked_seeds(
         model,

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from lensbox.errors import ArgumentError
-from lensbox.statistics import mean_and_se
+from lensbox.engine.statistics import mean_and_se
 
 PROPORTIONS = (0.0, 0.125, 0.25, 0.375, 0.5)
 IRREGULAR_FRACTION = 0.1

@@ -41,7 +41,7 @@ def band(ax, x, values, *, color=None, label=None, alpha: float = 0.2, **kwargs)
     """Plot the mean of ``values`` (seeds x points) with a band of one standard error."""
     import numpy as np
 
-    from lensbox.statistics import mean_and_se
+    from lensbox.engine.statistics import mean_and_se
 
     values = np.asarray(values, dtype=float)
     mean, se = mean_and_se(values[None] if values.ndim == 1 else values)

@@ -29,8 +29,8 @@ import numpy as np
 
 from lensbox.errors import ArgumentError
 from lensbox.networks import BatchNormNetwork
-from lensbox.optim import Optimizer, OptState, apply_updates
-from lensbox.training import softmax_cross_entropy
+from lensbox.engine.optim import Optimizer, OptState, apply_updates
+from lensbox.engine.training import softmax_cross_entropy
 
 Params = Any
 
@@ -89,7 +89,7 @@ def make_trainer(
 
     Args:
         net: a :class:`~lensbox.networks.BatchNormNetwork` (trained in BatchNorm's training mode).
-        optimizer: a :mod:`lensbox.optim` optimiser carrying its own learning-rate schedule, e.g.
+        optimizer: a :mod:`lensbox.engine.optim` optimiser carrying its own learning-rate schedule, e.g.
             the paper's ``sgd(0.1, momentum=0.9, decay_at=(32_000, 48_000))`` (divided by ten
             after each of those steps).
         X, y: training images ``(n, h, w, c)`` and integer class labels ``(n,)``.

@@ -27,9 +27,9 @@ import pytest
 
 
 def fixed_rule(epochs: int, check_every: int | None = None):
-    """A :class:`lensbox.sweeps.StoppingRule` that stops only after ``epochs`` (no patience,
+    """A :class:`lensbox.engine.seeds.StoppingRule` that stops only after ``epochs`` (no patience,
     tolerance or accuracy stop), checked every ``check_every`` epochs (default: at the end)."""
-    from lensbox.sweeps import StoppingRule
+    from lensbox.engine.seeds import StoppingRule
 
     return StoppingRule(
         max_epochs=epochs,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lensbox
-from lensbox.kernels import jacobian_tree, tangent_kernel
+from lensbox.engine.kernels import jacobian_tree, tangent_kernel
 
 
 def _brute_kernel(apply, params, X_R, X_B):
@@ -135,7 +135,9 @@ def test_softmax_cross_entropy_training_telescopes_on_three_classes():
     assert run.telescoping_error[-1] < 0.1 * run.linearised_error[-1]
     log_p = jax.nn.log_softmax(model.apply(params, X[:5]))
     np.testing.assert_allclose(
-        lensbox.training.softmax_cross_entropy(model.apply(params, X[:5]), y[:5]),
+        lensbox.engine.training.softmax_cross_entropy(
+            model.apply(params, X[:5]), y[:5]
+        ),
         -log_p[np.arange(5), y[:5]],
         rtol=1e-12,
     )
@@ -161,7 +163,7 @@ def test_an_equinox_model_telescopes_through_the_adapter():
         activation=jnp.tanh,
         key=jax.random.PRNGKey(0),
     )
-    model, params = lensbox.adapters.from_equinox(module)
+    model, params = lensbox.engine.adapters.from_equinox(module)
     X = jax.random.normal(jax.random.PRNGKey(1), (20, 3))
     y = jnp.sin(X[:, 0])
     np.testing.assert_allclose(
@@ -187,4 +189,4 @@ def test_an_equinox_model_telescopes_through_the_adapter():
     # model's, which ignores how the gradient changes along the way (section 2.3).
     assert run.telescoping_error[-1] < 0.1 * run.linearised_error[-1]
     with pytest.raises(lensbox.ArgumentTypeError, match="must be an equinox.Module"):
-        lensbox.adapters.from_equinox(lambda x: x)
+        lensbox.engine.adapters.from_equinox(lambda x: x)

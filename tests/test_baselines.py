@@ -7,7 +7,7 @@ from sklearn.neighbors import KNeighborsRegressor
 
 import lensbox
 from lensbox.baselines import knn_smoother, ridge_smoother, tree_smoother, with_constant
-from lensbox.smoother import effective_parameters
+from lensbox.engine.smoother import effective_parameters
 
 
 @pytest.fixture

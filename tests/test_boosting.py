@@ -10,7 +10,7 @@ from sklearn.ensemble import (
 from sklearn.exceptions import NotFittedError
 
 from lensbox import boosting
-from lensbox.smoother import effective_parameters
+from lensbox.engine.smoother import effective_parameters
 
 
 def _data(n=300, m=80, d=4, seed=0):

@@ -157,7 +157,7 @@ def test_eq10_gaps_vanish_linearly_as_the_children_stay_close_to_the_spawn_point
 
 def test_measure_spawns_agrees_with_the_single_run_functions(rng):
     from lensbox.connectivity import measure_spawns
-    from lensbox.optim import sgd
+    from lensbox.engine.optim import sgd
     from lensbox.spawning import (
         index,
         init_state,

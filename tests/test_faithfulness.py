@@ -6,7 +6,8 @@ import pytest
 from fixtures import fixed_rule
 
 import lensbox
-from lensbox import faithfulness, sweeps
+from lensbox import faithfulness
+from lensbox.engine import seeds
 
 
 def _task(n, d, seed):
@@ -19,12 +20,12 @@ def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_mod
     X, y = _task(14, 5, 0)
     X_test, y_test = _task(6, 5, 1)
     model = lensbox.mlp((6,), activation="relu")
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 5)
-    opt = lensbox.sgd(sweeps.kernel_learning_rate(model, params, X, stacked=True))
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 5)
+    opt = lensbox.sgd(seeds.kernel_learning_rate(model, params, X, stacked=True))
     fit = faithfulness.faithful_fit(
         model, params, opt, X, y, X_test, y_test, rule=fixed_rule(60)
     )
-    ref = sweeps.smoother_fit(
+    ref = seeds.smoother_fit(
         model,
         params,
         opt,
@@ -61,8 +62,8 @@ def test_a_linear_model_is_faithful_in_both_readings():
     X, y = _task(8, 12, 2)
     X_test, y_test = _task(4, 12, 3)
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), 12)
-    opt = lensbox.sgd(sweeps.kernel_learning_rate(model, params, X, stacked=True))
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), 12)
+    opt = lensbox.sgd(seeds.kernel_learning_rate(model, params, X, stacked=True))
     fit = faithfulness.faithful_fit(
         model, params, opt, X, y, X_test, y_test, rule=fixed_rule(200)
     )
@@ -85,7 +86,7 @@ def test_is_faithful_applies_the_fraction_of_the_test_mse():
 def test_faithful_fit_rejects_misshapen_test_labels():
     X, y = _task(6, 3, 0)
     model = lensbox.mlp((2,))
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), 3)
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), 3)
     with pytest.raises(
         lensbox.ShapeError, match="y_test must have one label per test row"
     ):

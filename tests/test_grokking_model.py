@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lensbox
-from lensbox.models import quadratic_network, quadratic_tangent_kernel
+from lensbox.engine.models import quadratic_network, quadratic_tangent_kernel
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def test_closed_form_kernel_with_adam_preconditioner():
 
 
 def test_kernel_agrees_with_lensbox_generic_tangent_kernel():
-    from lensbox.kernels import tangent_kernel
+    from lensbox.engine.kernels import tangent_kernel
 
     model = quadratic_network(11, 0.3)
     k = jax.random.split(jax.random.PRNGKey(2), 3)
@@ -108,7 +108,7 @@ def test_model_matches_equation_25():
 
 
 def test_closed_form_kernel_drives_the_smoother_like_the_generic_one():
-    from lensbox.smoother import smoother_tracker
+    from lensbox.engine.smoother import smoother_tracker
 
     model = quadratic_network(20, 0.5)
     k = jax.random.split(jax.random.PRNGKey(8), 3)

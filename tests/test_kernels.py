@@ -7,9 +7,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import lensbox
-from lensbox import optim
-from lensbox.kernels import jacobian_rows, tangent_kernel
-from lensbox.telescoping import linearised_step
+from lensbox.engine import optim
+from lensbox.engine.kernels import jacobian_rows, tangent_kernel
+from lensbox.engine.telescoping import linearised_step
 
 jax.config.update("jax_enable_x64", True)
 
@@ -130,7 +130,9 @@ def test_bad_inputs():
     params = model.init(jax.random.PRNGKey(0), 5)
     with pytest.raises(lensbox.ArgumentError, match="method must be one of"):
         tangent_kernel(model, params, X_R, X_B, method="fast")
-    with pytest.raises(lensbox.ArgumentError, match="needs a lensbox.models.mlp"):
+    with pytest.raises(
+        lensbox.ArgumentError, match="needs a lensbox.engine.models.mlp"
+    ):
         tangent_kernel(model.apply, params, X_R, X_B, method="structured")
     with pytest.raises(lensbox.ShapeError, match="X_B must have 5 features per row"):
         tangent_kernel(model, params, X_R, X_B[:, :3])

@@ -8,8 +8,8 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from lensbox import optim
-from lensbox import transforms as T
+from lensbox.engine import optim
+from lensbox.engine import transforms as T
 
 jax.config.update("jax_enable_x64", True)
 

@@ -262,9 +262,9 @@ def test_api_reference_documents_every_public_module():
 
     site = _site()
     html = (site / "book" / "api.html").read_text()
-    for module in pkgutil.iter_modules(lensbox.__path__):
-        if not module.name.startswith("_"):
-            assert f'id="module-lensbox.{module.name}"' in html, module.name
+    for module in pkgutil.walk_packages(lensbox.__path__, prefix="lensbox."):
+        if not any(part.startswith("_") for part in module.name.split(".")):
+            assert f'id="module-{module.name}"' in html, module.name
 
 
 def test_figures_have_alt_text_and_open_at_full_size_and_wide_outputs_scroll():

@@ -7,16 +7,16 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import lensbox
-from lensbox import optim
-from lensbox import transforms as T
-from lensbox.smoother import (
+from lensbox.engine import optim
+from lensbox.engine import transforms as T
+from lensbox.engine.smoother import (
     check_record,
     effective_parameters,
     smooth,
     smoother_tracker,
 )
-from lensbox.telescoping import telescoping_tracker
-from lensbox.training import Tracker
+from lensbox.engine.telescoping import telescoping_tracker
+from lensbox.engine.training import Tracker
 
 jax.config.update("jax_enable_x64", True)
 

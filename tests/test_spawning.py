@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lensbox.networks import residual_mlp
-from lensbox.optim import apply_updates, sgd
+from lensbox.engine.optim import apply_updates, sgd
 from lensbox.spawning import (
     batch_rows,
     index,
@@ -14,7 +14,7 @@ from lensbox.spawning import (
     stack,
     train_many,
 )
-from lensbox.training import softmax_cross_entropy
+from lensbox.engine.training import softmax_cross_entropy
 
 
 def _setup(rng, n=24, lr=0.05, boundaries=(), augment=None):

@@ -1,4 +1,4 @@
-"""Tests of lensbox.sweeps: the stopping rule, seeds trained side by side, and the smoother summary."""
+"""Tests of lensbox.engine.seeds: the stopping rule, seeds trained side by side, and the smoother summary."""
 
 import jax
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from fixtures import fixed_rule
 
 import lensbox
-from lensbox import sweeps
-from lensbox.smoother import effective_parameters
+from lensbox.engine import seeds
+from lensbox.engine.smoother import effective_parameters
 
 
 def _task(n=12, d=5, seed=0):
@@ -19,24 +19,24 @@ def _task(n=12, d=5, seed=0):
 
 def test_stopping_rule_validates_its_fields():
     with pytest.raises(lensbox.ArgumentError, match="multiples of check_every"):
-        sweeps.StoppingRule(max_epochs=100, patience=30, check_every=20)
+        seeds.StoppingRule(max_epochs=100, patience=30, check_every=20)
     with pytest.raises(
         lensbox.ArgumentError, match="max_epochs must be a positive integer"
     ):
-        sweeps.StoppingRule(max_epochs=0)
+        seeds.StoppingRule(max_epochs=0)
     with pytest.raises(lensbox.ArgumentError, match="tolerance must be non-negative"):
-        sweeps.StoppingRule(max_epochs=100, patience=50, tolerance=-1.0)
+        seeds.StoppingRule(max_epochs=100, patience=50, tolerance=-1.0)
 
 
 def test_one_seed_matches_lensbox_train_step_for_step():
     X, y = _task()
     model = lensbox.mlp((7,))
-    params = sweeps.init_seeds(
+    params = seeds.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(1), 2), X.shape[1]
     )
     opt = lensbox.sgd(0.3, momentum=0.9)
     rule = fixed_rule(60, check_every=10)
-    runs = sweeps.train_seeds(model, params, opt, X, y, rule=rule, batch_size=4, seed=3)
+    runs = seeds.train_seeds(model, params, opt, X, y, rule=rule, batch_size=4, seed=3)
     assert list(runs.reasons) == ["max_epochs", "max_epochs"]
     assert np.all(
         runs.stop_steps == 60 * 3
@@ -61,14 +61,14 @@ def test_each_seed_stops_on_its_own_and_is_frozen():
         np.where(y > 0, 1.0, -1.0) + 0.1 * X[:, 0]
     )  # a margin: a linear fit gets every label
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(
+    params = seeds.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
     )
     Y = np.stack([y, np.random.default_rng(5).integers(0, 2, size=16).astype(float)])
-    rule = sweeps.StoppingRule(
+    rule = seeds.StoppingRule(
         max_epochs=4000, patience=200, check_every=20, tolerance=1e-6
     )
-    runs = sweeps.train_seeds(model, params, lensbox.sgd(1.0), X, Y, rule=rule)
+    runs = seeds.train_seeds(model, params, lensbox.sgd(1.0), X, Y, rule=rule)
     assert runs.reasons[0] == "accuracy" and runs.reasons[1] != "accuracy"
     assert runs.stop_steps[0] < runs.stop_steps[1] and runs.stop_steps[0] % 20 == 0
     # The seed that stopped first ends exactly where a run of that many steps ends.
@@ -87,18 +87,18 @@ def test_each_seed_stops_on_its_own_and_is_frozen():
 def test_stall_rule_compares_the_loss_patience_epochs_apart():
     X, y = _task()
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(
+    params = seeds.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(0), 1), X.shape[1]
     )
     Y = np.random.default_rng(2).integers(0, 2, size=len(y)).astype(float)
-    rule = sweeps.StoppingRule(
+    rule = seeds.StoppingRule(
         max_epochs=20_000,
         patience=100,
         check_every=50,
         tolerance=1e-3,
         perfect_accuracy=False,
     )
-    runs = sweeps.train_seeds(model, params, lensbox.sgd(0.5), X, Y, rule=rule)
+    runs = seeds.train_seeds(model, params, lensbox.sgd(0.5), X, Y, rule=rule)
     assert runs.reasons == ["stalled"]
     k = int(np.flatnonzero(runs.check_steps == runs.stop_steps[0])[0])
     assert runs.train_loss[k - 2, 0] - runs.train_loss[k, 0] <= 1e-3
@@ -111,15 +111,15 @@ def test_kernel_learning_rate_of_a_linear_model_is_n_over_lambda_max():
     params = model.init(jax.random.PRNGKey(0), 4)
     K = X @ X.T + 1.0  # gradient of x w + b is (x, 1)
     expected = 10 / np.linalg.eigvalsh(K)[-1]
-    assert sweeps.kernel_learning_rate(model, params, X) == pytest.approx(
+    assert seeds.kernel_learning_rate(model, params, X) == pytest.approx(
         expected, rel=1e-10
     )
-    stacked = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 3), 4)
-    assert sweeps.kernel_learning_rate(
+    stacked = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 3), 4)
+    assert seeds.kernel_learning_rate(
         model, stacked, X, stacked=True, fraction=0.5
     ) == pytest.approx(expected / 2, rel=1e-10)
     with pytest.raises(lensbox.ArgumentError, match="fraction must lie in"):
-        sweeps.kernel_learning_rate(model, params, X, fraction=2.5)
+        seeds.kernel_learning_rate(model, params, X, fraction=2.5)
 
 
 def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
@@ -133,16 +133,16 @@ def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
         rng.integers(0, 2, size=m).astype(float),
     )
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), d)
-    lr = sweeps.kernel_learning_rate(model, params, X, stacked=True)
-    rule = sweeps.StoppingRule(
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), d)
+    lr = seeds.kernel_learning_rate(model, params, X, stacked=True)
+    rule = seeds.StoppingRule(
         max_epochs=3000,
         patience=100,
         check_every=50,
         tolerance=1e-12,
         perfect_accuracy=False,
     )
-    fit = sweeps.smoother_fit(
+    fit = seeds.smoother_fit(
         model,
         params,
         lensbox.sgd(lr),
@@ -165,11 +165,11 @@ def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
 def test_smoother_fit_without_smoother_reports_nan_parameters():
     X, y = _task()
     model = lensbox.mlp((3,))
-    params = sweeps.init_seeds(
+    params = seeds.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
     )
-    rule = sweeps.StoppingRule(max_epochs=100, patience=50, check_every=50)
-    fit = sweeps.smoother_fit(
+    rule = seeds.StoppingRule(max_epochs=100, patience=50, check_every=50)
+    fit = seeds.smoother_fit(
         model, params, lensbox.sgd(0.1), X, y, X[:4], y[:4], rule=rule, smoother=False
     )
     assert (
@@ -190,26 +190,26 @@ def test_smoother_fit_without_smoother_reports_nan_parameters():
 def test_train_seeds_rejects_labels_of_the_wrong_shape():
     X, y = _task()
     model = lensbox.mlp(())
-    params = sweeps.init_seeds(
+    params = seeds.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
     )
-    rule = sweeps.StoppingRule(max_epochs=100, patience=50, check_every=50)
+    rule = seeds.StoppingRule(max_epochs=100, patience=50, check_every=50)
     with pytest.raises(
         lensbox.ShapeError, match=r"Y must have shape \(seeds, n\) = \(2, 12\)"
     ):
-        sweeps.train_seeds(
+        seeds.train_seeds(
             model, params, lensbox.sgd(0.1), X, np.stack([y, y, y]), rule=rule
         )
 
 
 def test_mean_and_se():
     values = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 7.0]])
-    mean, se = sweeps.mean_and_se(values)
+    mean, se = seeds.mean_and_se(values)
     np.testing.assert_allclose(mean, values.mean(0))
     np.testing.assert_allclose(se, values.std(0, ddof=1) / np.sqrt(3))
     # Several axes pooled (seeds and pairs): the error counts every pooled value.
     cube = np.arange(24.0).reshape(2, 3, 4) ** 1.5
-    mean, se = sweeps.mean_and_se(cube, (1, 2))
+    mean, se = seeds.mean_and_se(cube, (1, 2))
     flat = cube.reshape(2, 12)
     np.testing.assert_allclose(mean, flat.mean(1))
     np.testing.assert_allclose(se, flat.std(1, ddof=1) / np.sqrt(12))
@@ -221,12 +221,12 @@ def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap()
     X, y = _task(n=16, d=5)
     X_test, y_test = _task(n=6, d=5, seed=1)
     model = lensbox.mlp((8,), activation="tanh")
-    params = sweeps.init_seeds(
+    params = seeds.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
     )
-    lr = sweeps.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
+    lr = seeds.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
     rule = fixed_rule(400, check_every=50)
-    fit = sweeps.smoother_fit(
+    fit = seeds.smoother_fit(
         model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule
     )
     rec = fit.runs.final
@@ -254,10 +254,10 @@ def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
     telescoping model) and dropped when they differ."""
     X, y = _task(10, 3, 0)
     model = lensbox.mlp((4,))
-    params = sweeps.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 3)
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 3)
     rule = fixed_rule(20, check_every=10)
     args = (model, params, lensbox.sgd(0.2), X)
-    shared, _, _, _ = sweeps.tracked_seeds(
+    shared, _, _, _ = seeds.tracked_seeds(
         *args, y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
     )
     rec = shared.final["smoother"]
@@ -265,14 +265,14 @@ def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
         rec["prediction_network"], shared.final["telescoping"], atol=1e-5
     )
     Y = np.stack([y, 1 - y])
-    per_seed, Y_out, _, _ = sweeps.tracked_seeds(
+    per_seed, Y_out, _, _ = seeds.tracked_seeds(
         *args, Y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
     )
     for record in (per_seed.final["smoother"], per_seed.records["smoother"]):
         assert not {"prediction", "prediction_network", "c_network"} & set(record)
         assert {"S", "c", "p_train", "p_test"} <= set(record)
     # Seed 1 alone, with its own labels in its own tracker, has the same S and c.
-    alone, _, _, _ = sweeps.tracked_seeds(
+    alone, _, _, _ = seeds.tracked_seeds(
         model,
         jax.tree_util.tree_map(lambda a: a[1:], params),
         lensbox.sgd(0.2),
@@ -293,10 +293,10 @@ def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
 def test_a_diverging_seed_is_a_divergence_error_naming_the_check_step():
     X, y = _task()
     model = lensbox.mlp((4,))
-    params = sweeps.init_seeds(
+    params = seeds.init_seeds(
         model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
     )
     rule = fixed_rule(200, check_every=50)
     with pytest.raises(lensbox.DivergenceError, match="diverged by step 50") as caught:
-        sweeps.train_seeds(model, params, lensbox.sgd(1e6), X, 1e3 * y, rule=rule)
+        seeds.train_seeds(model, params, lensbox.sgd(1e6), X, 1e3 * y, rule=rule)
     assert caught.value.step == 50

@@ -7,8 +7,12 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import lensbox
-from lensbox.telescoping import approximation_error, first_order_error, linearised_step
-from lensbox.training import BatchOrder
+from lensbox.engine.telescoping import (
+    approximation_error,
+    first_order_error,
+    linearised_step,
+)
+from lensbox.engine.training import BatchOrder
 
 
 def _digits(n_train=60, n_eval=30):
@@ -41,7 +45,7 @@ def test_jvp_telescoping_sum_equals_brute_force_jacobian_sum():
     for t, idx in enumerate(order.batches(1, 15), start=1):
         delta, state = update(grad(p, idx), state, p)
         f_tilde = f_tilde + jac(ravel_pytree(p)[0]) @ ravel_pytree(delta)[0]
-        p = lensbox.optim.apply_updates(p, delta)
+        p = lensbox.engine.optim.apply_updates(p, delta)
         np.testing.assert_allclose(run.telescoping[t], f_tilde, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(
             run.network[t], model.apply(p, X_eval), rtol=1e-10, atol=1e-12

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lensbox
-from lensbox.training import (
+from lensbox.engine.training import (
     BatchOrder,
     Tracker,
     predictions_tracker,

@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import as_inputs
+from lensbox.engine.checks import as_inputs
 from lensbox.errors import ShapeError
-from lensbox.models import Apply, Model, apply_of
-from lensbox.training import (
+from lensbox.engine.models import Apply, Model, apply_of
+from lensbox.engine.training import (
     Tracker,
     TrainResult,
     TrainState,
@@ -57,7 +57,7 @@ def first_order_error(
 
 
 def telescoping_tracker(model: Model | Apply, X_eval) -> Tracker:
-    r"""A :class:`~lensbox.training.Tracker` accumulating :math:`\tilde f_{\theta_t}(X_{eval})`.
+    r"""A :class:`~lensbox.engine.training.Tracker` accumulating :math:`\tilde f_{\theta_t}(X_{eval})`.
 
     The state starts at :math:`f_{\theta_0}(X_{eval})` and each step adds
     :math:`\nabla_\theta f_{\theta_{t-1}}(X_{eval})^\top\Delta\theta_t` with the realised step.
@@ -101,7 +101,7 @@ class TelescopeRun:
         network: :math:`f_{\\theta_t}(X_{eval})`, shape (records, m).
         telescoping: :math:`\\tilde f_{\\theta_t}(X_{eval})`.
         linearised: :math:`f^{lin}_{\\theta_t}(X_{eval})`.
-        train: the underlying :class:`~lensbox.training.TrainResult`.
+        train: the underlying :class:`~lensbox.engine.training.TrainResult`.
     """
 
     record_steps: np.ndarray

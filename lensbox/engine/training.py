@@ -4,8 +4,8 @@
 :class:`Tracker` is three pure functions: ``init`` builds its state from the starting parameters,
 ``update`` folds in one optimisation step (it sees :math:`\\theta_{t-1}`, :math:`\\theta_t`,
 :math:`\\Delta\\theta_t`, the batch and the optimiser state) and ``record`` turns the state into the
-small summary stored at the recording steps. The telescoping model (:mod:`lensbox.telescoping`)
-and the smoother (:mod:`lensbox.smoother`) are trackers.
+small summary stored at the recording steps. The telescoping model (:mod:`lensbox.engine.telescoping`)
+and the smoother (:mod:`lensbox.engine.smoother`) are trackers.
 
 Steps run inside one compiled loop between recording steps, so Python is visited only to record,
 to update the progress bar and to check for divergence. The compiled loop is built once per
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import (
+from lensbox.engine.checks import (
     as_count,
     as_counts,
     as_inputs,
@@ -36,8 +36,8 @@ from lensbox._validation import (
     n_rows,
 )
 from lensbox.errors import ArgumentError, DivergenceError, ShapeError
-from lensbox.models import Apply, Model, apply_of, as_model, check_features
-from lensbox.optim import (
+from lensbox.engine.models import Apply, Model, apply_of, as_model, check_features
+from lensbox.engine.optim import (
     Optimizer,
     OptState,
     apply_updates,
@@ -295,7 +295,7 @@ def optimisation_step(
 
     ``carry`` is ``(theta_{t-1}, optimiser state, tracker states)``; returns the new carry and the
     mini-batch loss at :math:`\\theta_{t-1}`. Pure and jittable: :func:`train` and
-    :func:`lensbox.sweeps.train_seeds` (which ``vmap`` it over seeds) both step through it.
+    :func:`lensbox.engine.seeds.train_seeds` (which ``vmap`` it over seeds) both step through it.
     """
     params_prev, opt_state, tstates = carry
     value, grads = jax.value_and_grad(
@@ -502,10 +502,10 @@ def train(
     """Train ``model`` for ``steps`` optimisation steps, from scratch or from a :class:`TrainState`.
 
     Args:
-        model: a :class:`~lensbox.models.Model` or an ``apply(params, X)`` function.
+        model: a :class:`~lensbox.engine.models.Model` or an ``apply(params, X)`` function.
         params: :math:`\theta_0`, or a :class:`TrainState` (such as ``result.state`` of an earlier
             run) to continue from: its parameters, optimiser state and step count ``t_0``.
-        optimizer: from :mod:`lensbox.optim` (``init``/``update``).
+        optimizer: from :mod:`lensbox.engine.optim` (``init``/``update``).
         X, y: training inputs (an array with a leading row axis, or a pytree of them) and targets
             ((n,) for one output; (n, k), or labels (n,) with ``softmax_cross_entropy``, for k).
         steps: number of steps T this call takes (steps :math:`t_0+1 .. t_0+T`).

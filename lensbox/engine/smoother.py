@@ -19,12 +19,12 @@ effective-parameter count) is the same whichever offset drives ``c``:
   own residuals :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`;
 * ``c_net`` (network offset): :math:`\mathbf r_B = \mathbf S_B\mathbf y - \mathbf f_{\theta_{t-1}}(X_B)`,
   the network's residuals (Eq. 6). Then :math:`\mathbf S\mathbf y + \mathbf c_{net}` equals the
-  realised-step telescoping model of :mod:`lensbox.telescoping` exactly; this column reads the labels.
+  realised-step telescoping model of :mod:`lensbox.engine.telescoping` exactly; this column reads the labels.
 
 **Each step.** The negative-gradient direction of the batch, written in parameter space as a
 ``p x (n + 2)`` matrix, is :math:`\mathbf u = -\mathbf J_B^\top \mathbf V / |B|` with
 :math:`\mathbf V = [\mathbf E_B - \mathbf S_B \mid \mathbf r_B \mid \mathbf r^{net}_B]`. The
-optimiser's own pieces (:mod:`lensbox.transforms`: decay, momentum trace, bias correction,
+optimiser's own pieces (:mod:`lensbox.engine.transforms`: decay, momentum trace, bias correction,
 :math:`\mathrm{diag}(1/\phi_t)`, learning rate) map it to :math:`\Delta\theta_t` in the same
 representation, carrying their momentum traces as ``p x (n + 2)`` matrices and reading
 :math:`\theta_{t-1} = \mathbf D_t [\mathbf y; 1; 1]` (:math:`\mathbf D_1 = [\mathbf 0 \mid
@@ -53,14 +53,20 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lensbox import kernels as _kernels
-from lensbox import transforms as tx
-from lensbox._validation import as_matrix, as_targets
+from lensbox.engine import kernels as _kernels
+from lensbox.engine import transforms as tx
+from lensbox.engine.checks import as_matrix, as_targets
 from lensbox.errors import ArgumentError
-from lensbox.models import Model
-from lensbox.optim import Optimizer, check_optimizer
-from lensbox.telescoping import telescoping_tracker
-from lensbox.training import StepInfo, Tracker, TrainResult, predictions_tracker, train
+from lensbox.engine.models import Model
+from lensbox.engine.optim import Optimizer, check_optimizer
+from lensbox.engine.telescoping import telescoping_tracker
+from lensbox.engine.training import (
+    StepInfo,
+    Tracker,
+    TrainResult,
+    predictions_tracker,
+    train,
+)
 
 Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
@@ -292,24 +298,24 @@ def smoother_tracker(
     method: str = "auto",
     rows_per_chunk: int = 256,
 ) -> Tracker:
-    r"""A :class:`~lensbox.training.Tracker` running the smoother recursion with the run's optimiser.
+    r"""A :class:`~lensbox.engine.training.Tracker` running the smoother recursion with the run's optimiser.
 
     Rows are ``X_train`` (n) then ``X_eval`` (m). Train with the same ``X_train``, ``y_train`` and
     ``optimizer``, and squared loss: ``lensbox.train(model, params, opt, X, y, trackers={"smoother":
     smoother_tracker(model, X, y, X_test, opt)})``.
 
     Args:
-        model: a :class:`~lensbox.models.Model` or ``apply(params, X)``.
+        model: a :class:`~lensbox.engine.models.Model` or ``apply(params, X)``.
         X_train, y_train: the training rows and labels.
         X_eval: evaluation rows (may have zero rows, or be ``None`` for none).
-        optimizer: the :mod:`lensbox.optim` optimiser of the run (any chain of
-            :mod:`lensbox.transforms` pieces); training with another raises ``ValueError``.
+        optimizer: the :mod:`lensbox.engine.optim` optimiser of the run (any chain of
+            :mod:`lensbox.engine.transforms` pieces); training with another raises ``ValueError``.
         kernel_fn: optional ``(params, X_R, X_B, divisor) -> (R, B)`` replacing
-            :func:`lensbox.kernels.tangent_kernel`, ``divisor`` being ``None`` or Adam's
+            :func:`lensbox.engine.kernels.tangent_kernel`, ``divisor`` being ``None`` or Adam's
             :math:`\phi_t`. Only for optimisers without momentum or weight decay.
         record_weights: also record ``S`` (R x n) at each recording step.
         loss: must be ``"squared"``; the smoother exists only for squared loss (section 4.1).
-        method: kernel and Jacobian route, as in :func:`~lensbox.kernels.tangent_kernel`.
+        method: kernel and Jacobian route, as in :func:`~lensbox.engine.kernels.tangent_kernel`.
         rows_per_chunk: Jacobian rows built at once in the parameter-space route.
 
     Returns:
@@ -326,7 +332,7 @@ def smoother_tracker(
         )
     pieces, spec = check_optimizer(optimizer).pieces, optimizer.config.spec
     X_R, y, n = tracked_rows(X_train, y_train, X_eval)
-    method, model = _kernels._route(model, method)
+    method, model = _kernels.route(model, method)
     apply = model.apply
     parameter_space = not tx.is_diagonal(pieces)
     if kernel_fn is not None and parameter_space:
@@ -390,7 +396,7 @@ class SmootherRun:
         network: :math:`f_{\\theta_t}(x)`.
         p_train, p_test: effective parameters at each recorded step (the same for both offsets).
         S: smoother weights (records, R, n), when recorded.
-        train: the :class:`~lensbox.training.TrainResult`.
+        train: the :class:`~lensbox.engine.training.TrainResult`.
     """
 
     record_steps: np.ndarray

@@ -6,7 +6,7 @@ reaches 100 % or when the training squared loss improves by at most :math:`10^{-
 consecutive epochs. :class:`StoppingRule` states such a rule; :func:`train_seeds` trains several
 seeds of one model side by side under it, in one compiled program (the seeds are a ``vmap`` axis,
 so a width costs one compilation however many seeds it has), and lets any
-:class:`~lensbox.training.Tracker`, such as :func:`lensbox.smoother.smoother_tracker`, watch every
+:class:`~lensbox.engine.training.Tracker`, such as :func:`lensbox.engine.smoother.smoother_tracker`, watch every
 step. Each seed stops on its own; its trackers are recorded at the step where it stopped.
 :func:`smoother_fit` wraps this for the question the book asks of every run: the network's errors
 and the smoother's effective parameters :math:`p^{train}_{\hat s}` and :math:`p^{test}_{\hat s}`
@@ -27,12 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import as_counts, as_matrix, check_finite
+from lensbox.engine.checks import as_counts, as_matrix, check_finite
 from lensbox.errors import ArgumentError, DivergenceError, ShapeError
-from lensbox.models import Model, apply_of
-from lensbox.optim import Optimizer, check_optimizer
-from lensbox.statistics import mean_and_se
-from lensbox.training import (
+from lensbox.engine.models import Model, apply_of
+from lensbox.engine.optim import Optimizer, check_optimizer
+from lensbox.engine.statistics import mean_and_se
+from lensbox.engine.training import (
     BatchOrder,
     Tracker,
     get_loss,
@@ -155,13 +155,13 @@ def kernel_learning_rate(
     so that it is safe for all of them.
 
     Args:
-        model: the network (see :func:`lensbox.kernels.tangent_kernel`).
+        model: the network (see :func:`lensbox.engine.kernels.tangent_kernel`).
         params: :math:`\theta_0`, one seed or (``stacked``) a stack of seeds.
         X: the n training inputs.
         fraction: multiplies :math:`n/\lambda_{\max}`; must lie in (0, 2).
         stacked: whether ``params`` has a leading seed axis.
     """
-    from lensbox import kernels
+    from lensbox.engine import kernels
 
     if not (0.0 < fraction < 2.0):
         raise ArgumentError(
@@ -348,9 +348,9 @@ def train_seeds(
     is frozen while the others continue.
 
     Args:
-        model: a :class:`~lensbox.models.Model` or ``apply(params, X)``.
+        model: a :class:`~lensbox.engine.models.Model` or ``apply(params, X)``.
         params: :math:`\theta_0` with a leading seed axis (see :func:`init_seeds`).
-        optimizer: from :mod:`lensbox.optim`; every seed uses the same one.
+        optimizer: from :mod:`lensbox.engine.optim`; every seed uses the same one.
         X: (n, d) training inputs shared by the seeds.
         Y: (seeds, n) training labels of each seed, or (n,) shared by all.
         rule: the :class:`StoppingRule`.
@@ -464,7 +464,7 @@ def _smoother_summary(rec, Y, f, y_test) -> _SmootherSummary:
     """Effective parameters, gap to the network and test error of each seed's closed-loop
     smoother at the end of training (shared by :func:`smoother_fit` and
     :func:`lensbox.faithfulness.faithful_fit`)."""
-    from lensbox.smoother import check_record, effective_parameters
+    from lensbox.engine.smoother import check_record, effective_parameters
 
     check_record(rec)
     n = Y.shape[1]
@@ -522,8 +522,8 @@ def tracked_seeds(
     ``(runs, Y, f, y_test)``: the :class:`SeedRuns`, the labels per seed (seeds, n), the network's
     final predictions (seeds, n + m) and the test labels as a float vector.
     """
-    from lensbox.smoother import smoother_tracker
-    from lensbox.telescoping import telescoping_tracker
+    from lensbox.engine.smoother import smoother_tracker
+    from lensbox.engine.telescoping import telescoping_tracker
 
     X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
     y_test = np.asarray(y_test, dtype=float)
@@ -596,7 +596,7 @@ def smoother_fit(
     Args:
         model: the network.
         params: :math:`\theta_0` with a leading seed axis (see :func:`init_seeds`).
-        optimizer: from :mod:`lensbox.optim`.
+        optimizer: from :mod:`lensbox.engine.optim`.
         X_train, Y_train: training inputs (n, d) and each seed's labels (seeds, n) or shared (n,).
         X_test, y_test: test inputs (m, d) and clean labels (m,).
         rule: the :class:`StoppingRule`.

@@ -1,10 +1,10 @@
-r"""Optimisers as chains of linear pieces (:mod:`lensbox.transforms`), with the paper's conventions
+r"""Optimisers as chains of linear pieces (:mod:`lensbox.engine.transforms`), with the paper's conventions
 spelled out.
 
 Every optimiser is an :class:`Optimizer`: ``init(params) -> state`` and
 ``update(grads, state, params) -> (delta, state)``, where ``delta`` is the realised parameter step
 :math:`\Delta\theta_t` (add it to the parameters). The step index ``t`` starts at 1 and the
-learning rate of step ``t`` is a :class:`~lensbox.transforms.Schedule`: a constant, a linear
+learning rate of step ``t`` is a :class:`~lensbox.engine.transforms.Schedule`: a constant, a linear
 warm-up over ``warmup_steps`` steps, and division by ten after each step in ``decay_at``.
 
 Each optimiser is written once, as its pieces (``optimizer.pieces``):
@@ -29,7 +29,7 @@ Momentum comes in two conventions, named explicitly because the paper's algebra 
     :math:`m_t = \beta m_{t-1} + (1-\beta) g_t`,
     :math:`\Delta\theta_t = -\gamma_t m_t / (1-\beta^t)`.
 
-:mod:`lensbox.smoother` runs the same pieces on the smoother's parameter-space state, so a new
+:mod:`lensbox.engine.smoother` runs the same pieces on the smoother's parameter-space state, so a new
 optimiser written here is also a new smoother.
 """
 
@@ -41,9 +41,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from lensbox import transforms as tx
+from lensbox.engine import transforms as tx
 from lensbox.errors import ArgumentError, ArgumentTypeError
-from lensbox.transforms import Piece, Schedule
+from lensbox.engine.transforms import Piece, Schedule
 
 Params = Any
 tree_map = jax.tree_util.tree_map
@@ -57,13 +57,13 @@ class OptimizerConfig:
 
     Attributes:
         name: ``sgd``, ``adam``, ``adamw`` or the name given to :func:`chain`.
-        schedule: the learning rate :math:`\\gamma_t` (a :class:`~lensbox.transforms.Schedule`).
+        schedule: the learning rate :math:`\\gamma_t` (a :class:`~lensbox.engine.transforms.Schedule`).
         momentum: :math:`\\beta_1` (0 for none).
         momentum_style: ``heavy_ball`` or ``ema``.
         weight_decay: :math:`\\lambda`.
         decoupled: ``True`` for AdamW's decoupled decay, ``False`` for coupled L2 decay.
         b2, eps: :math:`\\beta_2` and :math:`\\epsilon` (Adam only).
-        pieces: the chain that defines the optimiser (:mod:`lensbox.transforms`).
+        pieces: the chain that defines the optimiser (:mod:`lensbox.engine.transforms`).
     """
 
     name: str
@@ -149,7 +149,7 @@ def check_optimizer(optimizer, name: str = "optimizer") -> Optimizer:
 
 
 def from_config(config: OptimizerConfig) -> Optimizer:
-    """The :class:`Optimizer` that runs ``config.pieces`` (see :mod:`lensbox.transforms`)."""
+    """The :class:`Optimizer` that runs ``config.pieces`` (see :mod:`lensbox.engine.transforms`)."""
     pieces, spec = config.pieces, config.spec
 
     def init(params):
@@ -172,18 +172,18 @@ def from_config(config: OptimizerConfig) -> Optimizer:
 
 
 def chain(*pieces: Piece, name: str = "custom") -> Optimizer:
-    """An optimiser from pieces of :mod:`lensbox.transforms`; it needs one ``learning_rate`` piece.
+    """An optimiser from pieces of :mod:`lensbox.engine.transforms`; it needs one ``learning_rate`` piece.
 
     Example: Adam without bias correction of the first moment::
 
-        T = lensbox.transforms
+        T = lensbox.engine.transforms
         opt = chain(T.second_moment(0.999, 1e-8), T.ema(0.9), T.precondition(),
                     T.learning_rate(T.Schedule(1e-3)), name="adam_no_debias")
     """
     rates = [p.spec[1] for p in pieces if p.spec[0] == "learning_rate"]
     if len(rates) != 1 or not all(isinstance(p, Piece) for p in pieces):
         raise ArgumentError(
-            "pieces must be lensbox.transforms pieces with exactly one learning_rate "
+            "pieces must be lensbox.engine.transforms pieces with exactly one learning_rate "
             f"piece; got {[getattr(p, 'spec', p) for p in pieces]}."
         )
     return from_config(OptimizerConfig(str(name), rates[0], pieces=tuple(pieces)))
@@ -195,7 +195,7 @@ def schedule(
     decay_at: Sequence[int] = (),
     decay_factor: float = 0.1,
 ) -> Schedule:
-    """A :class:`~lensbox.transforms.Schedule` from the optimisers' keyword arguments."""
+    """A :class:`~lensbox.engine.transforms.Schedule` from the optimisers' keyword arguments."""
     if isinstance(learning_rate, Schedule):
         if warmup_steps or tuple(decay_at):
             raise ArgumentError(
@@ -236,7 +236,7 @@ def sgd(
       :math:`\Delta\theta_t = -\gamma_t m_t / (1-\beta^t)` (Eq. 11).
 
     ``learning_rate`` is a number (with ``warmup_steps`` and ``decay_at`` shaping it, see
-    :func:`schedule`) or a :class:`~lensbox.transforms.Schedule`.
+    :func:`schedule`) or a :class:`~lensbox.engine.transforms.Schedule`.
     """
     rate = schedule(learning_rate, warmup_steps, decay_at)
     beta, lam = float(momentum), float(weight_decay)

@@ -12,7 +12,7 @@ With a single output (``out=1``, the paper's ``k = 1``) ``apply`` returns a vect
 
 Any other network enters lensbox as a :class:`Model` with only ``apply`` (and, if lensbox is to
 initialise it, ``init``): :func:`as_model` wraps a bare ``apply(params, X)`` function, and
-:mod:`lensbox.adapters` wraps an Equinox module. ``X`` may then be any array with a leading row
+:mod:`lensbox.engine.adapters` wraps an Equinox module. ``X`` may then be any array with a leading row
 axis (images ``(n, h, w, c)``) or a pytree of such arrays.
 """
 
@@ -33,7 +33,7 @@ Apply = Callable[[Params, Any], jax.Array]
 
 class Activation(NamedTuple):
     """A hidden activation :math:`h = a(z)` and its derivative written through ``z`` and ``h``
-    (``derivative(z, h) = a'(z)``), which the structured kernels of :mod:`lensbox.kernels` need."""
+    (``derivative(z, h) = a'(z)``), which the structured kernels of :mod:`lensbox.engine.kernels` need."""
 
     function: Callable[[jax.Array], jax.Array]
     derivative: Callable[[jax.Array, jax.Array], jax.Array]
@@ -50,7 +50,7 @@ INITS = ("standard", "torch")
 
 @dataclass(frozen=True)
 class MLPSpec:
-    """What an :func:`mlp` is made of; the structured kernels of :mod:`lensbox.kernels` read it.
+    """What an :func:`mlp` is made of; the structured kernels of :mod:`lensbox.engine.kernels` read it.
 
     Attributes:
         widths: hidden-layer widths, in order.
@@ -349,8 +349,8 @@ def quadratic_tangent_kernel(
     :math:`\sum_j\theta_j` and :math:`\theta^\top\theta`, so a block costs :math:`O(R d^2 + R B d)`.
     With an Adam preconditioner :math:`\phi_t` (a pytree like ``params``) the kernel is
     :math:`\nabla f(x)^\top \mathrm{diag}(1/\phi_t)\nabla f(x')`, computed at
-    :math:`O(R B n_h d)`. Like :func:`lensbox.kernels.tangent_kernel` it leaves out the learning
-    rate and the :math:`1/|B|`; use it as ``kernel_fn`` of :func:`lensbox.smoother.smoother_tracker`
+    :math:`O(R B n_h d)`. Like :func:`lensbox.engine.kernels.tangent_kernel` it leaves out the learning
+    rate and the :math:`1/|B|`; use it as ``kernel_fn`` of :func:`lensbox.engine.smoother.smoother_tracker`
     through ``functools.partial(quadratic_tangent_kernel, epsilon=...)``.
     """
     theta = params["theta"]

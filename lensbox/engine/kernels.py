@@ -14,7 +14,7 @@ evaluated at an earlier :math:`\theta_{k-1}`.
 
 Two routes compute it:
 
-``structured`` (MLPs from :func:`lensbox.models.mlp`)
+``structured`` (MLPs from :func:`lensbox.engine.models.mlp`)
     A dense layer's per-example weight gradient is rank one, :math:`\delta_l(x) a_{l-1}(x)^\top`
     (back-propagated error times layer input), so
     :math:`K = \sum_l (A_{l-1,R} A_{l-1,B}^\top + 1) \odot (D_{l,R} D_{l,B}^\top)` and no Jacobian is
@@ -41,9 +41,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox._validation import as_inputs
+from lensbox.engine.checks import as_inputs
 from lensbox.errors import ArgumentError, ShapeError
-from lensbox.models import ACTIVATIONS, Apply, MLPSpec, Model, as_model, check_features
+from lensbox.engine.models import (
+    ACTIVATIONS,
+    Apply,
+    MLPSpec,
+    Model,
+    as_model,
+    check_features,
+)
 
 Params = Any
 METHODS = ("auto", "structured", "generic")
@@ -51,15 +58,17 @@ OUTPUTS = ("full", "diagonal", "trace")
 tree_map = jax.tree_util.tree_map
 
 
-def _route(model: Model | Apply, method: str) -> tuple[str, Model]:
-    """The route to use and the model as a :class:`~lensbox.models.Model`."""
+def route(model: Model | Apply, method: str) -> tuple[str, Model]:
+    """The route (``"structured"`` or ``"generic"``) that ``method`` resolves to for ``model``, and
+    the model as a :class:`~lensbox.engine.models.Model`; shared by the kernels and the smoother so
+    that both choose the same way."""
     if method not in METHODS:
         raise ArgumentError(f"method must be one of {METHODS}; got {method!r}.")
     model = as_model(model)
     is_mlp = isinstance(model.spec, MLPSpec)
     if method == "structured" and not is_mlp:
         raise ArgumentError(
-            "method='structured' needs a lensbox.models.mlp Model; use "
+            "method='structured' needs a lensbox.engine.models.mlp Model; use "
             "method='generic' for other apply functions."
         )
     if is_mlp and model.spec.out != 1:
@@ -77,7 +86,7 @@ def _route(model: Model | Apply, method: str) -> tuple[str, Model]:
 
 def layer_factors(model: Model, params: Params, X) -> list[tuple[jax.Array, jax.Array]]:
     r"""Per layer :math:`l`, the inputs :math:`A_{l-1}` (rows x fan_in) and the back-propagated errors
-    :math:`D_l = \partial f / \partial z_l` (rows x fan_out) of an :func:`~lensbox.models.mlp`.
+    :math:`D_l = \partial f / \partial z_l` (rows x fan_out) of an :func:`~lensbox.engine.models.mlp`.
 
     The gradient of :math:`f(x)` with respect to layer ``l``'s weight is ``outer(A[x], D[x])`` and
     with respect to its bias ``D[x]``; one forward and one backward pass give them for all rows.
@@ -131,7 +140,7 @@ def jacobian_rows(
     The structured route builds each row from the outer products of :func:`layer_factors`; the
     generic route flattens :func:`jacobian_tree`.
     """
-    method, model = _route(model, method)
+    method, model = route(model, method)
     X = as_inputs(X, "X")
     check_features(model, params, X, "X")
     if method == "structured":
@@ -231,11 +240,11 @@ def tangent_kernel(
 
     Without :math:`\gamma_t` and :math:`1/|B_t|`: Eq. 3's :math:`K^\theta_t(x, x_i)` is
     ``tangent_kernel(...) / |B_t|`` on the batch, and the Adam kernel :math:`K^\phi_t` of section 5
-    is the same with ``preconditioner=phi_t`` (from :func:`lensbox.optim.preconditioner`).
+    is the same with ``preconditioner=phi_t`` (from :func:`lensbox.engine.optim.preconditioner`).
 
     Args:
-        model: a :class:`~lensbox.models.Model` or any ``apply(params, X)`` (see
-            :func:`lensbox.models.as_model`); one-output MLPs from :func:`~lensbox.models.mlp` take
+        model: a :class:`~lensbox.engine.models.Model` or any ``apply(params, X)`` (see
+            :func:`lensbox.engine.models.as_model`); one-output MLPs from :func:`~lensbox.engine.models.mlp` take
             the structured route under ``auto``, everything else the generic route.
         params: :math:`\theta` for the rows ``X_R`` (and ``X_B`` unless ``params_B`` is given).
         X_R, X_B: R and B inputs: arrays with a leading row axis (``(R, d)``, images
@@ -251,7 +260,7 @@ def tangent_kernel(
     Returns:
         An (R, B) array for one output; see ``outputs`` for k > 1.
     """
-    method, model = _route(model, method)
+    method, model = route(model, method)
     if outputs not in OUTPUTS:
         raise ArgumentError(f"outputs must be one of {OUTPUTS}; got {outputs!r}.")
     X_R, X_B = as_inputs(X_R, "X_R"), as_inputs(X_B, "X_B")
@@ -263,7 +272,7 @@ def tangent_kernel(
     ):
         raise ShapeError(
             "preconditioner must be a pytree shaped like params (phi from "
-            "lensbox.optim.preconditioner) or None."
+            "lensbox.engine.optim.preconditioner) or None."
         )
     if method == "structured":
         return _structured_jit(model, params, X_R, X_B, preconditioner, params_B)

@@ -23,7 +23,7 @@ to the gradient), after the preconditioner it is *decoupled* (AdamW). The same p
 :math:`\gamma_t`, Adam's :math:`\phi_t`), every piece is linear in ``(u, state, theta)``. So the
 chain that steps the parameters also steps any quantity written as an affine function of the labels,
 :math:`\mathbf A\mathbf y + \mathbf a`: store it as the matrix ``[A | a]`` (``p x (n + 1)``) and run
-the pieces column by column. That is how :mod:`lensbox.smoother` obtains the smoother's
+the pieces column by column. That is how :mod:`lensbox.engine.smoother` obtains the smoother's
 parameter-space state of Eqs. 16-21 (paper App. B.1) without a second description of any optimiser.
 A per-parameter factor (``phi``, ``p`` entries) broadcasts over the trailing columns.
 
@@ -46,7 +46,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from lensbox._validation import as_count
+from lensbox.engine.checks import as_count
 from lensbox.errors import ArgumentError
 
 Tree = Any

@@ -15,13 +15,13 @@ from typing import Any
 import jax
 
 from lensbox.errors import ArgumentTypeError
-from lensbox.models import Model
+from lensbox.engine.models import Model
 
 Params = Any
 
 
 def from_equinox(module, *, batched: bool = False) -> tuple[Model, Params]:
-    """Split an Equinox module into a lensbox :class:`~lensbox.models.Model` and its parameters.
+    """Split an Equinox module into a lensbox :class:`~lensbox.engine.models.Model` and its parameters.
 
     Args:
         module: an ``equinox.Module`` mapping one example to its prediction (the Equinox
