@@ -4,7 +4,7 @@ A companion library to the book reproducing "Deep Learning Through A Telescoping
 (Jeffares, Curth & van der Schaar, NeurIPS 2024). One module per idea of the paper, each loaded on
 first use (``lensbox.data`` works without ``import lensbox.data``):
 
-* :mod:`lensbox.config`: the ``LENSBOX_SCALE`` switch, seeds, precision, style;
+* :mod:`lensbox.runtime.scale`: the ``LENSBOX_SCALE`` switch, seeds, precision, style;
 * :mod:`lensbox.engine.models`: networks as ``(init, apply)`` pairs, and :func:`as_model` for any other;
 * :mod:`lensbox.engine.adapters`: Equinox modules as lensbox models;
 * :mod:`lensbox.engine.optim`: optimisers with the paper's conventions made explicit;
@@ -24,8 +24,8 @@ first use (``lensbox.data`` works without ``import lensbox.data``):
   MLP with BatchNorm, augmentation, spawning children, barriers and gradient change);
 * :mod:`lensbox.data`: the paper's data sets and their offline stand-ins;
 * :mod:`lensbox.engine.seeds`: many seeds trained side by side with the paper's stopping rule;
-* :mod:`lensbox.plotting`: the book's style and figure helpers; :mod:`lensbox.bench`: speed;
-* :mod:`lensbox.errors`: the error types lensbox raises; :mod:`lensbox.claims`: the paper's
+* :mod:`lensbox.runtime.plotting`: the book's style and figure helpers; :mod:`lensbox.bench`: speed;
+* :mod:`lensbox.errors`: the error types lensbox raises; :mod:`lensbox.runtime.claims`: the paper's
   claims checked by the book; :mod:`lensbox.engine.statistics`: means and standard errors over seeds.
 """
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 
 from lensbox._lazy import attach
-from lensbox.config import budget, by_scale, scale, setup
 from lensbox.errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -79,17 +78,18 @@ _EXPORTS = {
     "recording_steps": "engine.training",
     "train": "engine.training",
     "mean_and_se": "engine.statistics",
-    "ClaimError": "claims",
-    "claim": "claims",
+    "ClaimError": "runtime.claims",
+    "claim": "runtime.claims",
+    "budget": "runtime.scale",
+    "by_scale": "runtime.scale",
+    "scale": "runtime.scale",
+    "describe": "runtime.chapter",
+    "setup": "runtime.chapter",
 }
 
 __all__ = sorted(
     [
         *_EXPORTS,
-        "budget",
-        "by_scale",
-        "scale",
-        "setup",
         "ArgumentError",
         "ArgumentTypeError",
         "DivergenceError",

@@ -3,7 +3,8 @@ import os
 import pytest
 
 import lensbox
-from lensbox import config
+from lensbox.runtime import chapter
+from lensbox.runtime import scale as scales
 
 
 def test_smoke_scale_is_in_force():
@@ -19,19 +20,19 @@ def test_smoke_scale_is_in_force():
 )
 def test_scale_values(monkeypatch, value, expected):
     monkeypatch.setenv("LENSBOX_SCALE", value)
-    assert config.scale() == expected
+    assert scales.scale() == expected
 
 
 def test_scale_defaults_to_book(monkeypatch):
     monkeypatch.delenv("LENSBOX_SCALE")
-    assert config.scale() == "book"
-    assert config.by_scale(smoke="s", book="b", paper="p") == "b"
+    assert scales.scale() == "book"
+    assert scales.by_scale(smoke="s", book="b", paper="p") == "b"
 
 
 def test_unknown_scale_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("LENSBOX_SCALE", "huge")
     with pytest.raises(ValueError, match="LENSBOX_SCALE='huge'.*smoke, book, paper"):
-        config.scale()
+        scales.scale()
 
 
 def test_setup_sets_precision_and_seed():
@@ -46,7 +47,7 @@ def test_setup_sets_precision_and_seed():
     # The key is the seed's own: equal to PRNGKey(3), different from another seed's.
     np.testing.assert_array_equal(key, jax.random.PRNGKey(3))
     assert not np.array_equal(lensbox.setup(seed=4), key)
-    assert "scale: smoke" in config.describe()
+    assert "scale: smoke" in chapter.describe()
 
 
 def test_precision_context_switches_float64_inside_only():
@@ -56,7 +57,7 @@ def test_precision_context_switches_float64_inside_only():
     lensbox.setup(seed=0, x64=False)
     try:
         assert jnp.zeros(()).dtype == jnp.float32
-        with config.precision(True):
+        with chapter.precision(True):
             assert jnp.zeros(()).dtype == jnp.float64
         assert jnp.zeros(()).dtype == jnp.float32
     finally:
@@ -77,29 +78,29 @@ def test_budget_follows_the_scale_and_the_paper_override(monkeypatch):
     sizes = dict(smoke=1, book=2, paper=3)
     for scale_name, expected in (("smoke", 1), ("book", 2), ("paper", 3)):
         monkeypatch.setenv("LENSBOX_SCALE", scale_name)
-        assert config.budget(**sizes) == expected
+        assert scales.budget(**sizes) == expected
     monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "smoke")
     # the paper code path (choices) with smoke sizes
-    assert config.scale() == "paper" and config.by_scale(**sizes) == 3
-    assert config.budget(**sizes) == 1
-    assert "test override" in config.describe()
+    assert scales.scale() == "paper" and scales.by_scale(**sizes) == 3
+    assert scales.budget(**sizes) == 1
+    assert "test override" in chapter.describe()
 
 
 def test_paper_budget_override_is_checked(monkeypatch):
     monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "smoke")
     monkeypatch.setenv("LENSBOX_SCALE", "book")
     with pytest.raises(ValueError, match="only applies with LENSBOX_SCALE=paper"):
-        config.budget(smoke=1, book=2, paper=3)
+        scales.budget(smoke=1, book=2, paper=3)
     monkeypatch.setenv("LENSBOX_SCALE", "paper")
     monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "tiny")
     with pytest.raises(ValueError, match="only override is 'smoke'"):
-        config.budget(smoke=1, book=2, paper=3)
+        scales.budget(smoke=1, book=2, paper=3)
 
 
 def test_claim_passes_fails_and_records(monkeypatch, tmp_path, capsys):
     import json
 
-    from lensbox import claims
+    from lensbox.runtime import claims
 
     monkeypatch.setenv("LENSBOX_CLAIMS_DIR", str(tmp_path))
     lensbox.setup(seed=0, chapter="toy", style=False)

@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from lensbox import plotting  # noqa: E402
+from lensbox.runtime import plotting  # noqa: E402
 
 
 GLUE_CELLS = [
-    "import matplotlib.pyplot as plt\nimport numpy as np\nfrom lensbox import plotting",
+    "import matplotlib.pyplot as plt\nimport numpy as np\nfrom lensbox.runtime import plotting",
     "fig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])\nplotting.glue('fig-x', fig)\n"
     "plotting.glue('number', np.float64(0.25))\nplotting.glue('text', 'a sentence')",
     "assert not plt.fignum_exists(fig.number)  # closed, so it is not drawn twice",

@@ -1,6 +1,6 @@
 """The book's own Sphinx extension: what Jupyter Book does not do by itself.
 
-* Marks the build (``LENSBOX_BOOK_BUILD=1``, so :func:`lensbox.plotting.glue` stores values for
+* Marks the build (``LENSBOX_BOOK_BUILD=1``, so :func:`lensbox.runtime.plotting.glue` stores values for
   myst-nb) and sets ``LENSBOX_CLAIMS_DIR`` (where :func:`lensbox.claim` records the claims each
   executed chapter checks), for every kernel the build starts.
 * ``{lensbox-claims}``: the "Paper vs this book" table, filled at write time from the claim
@@ -36,7 +36,7 @@ from sphinx.util.docutils import SphinxDirective
 import lensbox_colab
 
 LOGGER = logging.getLogger(__name__)
-BUILD_ENV = "LENSBOX_BOOK_BUILD"  # read by lensbox.plotting.in_book_build
+BUILD_ENV = "LENSBOX_BOOK_BUILD"  # read by lensbox.runtime.plotting.in_book_build
 CLAIMS_ENV = "LENSBOX_CLAIMS_DIR"
 SMOKE_TIMEOUT = 300  # seconds per cell at smoke scale; every smoke cell takes seconds
 
@@ -185,7 +185,7 @@ class ApiDirective(SphinxDirective):
 
 
 def resolve_reexports(app, env, node, contnode):
-    """``lensbox.scale`` in a docstring links to where it is documented: ``lensbox.config.scale``."""
+    """``lensbox.scale`` in a docstring links to where it is documented: ``lensbox.runtime.scale.scale``."""
     target = node.get("reftarget", "")
     if node.get("refdomain") != "py" or not target.startswith("lensbox."):
         return None

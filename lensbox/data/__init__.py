@@ -12,12 +12,13 @@ from lensbox.data.catalogue import (
     DataInfo,
     availability,
     describe,
+    fetch,
     info,
     load,
     names,
 )
 from lensbox.data.dataset import DataUnavailableError, Dataset
-from lensbox.data.download import ChecksumError, DownloadError, cache_dir, fetch
+from lensbox.data.download import ChecksumError, DownloadError, cache_dir
 from lensbox.data.formats import area_resize, to_grey
 from lensbox.data.generated import mnist1d, polynomial_task
 from lensbox.data.labels import balanced_subsample, flip_labels

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from lensbox.config import SCALES
-from lensbox.config import scale as current_scale
+from lensbox.runtime.scale import SCALES
+from lensbox.runtime.scale import scale as current_scale
 from lensbox.data import generated, images, standins, tabular
 from lensbox.data.dataset import DataUnavailableError, Dataset
 from lensbox.data.download import (
+    TIMEOUT_S,
     RemoteFile,
     cache_dir,
     cached_path,
@@ -277,3 +278,8 @@ def load(name: str, *, seed: int = 0, scale: str | None = None) -> Dataset:
             )
         return data
     return entry.offline(seed=int(seed))
+
+
+def fetch(name: str, *, timeout: float = TIMEOUT_S) -> list[Path]:
+    """Download (if needed) and verify every file of the real data set ``name``."""
+    return info(name).fetch(timeout=timeout)

@@ -233,10 +233,3 @@ def recorded_sha256(remote: RemoteFile) -> str | None:
     """The SHA-256 recorded when an unpinned file was first downloaded, if any."""
     side = _sidecar(cached_path(remote))
     return json.loads(side.read_text())["sha256"] if side.exists() else None
-
-
-def fetch(name: str, *, timeout: float = TIMEOUT_S) -> list[Path]:
-    """Download (if needed) and verify every file of the real data set ``name``."""
-    from lensbox.data.catalogue import info
-
-    return info(name).fetch(timeout=timeout)

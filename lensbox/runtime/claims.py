@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from lensbox.errors import ArgumentTypeError
+from lensbox.runtime.scale import scale
 
 ENV_VAR = "LENSBOX_CLAIMS_DIR"
 _chapter: str | None = None
@@ -77,8 +78,6 @@ def claim(paper: str, ours: str, holds: bool, *, expect: bool = True) -> None:
             f"claim: holds must be a single boolean; got {holds!r}."
         )
     holds, expect = bool(holds), bool(expect)
-    from lensbox.config import scale
-
     record = {
         "chapter": _chapter,
         "scale": scale(),

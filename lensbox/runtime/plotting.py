@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import matplotlib
 
+from lensbox.engine.statistics import mean_and_se
+
 # Colours with a fixed meaning across the book: the network, the telescoping model, the
 # model linearised at initialisation, and train/test splits.
 COLORS = {
@@ -33,15 +35,13 @@ _STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style (called by :func:`lensbox.config.setup`)."""
+    """Apply the book's matplotlib style (called by :func:`lensbox.runtime.chapter.setup`)."""
     matplotlib.rcParams.update(_STYLE)
 
 
 def band(ax, x, values, *, color=None, label=None, alpha: float = 0.2, **kwargs):
     """Plot the mean of ``values`` (seeds x points) with a band of one standard error."""
     import numpy as np
-
-    from lensbox.engine.statistics import mean_and_se
 
     values = np.asarray(values, dtype=float)
     mean, se = mean_and_se(values[None] if values.ndim == 1 else values)
