@@ -1,7 +1,7 @@
 """Test configuration for tests/ and book/: every test, and every notebook nbval executes, runs at ``smoke`` scale.
 
 The variable is set here, before lensbox is imported, and inherited by the notebook kernels that
-nbval starts. ``test_config.py::test_smoke_scale_is_in_force`` fails if that ever stops working.
+nbval starts. ``tests/runtime/test_scale.py::test_smoke_scale_is_in_force`` fails if that ever stops working.
 """
 
 import os

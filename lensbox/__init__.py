@@ -1,32 +1,25 @@
 """lensbox: the telescoping model of deep learning, in JAX.
 
 A companion library to the book reproducing "Deep Learning Through A Telescoping Lens"
-(Jeffares, Curth & van der Schaar, NeurIPS 2024). One module per idea of the paper, each loaded on
-first use (``lensbox.data`` works without ``import lensbox.data``):
+(Jeffares, Curth & van der Schaar, NeurIPS 2024). Its packages are layers; each imports only
+from the layers above it in this list (``tests/test_package.py`` checks it):
 
-* :mod:`lensbox.runtime.scale`: the ``LENSBOX_SCALE`` switch, seeds, precision, style;
-* :mod:`lensbox.engine.models`: networks as ``(init, apply)`` pairs, and :func:`as_model` for any other;
-* :mod:`lensbox.engine.adapters`: Equinox modules as lensbox models;
-* :mod:`lensbox.engine.optim`: optimisers with the paper's conventions made explicit;
-* :mod:`lensbox.engine.training`: the training loop (:func:`train`) and trackers;
-* :mod:`lensbox.engine.telescoping`: the telescoping model (Eq. 5, :func:`telescope`) and the linearised
-  baseline;
-* :mod:`lensbox.engine.kernels`: tangent-kernel blocks (structured for MLPs, generic for any model);
-* :mod:`lensbox.engine.transforms`: the linear pieces every optimiser is made of (decay, momentum, bias
-  correction, preconditioner, learning-rate schedule), shared by training and the smoother;
-* :mod:`lensbox.engine.smoother`: the smoother form for squared loss and effective parameters;
-* :mod:`lensbox.faithfulness`: both readings of the smoother against the network, and the bound;
-* :mod:`lensbox.boosting`: boosted trees as a telescoping sum (Eq. 9) and their kernel norms;
-* :mod:`lensbox.irregular`: the irregular-test-input protocol of the tabular case study;
-* :mod:`lensbox.baselines`: classical smoothers (ridge, k-NN, tree) as smoother matrices;
-* :mod:`lensbox.networks`, :mod:`lensbox.augment`, :mod:`lensbox.spawning` and
-  :mod:`lensbox.connectivity`: the linear mode connectivity case study (ResNet-20 and a residual
-  MLP with BatchNorm, augmentation, spawning children, barriers and gradient change);
+* :mod:`lensbox.errors`: the error types lensbox raises;
+* :mod:`lensbox.engine`: networks and adapters, optimisers and their linear pieces, training, the
+  telescoping model (Eq. 5), tangent kernels, the smoother and effective parameters, seeds trained
+  side by side, statistics;
+* :mod:`lensbox.runtime`: the book runtime: the ``LENSBOX_SCALE`` switch, the paper's claims as
+  checks, plotting, and what a chapter calls first;
 * :mod:`lensbox.data`: the paper's data sets and their offline stand-ins;
-* :mod:`lensbox.engine.seeds`: many seeds trained side by side with the paper's stopping rule;
-* :mod:`lensbox.runtime.plotting`: the book's style and figure helpers; :mod:`lensbox.bench`: speed;
-* :mod:`lensbox.errors`: the error types lensbox raises; :mod:`lensbox.runtime.claims`: the paper's
-  claims checked by the book; :mod:`lensbox.engine.statistics`: means and standard errors over seeds.
+* the case studies, one package each: :mod:`lensbox.complexity` (section 4.1: classical smoothers,
+  the grokking model, smoothers against networks), :mod:`lensbox.boosting` (section 4.2: boosted
+  trees as Eq. 9, the irregular-input protocol) and :mod:`lensbox.connectivity` (section 4.3:
+  networks with BatchNorm, augmentation, spawning, barriers).
+
+The names most chapters use are available at the top (``lensbox.train``, ``lensbox.smooth``,
+``lensbox.telescope``, ...), and every module is loaded on first use: ``lensbox.engine.smoother``
+works after a bare ``import lensbox``. The speed benchmarks live beside the package, in
+``benchmarks/`` (``python -m benchmarks.bench``).
 """
 
 from __future__ import annotations
@@ -50,8 +43,8 @@ _EXPORTS = {
     "as_model": "engine.models",
     "count_parameters": "engine.models",
     "mlp": "engine.models",
-    "quadratic_network": "engine.models",
-    "quadratic_tangent_kernel": "engine.models",
+    "quadratic_network": "complexity.grokking",
+    "quadratic_tangent_kernel": "complexity.grokking",
     "tangent_kernel": "engine.kernels",
     "layer_trace_shares": "engine.kernels",
     "adam": "engine.optim",

@@ -14,7 +14,7 @@
 #   bash scripts/test.sh            everything (what CI runs)
 #   bash scripts/test.sh --unit     the quick loop: unit tests only, no chapter executed
 #   bash scripts/test.sh ARGS...    pytest ARGS only (no website build),
-#                                   e.g. `bash scripts/test.sh -x tests/test_optim.py`
+#                                   e.g. `bash scripts/test.sh -x tests/engine/test_optim.py`
 #                                   or one chapter through nbval: `... book/smoothers.ipynb`
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,9 +1,9 @@
 """Small data files in the official formats of the paper's data sets, for tests.
 
 MNIST IDX (gzip), CIFAR-10 python batches (tar.gz), SVHN ``.mat``, OpenML descriptions with
-their ARFF tables, and scikit-learn's California archive. ``tests/test_data_files.py`` serves
+their ARFF tables, and scikit-learn's California archive. ``tests/data/test_data_files.py`` serves
 them through a fake network; :func:`write_paper_fixtures` lays them out as a cache directory for
-``LENSBOX_DATA_FIXTURES``, so ``tests/test_paper_branch.py`` can run every chapter's ``paper``
+``LENSBOX_DATA_FIXTURES``, so ``tests/book/test_paper_branch.py`` can run every chapter's ``paper``
 code path offline.
 
 :func:`fixed_rule` is the stopping rule of tests that train for a set length. :func:`built_site`
@@ -38,6 +38,14 @@ def fixed_rule(epochs: int, check_every: int | None = None):
         tolerance=0.0,
         perfect_accuracy=False,
     )
+
+
+def sign_task(n: int = 12, d: int = 5, seed: int = 0):
+    """``n`` Gaussian inputs in ``d`` dimensions (scaled by 1/sqrt(d)) labelled 1 where the first
+    coordinate is positive, else 0: the small binary task of the seed and smoother tests."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) / np.sqrt(d)
+    return X, (X[:, 0] > 0).astype(float)
 
 
 def built_site(marker: str, what: str) -> Path:

@@ -113,6 +113,11 @@ def check_finite_tree(tree: Any, name: str) -> None:
         )
 
 
+def is_integer(value) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (``True`` and ``False`` are not)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def as_count(value, name: str, *, minimum: int = 0) -> int:
     """An integer argument (steps, batch size, warm-up steps): a Python or NumPy integer at least
     ``minimum``. A float is refused, even ``10.0``: lensbox never rounds a count for you."""

@@ -1,4 +1,4 @@
-r"""Sweeps: train one network per seed until a stopping rule fires, watching it through trackers.
+r"""Seeds side by side: train one network per seed until a stopping rule fires, watching it through trackers.
 
 The paper's double-descent runs (section 4.1, after Belkin et al. 2019) train every width "until
 the training loss stalls": up to :math:`e_{\max}` epochs, stopping early when training accuracy
@@ -8,10 +8,9 @@ seeds of one model side by side under it, in one compiled program (the seeds are
 so a width costs one compilation however many seeds it has), and lets any
 :class:`~lensbox.engine.training.Tracker`, such as :func:`lensbox.engine.smoother.smoother_tracker`, watch every
 step. Each seed stops on its own; its trackers are recorded at the step where it stopped.
-:func:`smoother_fit` wraps this for the question the book asks of every run: the network's errors
-and the smoother's effective parameters :math:`p^{train}_{\hat s}` and :math:`p^{test}_{\hat s}`
-(section 4.1, Eq. 8) at the end of training, and how far the smoother's prediction
-:math:`\mathbf s(x)\mathbf y + c(x)` has drifted from the network's.
+:func:`tracked_seeds` adds the trackers the effective-parameter case study reads (the network's
+predictions, the smoother, the telescoping model); its drivers are in
+:mod:`lensbox.complexity.faithfulness`.
 
 The seeds share the inputs, the learning rate and the order of mini-batches; they differ in the
 initialisation and in the training labels (for instance in which labels are flipped).
@@ -27,11 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lensbox.engine import kernels
 from lensbox.engine.checks import as_counts, as_matrix, check_finite
-from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 from lensbox.engine.models import Model, apply_of
 from lensbox.engine.optim import Optimizer, check_optimizer
-from lensbox.engine.statistics import mean_and_se
+from lensbox.engine.smoother import smoother_tracker
+from lensbox.engine.telescoping import telescoping_tracker
+from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 from lensbox.engine.training import (
     BatchOrder,
     Tracker,
@@ -161,8 +162,6 @@ def kernel_learning_rate(
         fraction: multiplies :math:`n/\lambda_{\max}`; must lie in (0, 2).
         stacked: whether ``params`` has a leading seed axis.
     """
-    from lensbox.engine import kernels
-
     if not (0.0 < fraction < 2.0):
         raise ArgumentError(
             f"fraction must lie in (0, 2), where full-batch descent is stable; got {fraction!r}."
@@ -413,88 +412,6 @@ def train_seeds(
     )
 
 
-@dataclass
-class SmootherFit:
-    """One model trained over several seeds, seen through the network and the smoother at the end.
-
-    Every array has a leading seed axis. Errors are mean squared errors against the labels the
-    model was trained on (``train_*``, noisy ones included) and the clean test labels (``test_*``);
-    ``*_error`` are misclassification rates at the threshold 0.5.
-
-    Attributes:
-        stop_steps, reasons: stopping step and reason per seed (see :class:`StoppingRule`).
-        train_mse, test_mse, train_error, test_error: the network's errors at the end.
-        p_train, p_test: effective parameters :math:`p^{train}_{\\hat s}`, :math:`p^{test}_{\\hat s}`
-            of the smoother at the end (``nan`` without the smoother).
-        drift: largest :math:`|\\mathbf s(x)\\mathbf y + c(x) - f_\\theta(x)|` over training and test
-            rows at the end: how far the smoother's prediction strayed from the network's.
-        mean_drift: the same gap averaged over the training and test rows.
-        smoother_test_mse: test MSE of the smoother's own prediction.
-        S_test: the smoother weights :math:`\\hat{\\mathbf s}(x)` of the test rows (seeds, m, n),
-            when asked for.
-        runs: the underlying :class:`SeedRuns`.
-    """
-
-    stop_steps: np.ndarray
-    reasons: list[str]
-    train_mse: np.ndarray
-    test_mse: np.ndarray
-    train_error: np.ndarray
-    test_error: np.ndarray
-    p_train: np.ndarray
-    p_test: np.ndarray
-    drift: np.ndarray
-    mean_drift: np.ndarray
-    smoother_test_mse: np.ndarray
-    S_test: np.ndarray | None
-    runs: SeedRuns = field(repr=False)
-
-
-class _SmootherSummary(NamedTuple):
-    p_train: np.ndarray
-    p_test: np.ndarray
-    drift: np.ndarray  # largest |S y + c - f| per seed
-    mean_drift: np.ndarray  # mean |S y + c - f| per seed
-    gap_mse: np.ndarray  # mean (S y + c - f)^2 per seed
-    smoother_test_mse: np.ndarray
-    S: np.ndarray
-
-
-def _smoother_summary(rec, Y, f, y_test) -> _SmootherSummary:
-    """Effective parameters, gap to the network and test error of each seed's closed-loop
-    smoother at the end of training (shared by :func:`smoother_fit` and
-    :func:`lensbox.faithfulness.faithful_fit`)."""
-    from lensbox.engine.smoother import check_record, effective_parameters
-
-    check_record(rec)
-    n = Y.shape[1]
-    S = np.asarray(rec["S"], dtype=float)
-    pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
-    gap = pred - f
-    return _SmootherSummary(
-        p_train=np.array([effective_parameters(S_s[:n], n) for S_s in S]),
-        p_test=np.array([effective_parameters(S_s[n:], n) for S_s in S]),
-        drift=np.abs(gap).max(axis=1),
-        mean_drift=np.abs(gap).mean(axis=1),
-        gap_mse=np.mean(gap**2, axis=1),
-        smoother_test_mse=np.mean((pred[:, n:] - y_test) ** 2, axis=1),
-        S=S,
-    )
-
-
-def _network_errors(f, Y, y_test) -> dict[str, np.ndarray]:
-    """Each seed's mean squared errors and misclassification rates at 0.5 (training: against
-    the labels trained on; test: the clean labels)."""
-    n = Y.shape[1]
-    f_train, f_test = f[:, :n], f[:, n:]
-    return {
-        "train_mse": np.mean((f_train - Y) ** 2, axis=1),
-        "test_mse": np.mean((f_test - y_test) ** 2, axis=1),
-        "train_error": np.mean((f_train > 0.5) != (Y > 0.5), axis=1),
-        "test_error": np.mean((f_test > 0.5) != (y_test > 0.5), axis=1),
-    }
-
-
 def tracked_seeds(
     model: Model,
     params: Params,
@@ -518,13 +435,11 @@ def tracked_seeds(
     drop the fields built from one seed's labels (``prediction``, ``prediction_network``,
     ``c_network``); rebuild the prediction as ``S Y[s] + c``.
 
-    The common run of :func:`smoother_fit` and :func:`lensbox.faithfulness.faithful_fit`. Returns
+    The common run of :func:`~lensbox.complexity.faithfulness.smoother_fit` and
+    :func:`~lensbox.complexity.faithfulness.faithful_fit`. Returns
     ``(runs, Y, f, y_test)``: the :class:`SeedRuns`, the labels per seed (seeds, n), the network's
     final predictions (seeds, n + m) and the test labels as a float vector.
     """
-    from lensbox.engine.smoother import smoother_tracker
-    from lensbox.engine.telescoping import telescoping_tracker
-
     X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
     y_test = np.asarray(y_test, dtype=float)
     if y_test.shape != (X_test.shape[0],):
@@ -568,91 +483,11 @@ def tracked_seeds(
     return runs, Y, np.asarray(runs.final["network"], dtype=float), y_test
 
 
-def smoother_fit(
-    model: Model,
-    params: Params,
-    optimizer: Optimizer,
-    X_train,
-    Y_train,
-    X_test,
-    y_test,
-    *,
-    rule: StoppingRule,
-    smoother: bool = True,
-    record_weights: bool = False,
-    batch_size: int | None = None,
-    record_at: Sequence[int] | None = None,
-    seed: int = 0,
-) -> SmootherFit:
-    r"""Train the seeds in ``params`` with squared loss under ``rule`` and summarise the end of
-    training: the network's errors and, with ``smoother=True``, the telescoping smoother
-    :math:`\tilde f(x) = \hat{\mathbf s}(x)\mathbf y + c(x)` (Eqs. 6-8 and 14-21, for the optimiser
-    used) with its effective parameters
-
-    .. math:: p^0_{\hat s} = \frac{n}{|\mathcal I_0|}\sum_{j\in\mathcal I_0}\|\hat{\mathbf s}(x^0_j)\|^2
-
-    on the training rows and on the test rows (section 4.1, Eq. 8; the *Smoothers* chapter).
-
-    Args:
-        model: the network.
-        params: :math:`\theta_0` with a leading seed axis (see :func:`init_seeds`).
-        optimizer: from :mod:`lensbox.engine.optim`.
-        X_train, Y_train: training inputs (n, d) and each seed's labels (seeds, n) or shared (n,).
-        X_test, y_test: test inputs (m, d) and clean labels (m,).
-        rule: the :class:`StoppingRule`.
-        smoother: track the smoother (costly: one tangent-kernel block per step).
-        record_weights: keep the test rows' smoother weights (``S_test``).
-        batch_size, record_at, seed: as in :func:`train_seeds`.
-
-    Returns:
-        A :class:`SmootherFit`.
-    """
-    runs, Y, f, y_test = tracked_seeds(
-        model,
-        params,
-        optimizer,
-        X_train,
-        Y_train,
-        X_test,
-        y_test,
-        rule=rule,
-        smoother=smoother,
-        batch_size=batch_size,
-        record_at=record_at,
-        seed=seed,
-    )
-    n_seeds, n = Y.shape
-    nan = np.full(n_seeds, np.nan)
-    p_train = p_test = drift = mean_drift = smoother_mse = nan
-    S_test = None
-    if smoother:
-        summary = _smoother_summary(runs.final["smoother"], Y, f, y_test)
-        p_train, p_test = summary.p_train, summary.p_test
-        drift, mean_drift = summary.drift, summary.mean_drift
-        smoother_mse = summary.smoother_test_mse
-        S_test = summary.S[:, n:] if record_weights else None
-    return SmootherFit(
-        stop_steps=runs.stop_steps,
-        reasons=runs.reasons,
-        **_network_errors(f, Y, y_test),
-        p_train=p_train,
-        p_test=p_test,
-        drift=drift,
-        mean_drift=mean_drift,
-        smoother_test_mse=smoother_mse,
-        S_test=S_test,
-        runs=runs,
-    )
-
-
 __all__ = [
     "SeedRuns",
-    "SmootherFit",
     "StoppingRule",
     "init_seeds",
     "kernel_learning_rate",
-    "mean_and_se",
-    "smoother_fit",
     "tracked_seeds",
     "train_seeds",
 ]

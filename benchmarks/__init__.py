@@ -1,0 +1,1 @@
+"""Speed benchmarks of lensbox, kept beside the library: ``python -m benchmarks.bench``."""

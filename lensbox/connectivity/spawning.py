@@ -1,0 +1,330 @@
+r"""Training networks with BatchNorm that can stop at step :math:`t'` and spawn children.
+
+The linear-mode-connectivity protocol (paper section 4.3, App. C.3): a parent
+network trains from :math:`\theta_0` to a checkpoint :math:`t'`; two *children* then continue from
+the same parameters, optimiser state (the momentum buffer), BatchNorm running statistics and step
+count, each with its own batch order and augmentation, to the end :math:`T`.
+
+A run is a :class:`SpawnState` ``(params, bn_state, opt_state, step)``. :func:`make_trainer`
+returns ``advance(state, data_key, stop) -> state``: plain mini-batch SGD with softmax
+cross-entropy from ``state.step`` to ``stop``, where the batch of step ``s`` (0-based) is fixed by
+``(data_key, s)`` alone: epoch ``s // steps_per_epoch`` draws a permutation of the training rows
+from ``fold_in(data_key, epoch)`` and step ``s`` takes its ``s % steps_per_epoch``-th slice of
+``batch_size`` rows (the remainder is dropped, as PyTorch's ``drop_last``); the augmentation of step
+``s`` draws from ``fold_in(data_key, s)``. Hence stopping at :math:`t'` and resuming with the same
+key reproduces the uninterrupted run, and a child given a new key sees a new data order from
+:math:`t'` on. ``advance`` is pure and jit/vmap-able: :func:`train_many` runs many parents or
+children (seeds, checkpoints, children) side by side under one ``vmap``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lensbox.errors import ArgumentError
+from lensbox.connectivity.networks import BatchNormNetwork
+from lensbox.engine.optim import Optimizer, OptState, apply_updates
+from lensbox.engine.training import softmax_cross_entropy
+
+Params = Any
+
+
+class SpawnState(NamedTuple):
+    """Everything a run needs to resume: parameters, BatchNorm state, optimiser state, step.
+
+    :class:`lensbox.TrainState` is the same idea for :func:`lensbox.train`, which has no
+    BatchNorm state."""
+
+    params: Params
+    bn_state: Params
+    opt_state: OptState
+    step: jax.Array  # steps taken so far (0 at initialisation)
+
+
+def batch_rows(data_key: jax.Array, step, n: int, batch_size: int) -> jax.Array:
+    """Rows of the batch of step ``step`` (0-based): a slice of epoch ``step // (n // batch_size)``'s
+    permutation, drawn from ``fold_in(data_key, epoch)``; the last ``n % batch_size`` rows of each
+    permutation are dropped."""
+    order = jax.random.permutation(
+        jax.random.fold_in(data_key, step // (n // batch_size)), n
+    )
+    return _batch_of(order, step, n, batch_size)
+
+
+def _batch_of(order: jax.Array, step, n: int, batch_size: int) -> jax.Array:
+    """Step ``step``'s slice of its epoch's permutation ``order``."""
+    start = (step % (n // batch_size)) * batch_size
+    return jax.lax.dynamic_slice(order, (start,), (batch_size,))
+
+
+def init_state(
+    net: BatchNormNetwork,
+    optimizer: Optimizer,
+    key: jax.Array,
+    input_shape: Sequence[int],
+) -> SpawnState:
+    """:math:`\\theta_0`, fresh BatchNorm statistics, the optimiser's initial state, step 0."""
+    params, bn_state = net.init(key, input_shape)
+    return SpawnState(
+        params, bn_state, optimizer.init(params), jnp.zeros((), jnp.int32)
+    )
+
+
+def make_trainer(
+    net: BatchNormNetwork,
+    optimizer: Optimizer,
+    X: jax.Array,
+    y: jax.Array,
+    *,
+    batch_size: int,
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+) -> Trainer:
+    """``advance(state, data_key, stop)``: SGD steps ``state.step, ..., stop - 1`` (see module doc).
+
+    Args:
+        net: a :class:`~lensbox.connectivity.networks.BatchNormNetwork` (trained in BatchNorm's training mode).
+        optimizer: a :mod:`lensbox.engine.optim` optimiser carrying its own learning-rate schedule, e.g.
+            the paper's ``sgd(0.1, momentum=0.9, decay_at=(32_000, 48_000))`` (divided by ten
+            after each of those steps).
+        X, y: training images ``(n, h, w, c)`` and integer class labels ``(n,)``.
+        batch_size: rows per step; ``n // batch_size`` steps make an epoch.
+        augment: ``augment(key, images) -> images`` applied to every batch (e.g.
+            :func:`lensbox.connectivity.augment.augment`), or ``None``.
+    """
+    n = int(X.shape[0])
+    if X.ndim != 4:
+        raise ArgumentError(
+            f"X must be images (n, height, width, channels); got shape {X.shape}."
+        )
+    if y.shape != (n,):
+        raise ArgumentError(
+            f"y must hold one integer label per image, shape ({n},); got {y.shape}."
+        )
+    if not (1 <= int(batch_size) <= n):
+        raise ArgumentError(
+            f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}."
+        )
+    X, y = jnp.asarray(X), jnp.asarray(y).astype(jnp.int32)
+    per_epoch = n // batch_size
+
+    def loss(params, bn_state, xb, yb):
+        logits, new_state = net.apply(params, bn_state, xb, True)
+        return jnp.mean(softmax_cross_entropy(logits, yb)), new_state
+
+    def one_step(state: SpawnState, data_key, order, X, y) -> SpawnState:
+        s = state.step
+        rows = _batch_of(
+            order, s, n, batch_size
+        )  # = batch_rows(data_key, s, n, batch_size)
+        xb = X[rows]
+        if augment is not None:
+            xb = augment(jax.random.fold_in(jax.random.fold_in(data_key, s), 1), xb)
+        grads, bn_state = jax.grad(loss, has_aux=True)(
+            state.params, state.bn_state, xb, y[rows]
+        )
+        delta, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return SpawnState(
+            apply_updates(state.params, delta), bn_state, opt_state, s + 1
+        )
+
+    def steps(state: SpawnState, data_key, stop, X, y) -> SpawnState:
+        def epoch(st: SpawnState) -> SpawnState:
+            # One permutation per epoch, then that epoch's steps up to ``stop``.
+            index = st.step // per_epoch
+            order = jax.random.permutation(jax.random.fold_in(data_key, index), n)
+            end = jnp.minimum(stop, (index + 1) * per_epoch)
+            return jax.lax.while_loop(
+                lambda s: s.step < end, lambda s: one_step(s, data_key, order, X, y), st
+            )
+
+        return jax.lax.while_loop(lambda st: st.step < stop, epoch, state)
+
+    return Trainer(steps, X, y)
+
+
+@dataclass(frozen=True, eq=False)
+class Trainer:
+    """What :func:`make_trainer` returns: ``trainer(state, data_key, stop)`` advances ``state``.
+
+    The training data are arguments of ``steps(state, data_key, stop, X, y)``, not constants
+    of a compiled program, so :func:`train_many` compiles once however large the data set.
+    """
+
+    steps: Callable[..., SpawnState]
+    X: jax.Array
+    y: jax.Array
+
+    def __call__(self, state: SpawnState, data_key: jax.Array, stop) -> SpawnState:
+        return self.steps(state, data_key, stop, self.X, self.y)
+
+
+def stack(states: Sequence[Any]) -> Any:
+    """Stack pytrees with the same structure along a new leading axis."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def index(tree: Any, i) -> Any:
+    """The ``i``-th entry along the leading axis of every leaf."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[i], tree)
+
+
+@functools.lru_cache(maxsize=16)
+def _vectorised(steps):
+    """``jit(vmap(steps))`` over states, keys and stops (the data shared), built once per
+    trainer so that repeated calls reuse the compilation."""
+    return jax.jit(jax.vmap(steps, in_axes=(0, 0, 0, None, None)))
+
+
+def train_many(
+    advance: Trainer,
+    states: SpawnState,
+    data_keys: jax.Array,
+    stops,
+    *,
+    chunk: int = 500,
+    progress: bool = True,
+    desc: str = "training",
+) -> tuple[SpawnState, bool]:
+    """Run many states side by side (leading axis) until each reaches its own ``stops[i]``.
+
+    Steps run in compiled chunks of ``chunk`` steps under one ``vmap``; between chunks a tqdm bar
+    moves, and Ctrl-C stops cleanly, returning the states reached and ``interrupted=True``.
+
+    Returns:
+        ``(states, interrupted)``.
+    """
+    stops = jnp.asarray(stops, jnp.int32)
+    if stops.shape != states.step.shape:
+        raise ArgumentError(
+            f"stops must have one entry per state, shape {states.step.shape}; "
+            f"got {stops.shape}."
+        )
+    run = _vectorised(advance.steps)
+    first, last = int(jnp.min(states.step)), int(jnp.max(stops))
+    bounds = list(range(first + chunk, last, chunk)) + [last]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max(last - first, 0), desc=desc, unit="step", mininterval=1.0)
+    done = first
+    try:
+        for bound in bounds:
+            states = run(
+                states, data_keys, jnp.minimum(stops, bound), advance.X, advance.y
+            )
+            jax.block_until_ready(states.step)
+            if bar is not None:
+                bar.update(bound - done)
+            done = bound
+    except KeyboardInterrupt:
+        return states, True
+    finally:
+        if bar is not None:
+            bar.close()
+    return states, False
+
+
+def spawn(parents: SpawnState, n_children: int) -> SpawnState:
+    """``n_children`` copies of each parent state, leading axes ``(parents..., n_children)``.
+
+    Children share parameters, BatchNorm statistics, the optimiser state (momentum) and the step:
+    everything but the data order, which the caller gives each child through its own key.
+    """
+    if int(n_children) < 1:
+        raise ArgumentError(
+            f"n_children must be a positive integer; got {n_children!r}."
+        )
+    axis = int(np.ndim(parents.step))  # after the parents' own leading axes
+    return jax.tree_util.tree_map(
+        lambda leaf: jnp.stack([leaf] * int(n_children), axis=axis), parents
+    )
+
+
+def _flatten(tree: Any, axes: int) -> Any:
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf.reshape((-1,) + leaf.shape[axes:]), tree
+    )
+
+
+def _unflatten(tree: Any, lead: tuple[int, ...]) -> Any:
+    return jax.tree_util.tree_map(
+        lambda leaf: leaf.reshape(lead + leaf.shape[1:]), tree
+    )
+
+
+def train_to_checkpoints(
+    advance: Trainer,
+    states: SpawnState,
+    data_keys: jax.Array,
+    checkpoints: Sequence[int],
+    *,
+    progress: bool = True,
+    desc: str = "parent",
+) -> SpawnState:
+    r"""Train runs (leading axis) through the sorted ``checkpoints``, keeping the state at each.
+
+    Returns:
+        States with leading axes ``(len(checkpoints), runs)``: the parents :math:`\theta_{t'}`.
+
+    Raises:
+        KeyboardInterrupt: re-raised if training was interrupted, so no half-trained parent is
+            mistaken for a checkpoint.
+    """
+    checkpoints = [int(c) for c in checkpoints]
+    if checkpoints != sorted(checkpoints) or (checkpoints and checkpoints[0] < 0):
+        raise ArgumentError(
+            f"checkpoints must be sorted non-negative steps; got {checkpoints}."
+        )
+    kept = []
+    for stop in checkpoints:
+        states, interrupted = train_many(
+            advance,
+            states,
+            data_keys,
+            jnp.full(states.step.shape, stop),
+            progress=progress,
+            desc=f"{desc} to step {stop}",
+        )
+        if interrupted:
+            raise KeyboardInterrupt
+        kept.append(states)
+    return stack(kept)
+
+
+def train_children(
+    advance: Trainer,
+    parents: SpawnState,
+    n_children: int,
+    key: jax.Array,
+    stop: int,
+    *,
+    progress: bool = True,
+) -> tuple[SpawnState, bool]:
+    r"""Spawn ``n_children`` children from every parent and train them all, side by side, to ``stop``.
+
+    ``parents`` has two leading axes (checkpoints, seeds). Each child gets its own data key (a new
+    batch order and augmentation from :math:`t'` on) and shares everything else with its parent.
+
+    Returns:
+        ``(children, interrupted)``, children with leading axes ``(checkpoints, seeds, n_children)``.
+    """
+    kids = spawn(parents, n_children)
+    lead = tuple(kids.step.shape)
+    flat = _flatten(kids, 3)
+    keys = jax.random.split(key, int(np.prod(lead)))
+    done, interrupted = train_many(
+        advance,
+        flat,
+        keys,
+        jnp.full(flat.step.shape, int(stop)),
+        progress=progress,
+        desc="children",
+    )
+    return _unflatten(done, lead), interrupted

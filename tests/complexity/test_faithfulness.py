@@ -1,0 +1,187 @@
+"""Tests of lensbox.complexity.faithfulness: both readings of the smoother against the network, and the bound."""
+
+import jax
+import numpy as np
+import pytest
+from fixtures import fixed_rule, sign_task
+
+import lensbox
+from lensbox.complexity import faithfulness
+from lensbox.engine import seeds
+from lensbox.engine.smoother import effective_parameters
+
+
+def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_model():
+    X, y = sign_task(14, 5, 0)
+    X_test, y_test = sign_task(6, 5, 1)
+    model = lensbox.mlp((6,), activation="relu")
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 5)
+    opt = lensbox.sgd(seeds.kernel_learning_rate(model, params, X, stacked=True))
+    fit = faithfulness.faithful_fit(
+        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(60)
+    )
+    ref = faithfulness.smoother_fit(
+        model,
+        params,
+        opt,
+        X,
+        y,
+        X_test,
+        y_test,
+        rule=fixed_rule(60),
+        record_weights=True,
+    )
+    np.testing.assert_allclose(fit.p_train, ref.p_train, rtol=1e-9)
+    np.testing.assert_allclose(fit.p_test, ref.p_test, rtol=1e-9)
+    np.testing.assert_allclose(fit.S_test, ref.S_test, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        fit.closed_loop_abs, ref.mean_drift, rtol=1e-9, atol=1e-14
+    )
+    np.testing.assert_allclose(fit.test_mse, ref.test_mse, rtol=1e-9)
+    # The realised reading is Eq. 5's telescoping model of each seed, run on its own.
+    X_R = np.concatenate([X, X_test])
+    for s in range(2):
+        one = jax.tree_util.tree_map(lambda a: a[s], params)
+        tel = lensbox.telescope(model, one, opt, X, y, X_R, steps=60, progress=False)
+        np.testing.assert_allclose(
+            fit.realised[s],
+            np.mean((tel.telescoping[-1] - tel.network[-1]) ** 2),
+            rtol=1e-6,
+            atol=1e-16,
+        )
+    # A ReLU net at this step leaves its linear path: both gaps are measurably non-zero.
+    assert np.all(fit.realised > 0) and np.all(fit.closed_loop > 0)
+
+
+def test_a_linear_model_is_faithful_in_both_readings():
+    X, y = sign_task(8, 12, 2)
+    X_test, y_test = sign_task(4, 12, 3)
+    model = lensbox.mlp(())
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), 12)
+    opt = lensbox.sgd(seeds.kernel_learning_rate(model, params, X, stacked=True))
+    fit = faithfulness.faithful_fit(
+        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(200)
+    )
+    assert np.all(fit.closed_loop < 1e-20) and np.all(fit.realised < 1e-20)
+    assert np.all(faithfulness.is_faithful(fit.closed_loop, fit.test_mse))
+
+
+def test_is_faithful_applies_the_fraction_of_the_test_mse():
+    np.testing.assert_array_equal(
+        faithfulness.is_faithful([0.001, 0.0011, np.nan], [0.1, 0.1, 0.1]),
+        [True, False, False],
+    )
+    assert faithfulness.is_faithful(0.02, 0.1, fraction=0.25)
+    with pytest.raises(ValueError, match="fraction must lie in"):
+        faithfulness.is_faithful(0.1, 0.1, fraction=1.5)
+    with pytest.raises(ValueError, match="same shape"):
+        faithfulness.is_faithful([0.1, 0.2], [0.1])
+
+
+def test_faithful_fit_rejects_misshapen_test_labels():
+    X, y = sign_task(6, 3, 0)
+    model = lensbox.mlp((2,))
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), 3)
+    with pytest.raises(
+        lensbox.ShapeError, match="y_test must have one label per test row"
+    ):
+        faithfulness.faithful_fit(
+            model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=fixed_rule(10)
+        )
+
+
+def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
+    # More features than examples: gradient descent on a linear model interpolates, its smoother
+    # is exact (the tangent kernel never changes) and S_train -> I, so p_train -> n.
+    rng = np.random.default_rng(0)
+    n, d, m = 8, 20, 5
+    X, X_test = rng.normal(size=(n, d)), rng.normal(size=(m, d))
+    y, y_test = (
+        rng.integers(0, 2, size=n).astype(float),
+        rng.integers(0, 2, size=m).astype(float),
+    )
+    model = lensbox.mlp(())
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), d)
+    lr = seeds.kernel_learning_rate(model, params, X, stacked=True)
+    rule = seeds.StoppingRule(
+        max_epochs=3000,
+        patience=100,
+        check_every=50,
+        tolerance=1e-12,
+        perfect_accuracy=False,
+    )
+    fit = faithfulness.smoother_fit(
+        model,
+        params,
+        lensbox.sgd(lr),
+        X,
+        y,
+        X_test,
+        y_test,
+        rule=rule,
+        record_weights=True,
+    )
+    assert np.all(fit.drift < 1e-8) and np.all(fit.mean_drift <= fit.drift)
+    np.testing.assert_allclose(fit.p_train, n, rtol=1e-3)
+    assert np.all(fit.train_mse < 1e-6)
+    np.testing.assert_allclose(fit.smoother_test_mse, fit.test_mse, rtol=1e-6)
+    assert fit.S_test.shape == (2, m, n)
+    expected = [effective_parameters(fit.S_test[s], n) for s in range(2)]
+    np.testing.assert_allclose(fit.p_test, expected, rtol=1e-12)
+
+
+def test_smoother_fit_without_smoother_reports_nan_parameters():
+    X, y = sign_task()
+    model = lensbox.mlp((3,))
+    params = seeds.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
+    )
+    rule = seeds.StoppingRule(max_epochs=100, patience=50, check_every=50)
+    fit = faithfulness.smoother_fit(
+        model, params, lensbox.sgd(0.1), X, y, X[:4], y[:4], rule=rule, smoother=False
+    )
+    assert (
+        np.all(np.isnan(fit.p_train))
+        and np.all(np.isnan(fit.drift))
+        and np.all(np.isnan(fit.mean_drift))
+    )
+    # The errors are those of each seed's final network on the test rows.
+    f_test = np.asarray(fit.runs.final["network"])[:, len(y) :]
+    np.testing.assert_allclose(
+        fit.test_mse, np.mean((f_test - y[:4]) ** 2, axis=1), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        fit.test_error, np.mean((f_test > 0.5) != (y[:4] > 0.5), axis=1)
+    )
+
+
+def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap():
+    # A tanh network trained with a small step is tracked closely by its smoother; the reported
+    # drift is the largest and the mean gap between S y + c and the network on all rows.
+    X, y = sign_task(n=16, d=5)
+    X_test, y_test = sign_task(n=6, d=5, seed=1)
+    model = lensbox.mlp((8,), activation="tanh")
+    params = seeds.init_seeds(
+        model, jax.random.split(jax.random.PRNGKey(0), 2), X.shape[1]
+    )
+    lr = seeds.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
+    rule = fixed_rule(400, check_every=50)
+    fit = faithfulness.smoother_fit(
+        model, params, lensbox.sgd(lr), X, y, X_test, y_test, rule=rule
+    )
+    rec = fit.runs.final
+    gap = np.abs(
+        np.einsum("srn,n->sr", np.asarray(rec["smoother"]["S"]), y)
+        + np.asarray(rec["smoother"]["c"])
+        - np.asarray(rec["network"])
+    )
+    np.testing.assert_allclose(fit.drift, gap.max(axis=1), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(fit.mean_drift, gap.mean(axis=1), rtol=1e-6, atol=1e-12)
+    assert np.all(fit.drift < 1e-3)
+    # The network moved: the drift is small next to how far training took the predictions.
+    assert np.all(
+        np.abs(np.asarray(rec["network"]) - np.asarray(rec["smoother"]["c"])).max(
+            axis=1
+        )
+        > 0.1
+    )

@@ -1,0 +1,153 @@
+"""The polynomial-regression grokking model (paper Eq. 25) and its closed-form tangent kernel."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lensbox
+from lensbox.complexity.grokking import quadratic_network, quadratic_tangent_kernel
+
+
+@pytest.fixture(autouse=True)
+def _x64():
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+def _moved(params, key, scale=0.3):
+    """Parameters away from initialisation, so the kernel is tested where phi' varies."""
+    theta = params["theta"] + scale * jax.random.normal(key, params["theta"].shape)
+    return {**params, "theta": theta}
+
+
+def _jacobian_gram(model, params, X_R, X_B, phi=None):
+    jac = lambda X: jax.jacrev(lambda p: model.apply(p, X))(params)["theta"].reshape(
+        X.shape[0], -1
+    )
+    J_R, J_B = jac(X_R), jac(X_B)
+    if phi is not None:
+        J_R = J_R / phi["theta"].reshape(-1)
+    return J_R @ J_B.T
+
+
+@pytest.mark.parametrize("epsilon", [0.05, 0.5])
+@pytest.mark.parametrize("centred", [True, False])
+def test_closed_form_kernel_equals_jacobian_gram(epsilon, centred):
+    model = quadratic_network(13, epsilon, centred=centred)
+    k = jax.random.split(jax.random.PRNGKey(0), 4)
+    params = _moved(model.init(k[0], 6), k[1])
+    X_R = jax.random.normal(k[2], (7, 6))
+    X_B = jax.random.normal(k[3], (4, 6))
+    expected = _jacobian_gram(model, params, X_R, X_B)
+    got = quadratic_tangent_kernel(params, X_R, X_B, epsilon=epsilon)
+    assert got.shape == (7, 4)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_closed_form_kernel_with_adam_preconditioner():
+    model = quadratic_network(9, 0.2)
+    k = jax.random.split(jax.random.PRNGKey(1), 4)
+    params = _moved(model.init(k[0], 5), k[1])
+    phi = jax.tree_util.tree_map(lambda a: 0.5 + jnp.abs(a), params)
+    X = jax.random.normal(k[2], (6, 5))
+    np.testing.assert_allclose(
+        quadratic_tangent_kernel(params, X, X[:3], phi, epsilon=0.2),
+        _jacobian_gram(model, params, X, X[:3], phi),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_kernel_agrees_with_lensbox_generic_tangent_kernel():
+    from lensbox.engine.kernels import tangent_kernel
+
+    model = quadratic_network(11, 0.3)
+    k = jax.random.split(jax.random.PRNGKey(2), 3)
+    params = _moved(model.init(k[0], 4), k[1])
+    X = jax.random.normal(k[2], (5, 4))
+    np.testing.assert_allclose(
+        quadratic_tangent_kernel(params, X, X, epsilon=0.3),
+        tangent_kernel(model.apply, params, X, X, method="generic"),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_centring_makes_initial_prediction_zero_and_freezes_the_copy():
+    model = quadratic_network(50, 0.2, centred=True)
+    params = model.init(jax.random.PRNGKey(3), 8)
+    X = jax.random.normal(jax.random.PRNGKey(4), (20, 8))
+    np.testing.assert_array_equal(model.apply(params, X), np.zeros(20))
+    raw = quadratic_network(50, 0.2, centred=False)
+    assert np.abs(np.asarray(raw.apply({"theta": params["theta"]}, X))).max() > 0.01
+    grads = jax.grad(lambda p: jnp.sum(model.apply(p, X) ** 2))(
+        _moved(params, jax.random.PRNGKey(5))
+    )
+    assert (
+        np.all(np.asarray(grads["theta_init"]) == 0)
+        and np.abs(np.asarray(grads["theta"])).max() > 0
+    )
+
+
+def test_model_matches_equation_25():
+    eps = 0.3
+    model = quadratic_network(7, eps, centred=False)
+    params = model.init(jax.random.PRNGKey(6), 3)
+    X = np.asarray(jax.random.normal(jax.random.PRNGKey(7), (4, 3)))
+    theta = np.asarray(params["theta"])
+    h = X @ theta.T
+    np.testing.assert_allclose(
+        model.apply(params, X), np.mean(h + eps / 2 * h**2, axis=1), rtol=1e-12
+    )
+    assert theta.shape == (7, 3)
+
+
+def test_closed_form_kernel_drives_the_smoother_like_the_generic_one():
+    from lensbox.engine.smoother import smoother_tracker
+
+    model = quadratic_network(20, 0.5)
+    k = jax.random.split(jax.random.PRNGKey(8), 3)
+    X = jax.random.normal(k[0], (12, 5)) / np.sqrt(5)
+    y = 0.5 * (X @ jax.random.normal(k[1], (5,))) ** 2
+    params = model.init(k[2], 5)
+    opt = lensbox.sgd(40.0)
+    runs = {}
+    for name, fn in (
+        ("closed", functools.partial(quadratic_tangent_kernel, epsilon=0.5)),
+        ("generic", None),
+    ):
+        tracker = smoother_tracker(model, X[:8], y[:8], X[8:], opt, kernel_fn=fn)
+        runs[name] = lensbox.train(
+            model,
+            params,
+            opt,
+            X[:8],
+            y[:8],
+            steps=15,
+            trackers={"s": tracker},
+            progress=False,
+        ).records["s"]
+    np.testing.assert_allclose(
+        runs["closed"]["prediction"],
+        runs["generic"]["prediction"],
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    assert runs["closed"]["p_train"][-1] > 0
+
+
+def test_validation():
+    with pytest.raises(ValueError, match="width"):
+        quadratic_network(0, 0.2)
+    with pytest.raises(ValueError, match="epsilon"):
+        quadratic_network(5, float("nan"))
+    params = quadratic_network(5, 0.2).init(jax.random.PRNGKey(0), 3)
+    with pytest.raises(ValueError, match="columns"):
+        quadratic_tangent_kernel(
+            params, jnp.ones((2, 4)), jnp.ones((2, 3)), epsilon=0.2
+        )
