@@ -52,6 +52,7 @@ RANK = {
     "lensbox.complexity": 4,
     "lensbox.connectivity": 4,
     "lensbox.boosting": 5,
+    "lensbox.experiments": 6,
     "lensbox": 9,  # the package's own __init__: the top-level names
 }
 

@@ -1,0 +1,458 @@
+"""Experiments as stored results: units written one by one, with provenance, resumed where they stopped.
+
+A case study's experiment is an :class:`Experiment`: one configuration per scale (``smoke``,
+``book``, ``long``, ``paper``), the list of its *units* (a seed, a width, a spawn point) and the
+function that computes one unit, the same function its chapter calls. :func:`run` computes the
+units a configuration still lacks and writes each one the moment it is done, to its own file::
+
+    results/NAME/<config hash>/manifest.json      the configuration, its hash, the scale
+    results/NAME/<config hash>/<unit>.npz         one unit: its arrays, and a JSON record with
+                                                  the result's structure and its provenance
+
+A rerun skips the units already stored, so an interrupted run resumes where it stopped and nothing
+is computed twice. A unit is written to a temporary file and renamed into place, so a kill leaves
+either the whole unit or nothing. A changed configuration has another hash, hence another folder:
+nothing is overwritten.
+
+Chapters call :func:`load_or_run` (through :func:`lensbox.experiments.results`): at ``book`` scale
+a complete stored ``long`` run is read when its hash matches the code's configuration, else the
+``book`` configuration is computed live; at ``smoke`` it always computes live; at ``paper`` it
+reads a stored ``paper`` run or computes live. The returned :class:`Results` says which, with its
+provenance.
+
+The ``long`` scale is the paper's protocol as far as two CPU cores allow (each unit at most about
+10 minutes, each case study at most about an hour). A developer runs it with
+``python -m lensbox.experiments run NAME --scale long`` and commits what it writes; neither the
+website build nor the tests ever run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lensbox.errors import ArgumentError
+from lensbox.runtime.chapter import precision
+from lensbox.runtime.scale import paper_budget_is_smoke
+from lensbox.runtime.scale import scale as current_scale
+
+#: The scales an experiment is configured for; ``long`` exists only here (the runner's scale).
+EXPERIMENT_SCALES: tuple[str, ...] = ("smoke", "book", "long", "paper")
+#: Where results are kept: this variable, else ``results/`` beside the ``lensbox`` package.
+RESULTS_ENV = "LENSBOX_RESULTS"
+RECORD_KEY = "__record__"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One case study's experiment, split into units.
+
+    Attributes:
+        name: the experiment's name (``results/NAME/``), usually the chapter's.
+        description: one line for ``python -m lensbox.experiments list``.
+        configs: a JSON-able configuration per scale of :data:`EXPERIMENT_SCALES`.
+        units: the unit names of a configuration, in the order they run; each is a file name.
+        run_unit: ``run_unit(config, unit)`` computes one unit: arrays, numbers, strings, lists,
+            dicts and dataclasses of those.
+        seeds: ``seeds(config, unit)``: the random seeds a unit uses, for its provenance.
+        x64: compute in float64, as the chapter does after :func:`lensbox.setup` (the default),
+            so that a stored unit equals the chapter's own computation of it.
+        paper_smoke: the ``paper`` configuration's choices (data sets, branches) at ``smoke``
+            sizes, computed live under the tests' override ``LENSBOX_PAPER_BUDGET=smoke`` (see
+            :func:`lensbox.runtime.scale.budget`); never stored.
+    """
+
+    name: str
+    description: str
+    configs: Mapping[str, Mapping[str, Any]]
+    units: Callable[[Mapping[str, Any]], Sequence[str]]
+    run_unit: Callable[[Mapping[str, Any], str], Any]
+    seeds: Callable[[Mapping[str, Any], str], Sequence[int]] = field(
+        default=lambda config, unit: ()
+    )
+    x64: bool = True
+    paper_smoke: Mapping[str, Any] | None = None
+
+    def __post_init__(self):
+        missing = [s for s in EXPERIMENT_SCALES if s not in self.configs]
+        if missing:
+            raise ArgumentError(
+                f"experiment {self.name!r} has no configuration for {missing}; "
+                f"it needs one for each of {EXPERIMENT_SCALES}."
+            )
+
+    def config(self, scale: str) -> dict[str, Any]:
+        """The configuration at ``scale``."""
+        if scale not in EXPERIMENT_SCALES:
+            raise ArgumentError(
+                f"scale must be one of {EXPERIMENT_SCALES}; got {scale!r}."
+            )
+        return dict(self.configs[scale])
+
+    def compute(self, config: Mapping[str, Any], unit: str) -> Any:
+        """One unit, at the experiment's precision."""
+        with precision(self.x64):
+            return self.run_unit(config, unit)
+
+    def hash(self, scale: str) -> str:
+        """The configuration hash at ``scale`` (:func:`config_hash`)."""
+        return config_hash(self.name, self.config(scale))
+
+
+def config_hash(name: str, config: Mapping[str, Any]) -> str:
+    """The first 12 hex digits of the SHA-256 of the experiment's name and configuration, written
+    as canonical JSON (sorted keys): equal configurations, and only those, share a hash."""
+    text = json.dumps({"experiment": name, "config": config}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def results_dir() -> Path:
+    """``$LENSBOX_RESULTS``, else the ``results/`` folder of the checkout lensbox runs from."""
+    folder = os.environ.get(RESULTS_ENV, "").strip()
+    if folder:
+        return Path(folder)
+    return Path(__file__).resolve().parents[2] / "results"
+
+
+def run_dir(experiment: Experiment, scale: str) -> Path:
+    """``results/NAME/<config hash>/`` of ``experiment`` at ``scale``."""
+    return results_dir() / experiment.name / experiment.hash(scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# One unit on disk: its arrays in an .npz, its structure and provenance as JSON inside it
+
+
+def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, np.ndarray) or (
+        hasattr(value, "__array__") and not np.isscalar(value)
+    ):
+        key = f"a{len(arrays)}"
+        arrays[key] = np.asarray(value)
+        return {"__array__": key}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kind = type(value)
+        return {
+            "__dataclass__": f"{kind.__module__}:{kind.__qualname__}",
+            "fields": {
+                f.name: _encode(getattr(value, f.name), arrays)
+                for f in dataclasses.fields(value)
+            },
+        }
+    if isinstance(value, Mapping):
+        return {
+            "__dict__": [
+                [_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()
+            ]
+        }
+    if isinstance(value, (list, tuple)):
+        return {"__list__": [_encode(v, arrays) for v in value]}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ArgumentError(
+        f"a unit's result may hold arrays, numbers, strings, None, lists, dicts and dataclasses; "
+        f"got {type(value).__name__}."
+    )
+
+
+def _decode(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if isinstance(value, dict):
+        if "__array__" in value:
+            return arrays[value["__array__"]]
+        if "__dataclass__" in value:
+            module, _, name = value["__dataclass__"].partition(":")
+            kind = getattr(importlib.import_module(module), name)
+            return kind(**{k: _decode(v, arrays) for k, v in value["fields"].items()})
+        if "__dict__" in value:
+            return {
+                _decode(k, arrays): _decode(v, arrays) for k, v in value["__dict__"]
+            }
+        if "__list__" in value:
+            return [_decode(v, arrays) for v in value["__list__"]]
+    return value
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through ``write(file)`` to a temporary file beside ``path``, then rename it into
+    place: a reader, or a run killed half-way, never sees a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(
+            tmp, 0o644
+        )  # mkstemp's 0600 would keep a committed result from its readers
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_unit(path: Path, result: Any, provenance: Mapping[str, Any]) -> None:
+    """Store one unit's ``result`` with its ``provenance`` at ``path`` (an ``.npz``), atomically."""
+    arrays: dict[str, np.ndarray] = {}
+    record = {"result": _encode(result, arrays), "provenance": dict(provenance)}
+    arrays[RECORD_KEY] = np.array(json.dumps(record, sort_keys=True))
+    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def read_unit(path: Path) -> tuple[Any, dict[str, Any]]:
+    """``(result, provenance)`` of a unit stored by :func:`write_unit`."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    record = json.loads(str(arrays.pop(RECORD_KEY)))
+    return _decode(record["result"], arrays), record["provenance"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "lensbox"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    if commit.returncode != 0:
+        return "unknown (not a git checkout)"
+    return commit.stdout.strip() + (
+        " (lensbox modified)" if dirty.stdout.strip() else ""
+    )
+
+
+def lensbox_version() -> str:
+    """The installed lensbox's version (``unknown`` when it runs from a folder, uninstalled)."""
+    try:
+        return importlib.metadata.version("lensbox")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """The machine a unit ran on: processor, cores, JAX backend and devices."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "backend": jax.default_backend(),
+        "device_count": len(devices),
+        "devices": sorted({d.device_kind for d in devices}),
+        "jax": jax.__version__,
+    }
+
+
+def provenance(
+    experiment: Experiment, scale: str, unit: str, seconds: float
+) -> dict[str, Any]:
+    """Everything needed to say where a unit came from."""
+    config = experiment.config(scale)
+    return {
+        "experiment": experiment.name,
+        "scale": scale,
+        "unit": unit,
+        "config": config,
+        "config_hash": experiment.hash(scale),
+        "seeds": [int(s) for s in experiment.seeds(config, unit)],
+        "x64": experiment.x64,
+        "lensbox_version": lensbox_version(),
+        "git_commit": _git_commit(),
+        "wall_seconds": round(float(seconds), 3),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Running and reading
+
+
+def _write_manifest(experiment: Experiment, scale: str) -> None:
+    path = run_dir(experiment, scale) / "manifest.json"
+    manifest = {
+        "experiment": experiment.name,
+        "scale": scale,
+        "config": experiment.config(scale),
+        "config_hash": experiment.hash(scale),
+        "units": list(experiment.units(experiment.config(scale))),
+    }
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored["config_hash"] != manifest["config_hash"]:
+            raise ArgumentError(
+                f"{path} holds another configuration; not overwriting it."
+            )
+        return
+    text = json.dumps(manifest, indent=1, sort_keys=True)
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def unit_path(experiment: Experiment, scale: str, unit: str) -> Path:
+    return run_dir(experiment, scale) / f"{unit}.npz"
+
+
+def missing_units(experiment: Experiment, scale: str) -> list[str]:
+    """The units of ``experiment`` at ``scale`` not stored yet, in order."""
+    units = experiment.units(experiment.config(scale))
+    return [u for u in units if not unit_path(experiment, scale, u).exists()]
+
+
+def run(experiment: Experiment, scale: str, *, progress: bool = True) -> dict[str, Any]:
+    """Compute and store every unit of ``experiment`` at ``scale`` that is not stored yet, each
+    written the moment it is done; return all units' results (stored and new) by name."""
+    config = experiment.config(scale)
+    _write_manifest(experiment, scale)
+    todo = missing_units(experiment, scale)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=len(todo), desc=f"{experiment.name} ({scale}) units", unit="unit"
+        )
+    for unit in todo:
+        started = time.perf_counter()
+        result = experiment.compute(config, unit)
+        seconds = time.perf_counter() - started
+        write_unit(
+            unit_path(experiment, scale, unit),
+            result,
+            provenance(experiment, scale, unit, seconds),
+        )
+        if bar is not None:
+            bar.set_postfix_str(f"{unit}: {seconds:.0f} s")
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return {
+        u: read_unit(unit_path(experiment, scale, u))[0]
+        for u in experiment.units(config)
+    }
+
+
+@dataclass
+class Results:
+    """An experiment's units as a chapter reads them.
+
+    Attributes:
+        experiment: its name.
+        scale: the configuration's scale (``long`` when a stored long run was read).
+        config: that configuration.
+        units: each unit's result, by unit name.
+        source: ``"stored"`` (read from ``path``) or ``"live"`` (computed in this run).
+        path: the folder read, for a stored result.
+        provenance: each unit's provenance, for a stored result.
+    """
+
+    experiment: str
+    scale: str
+    config: dict[str, Any]
+    units: dict[str, Any]
+    source: str
+    path: Path | None = None
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line saying where these results came from."""
+        if self.source == "live":
+            return (
+                f"{self.experiment}: computed live in this run at scale {self.scale!r} "
+                f"({len(self.units)} units); no stored result with this configuration was read."
+            )
+        first = next(iter(self.provenance.values()))
+        hours = sum(p["wall_seconds"] for p in self.provenance.values()) / 3600
+        return (
+            f"{self.experiment}: stored result read from results/{self.experiment}/"
+            f"{first['config_hash']}/ (scale {self.scale!r}, {len(self.units)} units, "
+            f"{hours:.2f} h of compute on {first['machine']['backend']} with "
+            f"{first['machine']['cpu_count']} CPU cores, lensbox {first['lensbox_version']} at "
+            f"commit {first['git_commit'][:12]})."
+        )
+
+
+def load(experiment: Experiment, scale: str) -> Results | None:
+    """The stored run of ``experiment`` at ``scale`` when every unit is stored, else ``None``."""
+    if missing_units(experiment, scale):
+        return None
+    units, prov = {}, {}
+    for unit in experiment.units(experiment.config(scale)):
+        units[unit], prov[unit] = read_unit(unit_path(experiment, scale, unit))
+    return Results(
+        experiment.name,
+        scale,
+        experiment.config(scale),
+        units,
+        "stored",
+        run_dir(experiment, scale),
+        prov,
+    )
+
+
+def load_or_run(experiment: Experiment, scale: str | None = None) -> Results:
+    """What a chapter shows: a complete stored run whose hash matches the code's configuration
+    (``long`` then ``book`` at ``book`` scale, ``paper`` at ``paper``), else the current scale's
+    configuration computed live (not stored)."""
+    scale = current_scale() if scale is None else scale
+    if scale == "paper" and paper_budget_is_smoke():
+        if experiment.paper_smoke is None:
+            raise ArgumentError(
+                f"experiment {experiment.name!r} has no paper_smoke configuration for "
+                "LENSBOX_PAPER_BUDGET=smoke."
+            )
+        config = dict(experiment.paper_smoke)
+        units = {u: experiment.compute(config, u) for u in experiment.units(config)}
+        return Results(experiment.name, "paper (smoke budget)", config, units, "live")
+    order = {"smoke": (), "book": ("long", "book"), "paper": ("paper",)}[scale]
+    for stored_scale in order:
+        found = load(experiment, stored_scale)
+        if found is not None:
+            return found
+    config = experiment.config(scale)
+    units = {u: experiment.compute(config, u) for u in experiment.units(config)}
+    return Results(experiment.name, scale, config, units, "live")
+
+
+def stale_runs(experiment: Experiment) -> list[Path]:
+    """Stored folders of ``experiment`` whose hash matches none of its current configurations: a
+    result the code can no longer reproduce as configured, which must not be read as current."""
+    folder = results_dir() / experiment.name
+    if not folder.is_dir():
+        return []
+    current = {experiment.hash(s) for s in EXPERIMENT_SCALES}
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in current)

@@ -1,0 +1,229 @@
+"""Tests of lensbox.runtime.results: units stored one by one, atomically, with provenance, resumed
+after a kill, read back only when the configuration's hash matches."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lensbox
+from lensbox.runtime import results as R
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _unit(config, unit):
+    """A deterministic unit: numbers drawn from the unit's seed, in a nested structure."""
+    seed = int(unit.removeprefix("seed"))
+    rng = np.random.default_rng(seed)
+    return {
+        "values": rng.normal(size=(config["n"], 2)),
+        "mean": float(rng.normal()),
+        "label": unit,
+        "nested": [np.arange(3) * seed, None, {0.5: True}],
+    }
+
+
+def _toy(name="toy", n=3, calls=None, fail_at=None):
+    def run_unit(config, unit):
+        if calls is not None:
+            calls.append(unit)
+        if unit == fail_at:
+            raise KeyboardInterrupt("interrupted")
+        return _unit(config, unit)
+
+    configs = {s: {"n": n, "seeds": 3, "scale_tag": s} for s in R.EXPERIMENT_SCALES}
+    return R.Experiment(
+        name=name,
+        description="a toy",
+        configs=configs,
+        units=lambda c: [f"seed{s}" for s in range(c["seeds"])],
+        run_unit=run_unit,
+        seeds=lambda c, u: [int(u.removeprefix("seed"))],
+        paper_smoke={"n": 1, "seeds": 1, "scale_tag": "paper-smoke"},
+    )
+
+
+def _assert_same(a, b):
+    assert type(a) is type(b)
+    if isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    elif dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            _assert_same(getattr(a, f.name), getattr(b, f.name))
+    else:
+        assert a == b
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv(R.RESULTS_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_a_unit_round_trips_with_its_provenance(store):
+    value = _unit({"n": 2}, "seed4")
+    path = store / "x" / "u.npz"
+    R.write_unit(path, value, {"note": "hand-made"})
+    back, prov = R.read_unit(path)
+    _assert_same(value["values"], back["values"])
+    assert back["nested"][2] == {0.5: True} and back["label"] == "seed4"
+    assert prov == {"note": "hand-made"}
+    with pytest.raises(lensbox.ArgumentError, match="got object"):
+        R.write_unit(store / "y.npz", {"bad": object()}, {})
+    assert not (store / "y.npz").exists()
+
+
+def test_run_stores_each_unit_with_provenance_and_a_rerun_computes_nothing(store):
+    calls = []
+    toy = _toy(calls=calls)
+    out = R.run(toy, "book", progress=False)
+    assert calls == ["seed0", "seed1", "seed2"]
+    folder = store / "toy" / toy.hash("book")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "seed0.npz",
+        "seed1.npz",
+        "seed2.npz",
+    ]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["config"] == toy.config("book") and manifest["units"] == list(out)
+    _, prov = R.read_unit(folder / "seed1.npz")
+    assert prov["config_hash"] == toy.hash("book") and prov["seeds"] == [1]
+    assert prov["config"] == toy.config("book") and prov["wall_seconds"] >= 0
+    assert prov["machine"]["cpu_count"] == os.cpu_count() and prov["x64"] is True
+    assert prov["git_commit"] and prov["lensbox_version"]
+    again = R.run(toy, "book", progress=False)
+    assert calls == ["seed0", "seed1", "seed2"]  # nothing computed twice
+    for unit in out:
+        _assert_same(out[unit], again[unit])
+
+
+def test_an_interrupted_unit_leaves_no_file_and_the_run_resumes_where_it_stopped(store):
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        R.run(_toy(calls=calls, fail_at="seed1"), "long", progress=False)
+    folder = store / "toy" / _toy().hash("long")
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "seed0.npz"]
+    calls.clear()
+    resumed = R.run(_toy(calls=calls), "long", progress=False)
+    assert calls == ["seed1", "seed2"]
+    for unit, value in resumed.items():
+        _assert_same(value, _unit(_toy().config("long"), unit))
+
+
+def test_a_changed_configuration_writes_under_a_new_hash_and_the_old_one_is_stale(
+    store,
+):
+    R.run(_toy(n=3), "book", progress=False)
+    changed = _toy(n=4)
+    assert changed.hash("book") != _toy(n=3).hash("book")
+    assert R.load(changed, "book") is None  # the stored n=3 run is not read as n=4
+    assert R.stale_runs(changed) == [store / "toy" / _toy(n=3).hash("book")]
+    assert R.stale_runs(_toy(n=3)) == []
+    R.run(changed, "book", progress=False)
+    assert len(list((store / "toy").iterdir())) == 2  # both kept, nothing overwritten
+
+
+def test_load_or_run_reads_a_complete_stored_run_else_computes_live(store, capsys):
+    calls = []
+    live = R.load_or_run(_toy(calls=calls), "book")
+    assert live.source == "live" and live.scale == "book" and len(calls) == 3
+    assert "computed live" in live.describe()
+    assert not (store / "toy").exists()  # a live run stores nothing
+    R.run(_toy(), "long", progress=False)
+    calls.clear()
+    stored = R.load_or_run(_toy(calls=calls), "book")
+    assert calls == [] and stored.source == "stored" and stored.scale == "long"
+    assert stored.config["scale_tag"] == "long"
+    assert f"results/toy/{_toy().hash('long')}/" in stored.describe()
+    # smoke never reads a stored run
+    assert R.load_or_run(_toy(), "smoke").source == "live"
+
+
+def test_the_tests_paper_override_computes_the_paper_smoke_configuration(
+    store, monkeypatch
+):
+    monkeypatch.setenv("LENSBOX_SCALE", "paper")
+    monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "smoke")
+    found = R.load_or_run(_toy())
+    assert found.config["scale_tag"] == "paper-smoke" and list(found.units) == ["seed0"]
+
+
+def test_an_experiment_needs_every_scale():
+    with pytest.raises(lensbox.ArgumentError, match="no configuration for"):
+        R.Experiment("x", "x", {"smoke": {}}, lambda c: [], lambda c, u: None)
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import dataclasses, sys, time
+    sys.path.insert(0, {tests!r})
+    from runtime.test_results import _toy
+    from lensbox.runtime import results as R
+
+    toy = _toy()
+    def slow_unit(config, unit, run=toy.run_unit):
+        if unit == "seed1":
+            time.sleep(120)  # killed while computing its second unit
+        return run(config, unit)
+
+    R.run(dataclasses.replace(toy, run_unit=slow_unit), "long", progress=False)
+    """
+)
+
+
+def test_a_killed_run_resumes_to_the_same_units_as_an_uninterrupted_one(
+    tmp_path, monkeypatch
+):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    env = {**os.environ, R.RESULTS_ENV: str(killed)}
+    script = _KILLED_RUN.format(tests=str(ROOT / "tests"))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    folder = killed / "toy" / _toy().hash("long")
+    deadline = time.monotonic() + 120
+    while not (folder / "seed0.npz").exists():
+        assert proc.poll() is None, "the run ended before it was killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == ["manifest.json", "seed0.npz"], left  # no partial file of seed1
+    monkeypatch.setenv(R.RESULTS_ENV, str(killed))
+    calls = []
+    resumed = R.run(_toy(calls=calls), "long", progress=False)
+    assert calls == ["seed1", "seed2"]
+    monkeypatch.setenv(R.RESULTS_ENV, str(whole))
+    uninterrupted = R.run(_toy(), "long", progress=False)
+    for unit in uninterrupted:
+        _assert_same(resumed[unit], uninterrupted[unit])
+
+
+def test_a_write_that_fails_half_way_leaves_neither_the_unit_nor_a_temporary_file(
+    store, monkeypatch
+):
+    def half_then_fail(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(R.np, "savez_compressed", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        R.write_unit(store / "exp" / "u.npz", {"x": np.ones(3)}, {})
+    assert list((store / "exp").iterdir()) == []
