@@ -86,11 +86,18 @@ def claims_table(
 ) -> nodes.Node:
     if not rows:
         return nodes.paragraph(text="No chapter recorded a claim in this build.")
-    heads = ["chapter", "the paper", "this book (measured)", "scale", "reproduces"]
+    heads = [
+        "chapter",
+        "the paper",
+        "this book (measured)",
+        "scale",
+        "read from",
+        "reproduces",
+    ]
     table = nodes.table(classes=["lensbox-claims"])
     group = nodes.tgroup(cols=len(heads))
     table += group
-    for width in (12, 34, 34, 8, 12):
+    for width in (12, 30, 30, 8, 10, 10):
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
     group += head
@@ -125,6 +132,7 @@ def claims_table(
             nodes.Text(str(claim.get("paper", ""))),
             nodes.Text(str(claim.get("ours", ""))),
             nodes.Text(str(claim.get("scale", ""))),
+            nodes.Text(str(claim.get("source", ""))),
             nodes.Text(verdict),
         ):
             row += _entry(child)

@@ -57,17 +57,6 @@ SIZES = {
         seeds=3,
         max_estimators=1000,
     ),
-    "long": dict(
-        n_train=1500,
-        n_val=400,
-        n_test=600,
-        steps=2000,
-        search_runs=25,
-        nn_search_runs=25,
-        checkpoints=6,
-        seeds=5,
-        max_estimators=1000,
-    ),
     "paper": dict(
         n_train=None,
         n_val=2000,
@@ -80,6 +69,7 @@ SIZES = {
         max_estimators=1000,
     ),
 }
+SIZES["long"] = {**SIZES["book"], "nn_search_runs": 25, "seeds": 5}
 CONFIGS = {
     scale: {
         "tables": list(PAPER_TABLES if scale == "paper" else ("diamonds", "txhousing")),

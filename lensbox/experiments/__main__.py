@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lensbox.experiments import REGISTRY, get
+from lensbox.experiments.registry import REGISTRY, get
 from lensbox.runtime.results import EXPERIMENT_SCALES, missing_units, run, run_dir
 
 

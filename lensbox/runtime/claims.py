@@ -12,7 +12,9 @@ A chapter states each finding of the paper next to what its own run measured, an
   book's build sets it), from which the "Paper vs this book" page is generated.
 
 The bound inside ``holds`` must be fixed from a stated principle before the run, never tuned to
-the value observed; the chapter's text says the principle.
+the value observed. The book's one principle is :data:`RULE`, applied by :func:`exceeds`; a check
+that needs another says so in ``rule``. Each record names the rule and the results it read
+(``source``: a stored result's folder, or a live run).
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ import json
 import os
 from pathlib import Path
 
-from lensbox.errors import ArgumentTypeError
+import numpy as np
+
+from lensbox.errors import ArgumentError, ArgumentTypeError, ShapeError
 from lensbox.runtime.scale import scale
 
 ENV_VAR = "LENSBOX_CLAIMS_DIR"
+#: The fewest seeds a difference is judged on.
+MIN_SEEDS = 3
+#: The book's one rule for a difference, stated on the "Paper vs this book" page.
+RULE = (
+    "a difference counts when its mean over at least 3 seeds exceeds twice its standard error "
+    "and the resolution of what was recorded"
+)
 _chapter: str | None = None
 
 
@@ -52,7 +63,38 @@ def _record_path() -> Path | None:
     return Path(folder) / f"{_chapter}.jsonl"
 
 
-def claim(paper: str, ours: str, holds: bool, *, expect: bool = True) -> None:
+def exceeds(differences, resolution: float = 0.0) -> bool:
+    """:data:`RULE`: whether the per-seed ``differences`` (one value per seed, each the same
+    seed's "after" minus "before") are positive beyond chance: their mean exceeds twice its
+    standard error and ``resolution`` (the recording's own step: a recording interval, one test
+    image's share of the accuracy), with at least :data:`MIN_SEEDS` seeds. For a fall, pass the
+    negated differences.
+    """
+    values = np.asarray(differences, dtype=float)
+    if values.ndim != 1:
+        raise ShapeError(
+            f"exceeds: differences must hold one value per seed (1-D); got shape {values.shape}."
+        )
+    if not np.isfinite(resolution) or resolution < 0:
+        raise ArgumentError(
+            f"exceeds: resolution must be a finite number >= 0; got {resolution!r}."
+        )
+    if len(values) < MIN_SEEDS or not np.all(np.isfinite(values)):
+        return False
+    mean = values.mean()
+    se = values.std(ddof=1) / np.sqrt(len(values))
+    return bool(mean > 2 * se and mean > resolution)
+
+
+def claim(
+    paper: str,
+    ours: str,
+    holds: bool,
+    *,
+    expect: bool = True,
+    rule: str = RULE,
+    source=None,
+) -> None:
     """Check one finding of the paper against this run.
 
     Args:
@@ -63,6 +105,10 @@ def claim(paper: str, ours: str, holds: bool, *, expect: bool = True) -> None:
         expect: ``True`` when the chapter states the finding reproduces; ``False`` when it
             states plainly that it does not reproduce here (the check then fails if it starts
             to hold, so the text is revisited).
+        rule: the principle ``holds`` applies: the book's :data:`RULE` unless the check states
+            another.
+        source: the results the check read: a :class:`lensbox.runtime.results.Results` (its
+            ``label``) or a short text; ``None`` for numbers computed in the chapter itself.
 
     Raises:
         ClaimError: ``holds`` differs from ``expect``; the message gives both statements.
@@ -85,6 +131,10 @@ def claim(paper: str, ours: str, holds: bool, *, expect: bool = True) -> None:
         "ours": ours,
         "holds": holds,
         "expect": expect,
+        "rule": str(rule),
+        "source": "computed in the chapter"
+        if source is None
+        else str(getattr(source, "label", source)),
     }
     path = _record_path()
     if path is not None:

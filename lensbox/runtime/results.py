@@ -388,6 +388,13 @@ class Results:
     path: Path | None = None
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """Where these results came from, short: the stored folder, or ``live (SCALE)``."""
+        if self.source == "live":
+            return f"computed live ({self.scale})"
+        return f"results/{self.experiment}/{self.path.name}/ ({self.scale})"
+
     def describe(self) -> str:
         """One line saying where these results came from."""
         if self.source == "live":

@@ -53,3 +53,62 @@ def test_claim_rejects_malformed_input(bad):
         bad = {**bad, "holds": np.array(bad["holds"])}
     with pytest.raises(TypeError, match="claim:"):
         lensbox.claim(**bad)
+
+
+def test_each_record_names_its_rule_and_the_results_it_read(monkeypatch, tmp_path):
+    import json
+
+    from lensbox.runtime import claims
+    from lensbox.runtime.results import Results
+
+    monkeypatch.setenv("LENSBOX_CLAIMS_DIR", str(tmp_path))
+    lensbox.setup(seed=0, chapter="toy", style=False)
+    live = Results("toy", "book", {}, {}, "live")
+    stored = Results("toy", "long", {}, {}, "stored", tmp_path / "abc123")
+    lensbox.claim("Fig. 1", "read live", True, source=live)
+    lensbox.claim("Fig. 2", "read stored", True, source=stored)
+    lensbox.claim("Fig. 3", "own numbers", True, rule="binomial: 2 standard errors")
+    records = [
+        json.loads(line) for line in (tmp_path / "toy.jsonl").read_text().splitlines()
+    ]
+    assert [r["source"] for r in records] == [
+        "computed live (book)",
+        "results/toy/abc123/ (long)",
+        "computed in the chapter",
+    ]
+    assert [r["rule"] for r in records] == [
+        claims.RULE,
+        claims.RULE,
+        "binomial: 2 standard errors",
+    ]
+    claims.set_chapter(None)
+
+
+def test_the_rule_needs_three_seeds_twice_the_standard_error_and_the_resolution():
+    import numpy as np
+
+    from lensbox.runtime.claims import exceeds
+
+    assert exceeds([0.9, 1.0, 1.1])  # mean 1.0, standard error 0.058
+    assert not exceeds([0.9, 1.0])  # two seeds are too few
+    assert not exceeds([-1.0, 0.2, 1.1])  # mean 0.1, standard error 0.61
+    assert not exceeds([0.9, 1.0, 1.1], resolution=1.0)  # within the recording's step
+    assert exceeds(-np.array([-0.9, -1.0, -1.1]))  # a fall, negated
+    assert not exceeds([0.9, np.nan, 1.1, 1.0])
+    # spread [-1, 0, 1] has standard error 1/sqrt(3): the mean must pass 2/sqrt(3)
+    edge = 2 / np.sqrt(3) + np.array([-1.0, 0.0, 1.0])
+    assert exceeds(edge + 1e-9) and not exceeds(edge - 1e-9)
+    with pytest.raises(lensbox.ShapeError, match="one value per seed"):
+        exceeds(np.ones((3, 2)))
+    with pytest.raises(lensbox.ArgumentError, match="resolution"):
+        exceeds([1.0, 1.0, 1.0], resolution=-1.0)
+
+
+def test_the_book_states_the_rule_once_in_the_words_of_the_code():
+    from pathlib import Path
+
+    from lensbox.runtime.claims import RULE
+
+    root = Path(__file__).resolve().parents[2]
+    page = " ".join((root / "book" / "paper_vs_book.md").read_text().split())
+    assert RULE in page

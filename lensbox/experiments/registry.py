@@ -1,0 +1,27 @@
+"""The registry: every case study's experiment by name, and :func:`results`, what chapters call."""
+
+from __future__ import annotations
+
+from lensbox.boosting.experiment import EXPERIMENT as BOOSTING
+from lensbox.errors import ArgumentError
+from lensbox.runtime.results import Experiment, Results, load_or_run
+
+#: The registered experiments, by name.
+REGISTRY: dict[str, Experiment] = {e.name: e for e in (BOOSTING,)}
+
+
+def get(name: str) -> Experiment:
+    """The registered experiment ``name``."""
+    if name not in REGISTRY:
+        raise ArgumentError(
+            f"no experiment {name!r}; registered: {', '.join(sorted(REGISTRY))}."
+        )
+    return REGISTRY[name]
+
+
+def results(name: str, scale: str | None = None) -> Results:
+    """The results a chapter shows for experiment ``name`` (see
+    :func:`lensbox.runtime.results.load_or_run`); prints where they came from."""
+    found = load_or_run(get(name), scale)
+    print(found.describe())
+    return found
