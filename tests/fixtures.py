@@ -48,6 +48,31 @@ def sign_task(n: int = 12, d: int = 5, seed: int = 0):
     return X, (X[:, 0] > 0).astype(float)
 
 
+def assert_same_tree(a, b, ignore=("seconds",)):
+    """``a`` and ``b`` hold the same structure (dicts, lists, dataclasses) and exactly equal
+    arrays and values: a stored result against the one it was computed as. Dataclass fields named
+    in ``ignore`` are skipped (a run's wall time is not part of its result)."""
+    import dataclasses
+
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    elif dataclasses.is_dataclass(a):
+        assert type(a) is type(b)
+        for f in dataclasses.fields(a):
+            if f.name not in ignore:
+                assert_same_tree(getattr(a, f.name), getattr(b, f.name), ignore)
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            assert_same_tree(a[k], b[k], ignore)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same_tree(x, y, ignore)
+    else:
+        assert a == b or (a != a and b != b), (a, b)  # nan equals nan here
+
+
 def built_site(marker: str, what: str) -> Path:
     """The built site's HTML folder named by ``LENSBOX_SITE``, when it holds ``marker``.
 

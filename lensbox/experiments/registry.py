@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from lensbox.boosting.experiment import EXPERIMENT as BOOSTING
+from lensbox.complexity.double_descent import EXPERIMENT as DOUBLE_DESCENT
 from lensbox.errors import ArgumentError
 from lensbox.runtime.results import Experiment, Results, load_or_run
 
 #: The registered experiments, by name.
-REGISTRY: dict[str, Experiment] = {e.name: e for e in (BOOSTING,)}
+REGISTRY: dict[str, Experiment] = {e.name: e for e in (BOOSTING, DOUBLE_DESCENT)}
 
 
 def get(name: str) -> Experiment:
@@ -21,7 +22,9 @@ def get(name: str) -> Experiment:
 
 def results(name: str, scale: str | None = None) -> Results:
     """The results a chapter shows for experiment ``name`` (see
-    :func:`lensbox.runtime.results.load_or_run`); prints where they came from."""
+    :func:`lensbox.runtime.results.load_or_run`); prints where they came from and their
+    configuration."""
     found = load_or_run(get(name), scale)
     print(found.describe())
+    print(f"configuration ({found.scale}): {found.config}")
     return found

@@ -92,7 +92,7 @@ def claim(
     holds: bool,
     *,
     expect: bool = True,
-    rule: str = RULE,
+    rule: str | None = None,
     source=None,
 ) -> None:
     """Check one finding of the paper against this run.
@@ -105,8 +105,8 @@ def claim(
         expect: ``True`` when the chapter states the finding reproduces; ``False`` when it
             states plainly that it does not reproduce here (the check then fails if it starts
             to hold, so the text is revisited).
-        rule: the principle ``holds`` applies: the book's :data:`RULE` unless the check states
-            another.
+        rule: the principle ``holds`` applies: :data:`RULE` when the check uses :func:`exceeds`;
+            ``None`` records that the chapter states its own bound in its text.
         source: the results the check read: a :class:`lensbox.runtime.results.Results` (its
             ``label``) or a short text; ``None`` for numbers computed in the chapter itself.
 
@@ -131,7 +131,9 @@ def claim(
         "ours": ours,
         "holds": holds,
         "expect": expect,
-        "rule": str(rule),
+        "rule": "the chapter's own bound (stated in its text)"
+        if rule is None
+        else str(rule),
         "source": "computed in the chapter"
         if source is None
         else str(getattr(source, "label", source)),

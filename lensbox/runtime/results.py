@@ -431,10 +431,9 @@ def load(experiment: Experiment, scale: str) -> Results | None:
     )
 
 
-def load_or_run(experiment: Experiment, scale: str | None = None) -> Results:
-    """What a chapter shows: a complete stored run whose hash matches the code's configuration
-    (``long`` then ``book`` at ``book`` scale, ``paper`` at ``paper``), else the current scale's
-    configuration computed live (not stored)."""
+def live_config(experiment: Experiment, scale: str | None = None) -> dict[str, Any]:
+    """The configuration a chapter computes at ``scale`` (default: the current one): that scale's,
+    or ``paper_smoke`` under the tests' override ``LENSBOX_PAPER_BUDGET=smoke``."""
     scale = current_scale() if scale is None else scale
     if scale == "paper" and paper_budget_is_smoke():
         if experiment.paper_smoke is None:
@@ -442,17 +441,27 @@ def load_or_run(experiment: Experiment, scale: str | None = None) -> Results:
                 f"experiment {experiment.name!r} has no paper_smoke configuration for "
                 "LENSBOX_PAPER_BUDGET=smoke."
             )
-        config = dict(experiment.paper_smoke)
-        units = {u: experiment.compute(config, u) for u in experiment.units(config)}
-        return Results(experiment.name, "paper (smoke budget)", config, units, "live")
-    order = {"smoke": (), "book": ("long", "book"), "paper": ("paper",)}[scale]
+        return dict(experiment.paper_smoke)
+    return experiment.config(scale)
+
+
+def load_or_run(experiment: Experiment, scale: str | None = None) -> Results:
+    """What a chapter shows: a complete stored run whose hash matches the code's configuration
+    (``long`` then ``book`` at ``book`` scale, ``paper`` at ``paper``), else the current scale's
+    configuration computed live (not stored)."""
+    scale = current_scale() if scale is None else scale
+    if scale == "paper" and paper_budget_is_smoke():
+        order, label = (), "paper (smoke budget)"
+    else:
+        order = {"smoke": (), "book": ("long", "book"), "paper": ("paper",)}[scale]
+        label = scale
     for stored_scale in order:
         found = load(experiment, stored_scale)
         if found is not None:
             return found
-    config = experiment.config(scale)
+    config = live_config(experiment, scale)
     units = {u: experiment.compute(config, u) for u in experiment.units(config)}
-    return Results(experiment.name, scale, config, units, "live")
+    return Results(experiment.name, label, config, units, "live")
 
 
 def stale_runs(experiment: Experiment) -> list[Path]:

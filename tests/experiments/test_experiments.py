@@ -3,28 +3,13 @@ resumes after an interruption to the same units; committed results match the cod
 
 import dataclasses
 
-import numpy as np
 import pytest
+from fixtures import assert_same_tree
 
 import lensbox
 import lensbox.experiments as E
 from lensbox.experiments.__main__ import main
 from lensbox.runtime import results as R
-
-
-def _same(a, b):
-    if dataclasses.is_dataclass(a):
-        assert type(a) is type(b)
-        for f in dataclasses.fields(a):
-            _same(getattr(a, f.name), getattr(b, f.name))
-    elif isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _same(a[k], b[k])
-    else:
-        assert a == b
 
 
 @pytest.mark.parametrize("name", sorted(E.REGISTRY))
@@ -63,7 +48,7 @@ def test_each_experiment_runs_at_smoke_and_resumes_to_the_same_units(
     )
     assert calls == units[1:]
     for unit in units:
-        _same(resumed[unit], whole[unit])
+        assert_same_tree(resumed[unit], whole[unit])
 
 
 def test_the_boosting_chapter_reads_what_the_runner_stored(

@@ -1,7 +1,6 @@
 """Tests of lensbox.runtime.results: units stored one by one, atomically, with provenance, resumed
 after a kill, read back only when the configuration's hash matches."""
 
-import dataclasses
 import json
 import os
 import signal
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import assert_same_tree
 
 import lensbox
 from lensbox.runtime import results as R
@@ -52,25 +52,6 @@ def _toy(name="toy", n=3, calls=None, fail_at=None):
     )
 
 
-def _assert_same(a, b):
-    assert type(a) is type(b)
-    if isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b)
-    elif isinstance(a, dict):
-        assert list(a) == list(b)
-        for k in a:
-            _assert_same(a[k], b[k])
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _assert_same(x, y)
-    elif dataclasses.is_dataclass(a):
-        for f in dataclasses.fields(a):
-            _assert_same(getattr(a, f.name), getattr(b, f.name))
-    else:
-        assert a == b
-
-
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv(R.RESULTS_ENV, str(tmp_path))
@@ -82,7 +63,7 @@ def test_a_unit_round_trips_with_its_provenance(store):
     path = store / "x" / "u.npz"
     R.write_unit(path, value, {"note": "hand-made"})
     back, prov = R.read_unit(path)
-    _assert_same(value["values"], back["values"])
+    assert_same_tree(value["values"], back["values"])
     assert back["nested"][2] == {0.5: True} and back["label"] == "seed4"
     assert prov == {"note": "hand-made"}
     with pytest.raises(lensbox.ArgumentError, match="got object"):
@@ -112,7 +93,7 @@ def test_run_stores_each_unit_with_provenance_and_a_rerun_computes_nothing(store
     again = R.run(toy, "book", progress=False)
     assert calls == ["seed0", "seed1", "seed2"]  # nothing computed twice
     for unit in out:
-        _assert_same(out[unit], again[unit])
+        assert_same_tree(out[unit], again[unit])
 
 
 def test_an_interrupted_unit_leaves_no_file_and_the_run_resumes_where_it_stopped(store):
@@ -125,7 +106,7 @@ def test_an_interrupted_unit_leaves_no_file_and_the_run_resumes_where_it_stopped
     resumed = R.run(_toy(calls=calls), "long", progress=False)
     assert calls == ["seed1", "seed2"]
     for unit, value in resumed.items():
-        _assert_same(value, _unit(_toy().config("long"), unit))
+        assert_same_tree(value, _unit(_toy().config("long"), unit))
 
 
 def test_a_changed_configuration_writes_under_a_new_hash_and_the_old_one_is_stale(
@@ -213,7 +194,7 @@ def test_a_killed_run_resumes_to_the_same_units_as_an_uninterrupted_one(
     monkeypatch.setenv(R.RESULTS_ENV, str(whole))
     uninterrupted = R.run(_toy(), "long", progress=False)
     for unit in uninterrupted:
-        _assert_same(resumed[unit], uninterrupted[unit])
+        assert_same_tree(resumed[unit], uninterrupted[unit])
 
 
 def test_a_write_that_fails_half_way_leaves_neither_the_unit_nor_a_temporary_file(
