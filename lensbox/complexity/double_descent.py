@@ -202,4 +202,5 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     seeds=lambda config, unit: [1000 + s for s in range(config["seeds"])],
     paper_smoke=PAPER_SMOKE,
+    x64=False,  # float32, as the chapter computes (lensbox.setup(x64=False))
 )

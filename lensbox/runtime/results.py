@@ -111,13 +111,16 @@ class Experiment:
 
     def hash(self, scale: str) -> str:
         """The configuration hash at ``scale`` (:func:`config_hash`)."""
-        return config_hash(self.name, self.config(scale))
+        return config_hash(self.name, self.config(scale), self.x64)
 
 
-def config_hash(name: str, config: Mapping[str, Any]) -> str:
-    """The first 12 hex digits of the SHA-256 of the experiment's name and configuration, written
-    as canonical JSON (sorted keys): equal configurations, and only those, share a hash."""
-    text = json.dumps({"experiment": name, "config": config}, sort_keys=True)
+def config_hash(name: str, config: Mapping[str, Any], x64: bool = True) -> str:
+    """The first 12 hex digits of the SHA-256 of the experiment's name, configuration and float
+    precision, written as canonical JSON (sorted keys): equal settings, and only those, share a
+    hash."""
+    text = json.dumps(
+        {"experiment": name, "config": config, "x64": bool(x64)}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -310,6 +313,7 @@ def _write_manifest(experiment: Experiment, scale: str) -> None:
         "scale": scale,
         "config": experiment.config(scale),
         "config_hash": experiment.hash(scale),
+        "x64": experiment.x64,
         "units": list(experiment.units(experiment.config(scale))),
     }
     if path.exists():

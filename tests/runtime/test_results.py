@@ -208,3 +208,25 @@ def test_a_write_that_fails_half_way_leaves_neither_the_unit_nor_a_temporary_fil
     with pytest.raises(OSError, match="disk full"):
         R.write_unit(store / "exp" / "u.npz", {"x": np.ones(3)}, {})
     assert list((store / "exp").iterdir()) == []
+
+
+def test_the_precision_is_part_of_the_hash_and_is_used(store):
+    import jax
+
+    toy = _toy()
+    single = R.Experiment(**{**toy.__dict__, "x64": False})
+    assert single.hash("book") != toy.hash("book")
+    seen = {}
+
+    def record_precision(config, unit):
+        seen[unit] = jax.numpy.ones(1).dtype.name
+        return 0
+
+    for kind, expected in ((single, "float32"), (toy, "float64")):
+        R.run(
+            R.Experiment(**{**kind.__dict__, "run_unit": record_precision}),
+            "smoke",
+            progress=False,
+        )
+        assert set(seen.values()) == {expected}
+        seen.clear()
