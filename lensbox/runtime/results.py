@@ -125,11 +125,15 @@ def config_hash(name: str, config: Mapping[str, Any], x64: bool = True) -> str:
 
 
 def results_dir() -> Path:
-    """``$LENSBOX_RESULTS``, else the ``results/`` folder of the checkout lensbox runs from."""
+    """``$LENSBOX_RESULTS``; else the ``results/`` folder of the checkout lensbox runs from; else,
+    for an installed lensbox (Colab), ``results/`` in the working directory."""
     folder = os.environ.get(RESULTS_ENV, "").strip()
     if folder:
         return Path(folder)
-    return Path(__file__).resolve().parents[2] / "results"
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "lensbox").is_dir():
+        return root / "results"
+    return Path.cwd() / "results"
 
 
 def run_dir(experiment: Experiment, scale: str) -> Path:

@@ -230,3 +230,16 @@ def test_the_precision_is_part_of_the_hash_and_is_used(store):
         )
         assert set(seen.values()) == {expected}
         seen.clear()
+
+
+def test_results_live_in_the_checkout_or_where_an_installed_lensbox_runs(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv(R.RESULTS_ENV, raising=False)
+    assert R.results_dir() == ROOT / "results"  # this checkout
+    installed = tmp_path / "site-packages" / "lensbox" / "runtime" / "results.py"
+    monkeypatch.setattr(R, "__file__", str(installed))
+    monkeypatch.chdir(tmp_path)
+    assert R.results_dir() == tmp_path / "results"
+    monkeypatch.setenv(R.RESULTS_ENV, str(tmp_path / "mine"))
+    assert R.results_dir() == tmp_path / "mine"
