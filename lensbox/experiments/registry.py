@@ -20,11 +20,11 @@ def get(name: str) -> Experiment:
     return REGISTRY[name]
 
 
-def results(name: str, scale: str | None = None) -> Results:
+def results(name: str, scale: str | None = None, *, progress: bool = False) -> Results:
     """The results a chapter shows for experiment ``name`` (see
-    :func:`lensbox.runtime.results.load_or_run`); prints where they came from and their
-    configuration."""
-    found = load_or_run(get(name), scale)
+    :func:`lensbox.runtime.results.load_or_run`, with a bar over the units computed live when
+    ``progress``); prints where they came from and their configuration."""
+    found = load_or_run(get(name), scale, progress=progress)
     print(found.describe())
     print(f"configuration ({found.scale}): {found.config}")
     return found

@@ -341,33 +341,46 @@ def missing_units(experiment: Experiment, scale: str) -> list[str]:
     return [u for u in units if not unit_path(experiment, scale, u).exists()]
 
 
+def _computed(
+    experiment: Experiment,
+    config: Mapping[str, Any],
+    units: Sequence[str],
+    label: str,
+    progress: bool,
+):
+    """Yield ``(unit, result, seconds)`` for each of ``units``, computed in order, under a tqdm
+    bar over the units (with the time left) when ``progress``."""
+    bar = None
+    if progress and units:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=len(units), desc=f"{experiment.name} ({label}) units", unit="unit"
+        )
+    for unit in units:
+        started = time.perf_counter()
+        result = experiment.compute(config, unit)
+        seconds = time.perf_counter() - started
+        yield unit, result, seconds
+        if bar is not None:
+            bar.set_postfix_str(f"{unit}: {seconds:.0f} s")
+            bar.update()
+    if bar is not None:
+        bar.close()
+
+
 def run(experiment: Experiment, scale: str, *, progress: bool = True) -> dict[str, Any]:
     """Compute and store every unit of ``experiment`` at ``scale`` that is not stored yet, each
     written the moment it is done; return all units' results (stored and new) by name."""
     config = experiment.config(scale)
     _write_manifest(experiment, scale)
     todo = missing_units(experiment, scale)
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=len(todo), desc=f"{experiment.name} ({scale}) units", unit="unit"
-        )
-    for unit in todo:
-        started = time.perf_counter()
-        result = experiment.compute(config, unit)
-        seconds = time.perf_counter() - started
+    for unit, result, seconds in _computed(experiment, config, todo, scale, progress):
         write_unit(
             unit_path(experiment, scale, unit),
             result,
             provenance(experiment, scale, unit, seconds),
         )
-        if bar is not None:
-            bar.set_postfix_str(f"{unit}: {seconds:.0f} s")
-            bar.update()
-    if bar is not None:
-        bar.close()
     return {
         u: read_unit(unit_path(experiment, scale, u))[0]
         for u in experiment.units(config)
@@ -453,10 +466,12 @@ def live_config(experiment: Experiment, scale: str | None = None) -> dict[str, A
     return experiment.config(scale)
 
 
-def load_or_run(experiment: Experiment, scale: str | None = None) -> Results:
+def load_or_run(
+    experiment: Experiment, scale: str | None = None, *, progress: bool = False
+) -> Results:
     """What a chapter shows: a complete stored run whose hash matches the code's configuration
     (``long`` then ``book`` at ``book`` scale, ``paper`` at ``paper``), else the current scale's
-    configuration computed live (not stored)."""
+    configuration computed live (not stored; with ``progress``, under a bar over the units)."""
     scale = current_scale() if scale is None else scale
     if scale == "paper" and paper_budget_is_smoke():
         order, label = (), "paper (smoke budget)"
@@ -468,8 +483,11 @@ def load_or_run(experiment: Experiment, scale: str | None = None) -> Results:
         if found is not None:
             return found
     config = live_config(experiment, scale)
-    units = {u: experiment.compute(config, u) for u in experiment.units(config)}
-    return Results(experiment.name, label, config, units, "live")
+    units = experiment.units(config)
+    computed = _computed(experiment, config, units, label, progress)
+    return Results(
+        experiment.name, label, config, {u: r for u, r, _ in computed}, "live"
+    )
 
 
 def stale_runs(experiment: Experiment) -> list[Path]:
