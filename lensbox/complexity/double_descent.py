@@ -36,28 +36,7 @@ from lensbox.engine.seeds import StoppingRule, init_seeds, kernel_learning_rate
 from lensbox.runtime.results import Experiment
 
 #: The paper's 22 widths (App. C.1).
-PAPER_WIDTHS = [
-    1,
-    2,
-    5,
-    7,
-    10,
-    15,
-    20,
-    25,
-    30,
-    35,
-    40,
-    45,
-    50,
-    55,
-    70,
-    85,
-    100,
-    200,
-    500,
-]
-PAPER_WIDTHS += [1000, 2000, 5000]
+PAPER_WIDTHS = [1, 2, 5, 7, *range(10, 60, 5), 70, 85, 100, 200, 500, 1000, 2000, 5000]
 #: The paper's long-run SGD step: learning rate 0.0025 at momentum 0.95, i.e. 0.0025 / (1 - 0.95).
 PAPER_STEP = 0.05
 
