@@ -8,6 +8,8 @@ the engine:
 * :mod:`~lensbox.connectivity.spawning`: training that stops at step :math:`t'` and spawns two
   children;
 * :mod:`~lensbox.connectivity.barriers`: interpolation curves, barriers, gradient change and Eq. 10.
+* :mod:`~lensbox.connectivity.experiment`: the experiment's three arms as stored units (the
+  configurations per scale, :func:`~lensbox.connectivity.experiment.run_arm`).
 """
 
 from lensbox._lazy import attach
