@@ -1,21 +1,40 @@
-r"""The polynomial-regression model of the grokking study (paper Eq. 25, after Kumar et al. 2024).
+r"""The grokking study (paper section 4.1, Figs. 4, 11-13; App. C.1): its two experiments, and
+their runs as stored units.
 
-:func:`quadratic_network` is a one-hidden-layer network with the activation
-:math:`\phi(h) = h + \frac\epsilon2 h^2`, and :func:`quadratic_tangent_kernel` its closed-form
-tangent kernel; the *Grokking* chapter trains it on the paper's polynomial task
-(:func:`lensbox.data.polynomial_task`).
+**The polynomial task** (Eq. 25, after Kumar et al. 2024). :func:`quadratic_network` is a
+one-hidden-layer network with the activation :math:`\phi(h) = h + \frac\epsilon2 h^2`, and
+:func:`quadratic_tangent_kernel` its closed-form tangent kernel; :func:`poly_run` trains it on the
+paper's polynomial task (:func:`lensbox.data.polynomial_task`) and tracks its smoother.
+
+**MNIST with a large initialisation** (after Omnigrok). :func:`mnist_run` trains a three-layer
+MLP, PyTorch's initialisation times :math:`\alpha`, with AdamW on MNIST 3 vs 5 (the offline
+stand-in below ``paper`` scale) and tracks its smoother.
+
+:data:`EXPERIMENT` is the *Grokking* chapter's every run, one training run per unit
+(:func:`unit_calls`); ``python -m lensbox.experiments run grokking`` stores them and the chapter
+reads them through :func:`lensbox.experiments.results`, regrouped by :func:`arrange`.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from lensbox.data import Dataset, balanced_subsample, load, polynomial_task
 from lensbox.engine.checks import is_integer
-from lensbox.engine.models import Model, Params
+from lensbox.engine.models import Model, Params, mlp
+from lensbox.engine.optim import adamw, sgd
+from lensbox.engine.smoother import smoother_tracker
+from lensbox.engine.telescoping import telescoping_tracker
+from lensbox.engine.training import predictions_tracker, recording_steps, train
 from lensbox.errors import ArgumentError, ShapeError
+from lensbox.runtime.results import Experiment
 
 
 @dataclass(frozen=True)
@@ -149,3 +168,384 @@ def quadratic_tangent_kernel(
         jnp.einsum("rj,bj,rk,bk,jk->rb", d_R, d_B, X_R, X_B, inv, optimize=True)
         / n_h**2
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's runs
+
+#: Fig. 11's task alignments; Fig. 4 shows 0.2.
+EPSILONS: tuple[float, ...] = (0.05, 0.2, 0.5)
+#: Fig. 12's initial scales; the paper's main run is 6 (5 at ``smoke``, see the configurations).
+ALPHAS: tuple[float, ...] = (5.0, 6.0, 7.0)
+#: The control's outputs at the standard initialisation (Figs. 4.3 and 13).
+CONTROL_OUTPUTS: tuple[str, ...] = ("identity", "sigmoid")
+#: The learning rates of the approximation check: Omnigrok's and the paper's (ten times smaller).
+APPROX_RATES: dict[str, float] = {"Omnigrok rate": 1e-3, "paper rate": 1e-4}
+
+
+def _poly(**sizes) -> dict[str, Any]:
+    # Kumar et al.'s learning rate is the width, on the mean squared error; on lensbox's loss
+    # 0.5 (y - f)^2 that is twice the width.
+    return {**sizes, "lr": 2.0 * sizes["width"]}
+
+
+_POLY = {
+    "smoke": _poly(
+        d=16, n_train=88, n_test=80, width=100, steps=120, seeds=1, p_rows=40
+    ),
+    "book": _poly(
+        d=40, n_train=220, n_test=200, width=500, steps=2000, seeds=3, p_rows=200
+    ),
+    "paper": _poly(
+        d=100, n_train=550, n_test=500, width=500, steps=100_000, seeds=5, p_rows=500
+    ),
+}
+# MNIST sizes; p_steps: how long the smoother runs for the alphas other than the main one.
+_MNIST = {
+    "smoke": dict(
+        width=30,
+        n_train=60,
+        p_rows=40,
+        steps=100,
+        control_steps=40,
+        seeds=1,
+        smoother_seeds=1,
+        p_steps=100,
+        approx_steps=60,
+    ),
+    "book": dict(
+        width=30,
+        n_train=100,
+        p_rows=50,
+        steps=30_000,
+        control_steps=1000,
+        seeds=3,
+        smoother_seeds=1,
+        p_steps=6000,
+        approx_steps=1000,
+    ),
+    "paper": dict(
+        width=200,
+        n_train=None,
+        p_rows=None,
+        steps=100_000,
+        control_steps=1000,
+        seeds=4,
+        smoother_seeds=4,
+        p_steps=100_000,
+        approx_steps=5000,
+    ),
+}
+# The optimiser's choices: the paper's learning rate 1e-4 with its 100-step warm-up (10 at smoke),
+# full batch below paper scale, batches of 200 at paper scale.
+_MNIST_OPT = {
+    "smoke": dict(lr=1e-4, warmup=10, batch=None),
+    "book": dict(lr=1e-4, warmup=100, batch=None),
+    "paper": dict(lr=1e-4, warmup=100, batch=200),
+}
+_MAIN_ALPHA = {"smoke": 5.0, "book": 6.0, "paper": 6.0}
+
+
+def _config(sizes: str, choices: str) -> dict[str, Any]:
+    return {
+        "data": "mnist_3v5",
+        "epsilons": list(EPSILONS),
+        "alphas": list(ALPHAS),
+        "main_alpha": _MAIN_ALPHA[choices],
+        "poly": dict(_POLY[sizes]),
+        "mnist": {**_MNIST[sizes], **_MNIST_OPT[choices]},
+    }
+
+
+CONFIGS = {s: _config(s, s) for s in ("smoke", "book", "paper")}
+# The book's protocol with the paper's seeds (5 polynomial, 4 MNIST); provisional: the grokking
+# issue sets longer runs here.
+CONFIGS["long"] = _config("book", "book")
+CONFIGS["long"]["poly"]["seeds"] = 5
+CONFIGS["long"]["mnist"]["seeds"] = 4
+#: The paper's choices at smoke sizes, for the tests' override ``LENSBOX_PAPER_BUDGET=smoke``.
+PAPER_SMOKE = _config("smoke", "paper")
+
+
+def poly_run(
+    config: Mapping[str, Any], epsilon: float, seed: int, *, smoother: bool = True
+) -> dict[str, Any]:
+    """One run of the polynomial task: Eq. 25's network (width ``config["poly"]["width"]``,
+    initialised from ``PRNGKey(100 + seed)``) trained by full-batch gradient descent on
+    ``polynomial_task(..., seed=seed)``.
+
+    Returns the recorded steps, ``n``, the training and test mean squared errors at each recorded
+    step and, with ``smoother``, :math:`p^{train}`, :math:`p^{test}` (on the first ``p_rows``
+    test inputs) and the mean absolute gap between the network and its closed-loop smoother
+    (``smoother_error``) and its realised-step telescoping model (``telescoping_error``).
+    """
+    c = config["poly"]
+    data = polynomial_task(c["d"], c["n_train"], c["n_test"], seed=seed)
+    X, y, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
+    model = quadratic_network(c["width"], epsilon, centred=True)
+    params = model.init(jax.random.PRNGKey(100 + seed), c["d"])
+    opt = sgd(c["lr"])  # full-batch gradient descent
+    X_p = X_test[: c["p_rows"]]
+    trackers: dict[str, Any] = {
+        "train": predictions_tracker(model.apply, X),
+        "test": predictions_tracker(model.apply, X_test),
+    }
+    if smoother:
+        kernel = functools.partial(quadratic_tangent_kernel, epsilon=epsilon)
+        trackers["smoother"] = smoother_tracker(model, X, y, X_p, opt, kernel_fn=kernel)
+        trackers["telescoping"] = telescoping_tracker(model, X_p)
+    res = train(
+        model,
+        params,
+        opt,
+        X,
+        y,
+        steps=c["steps"],
+        record_at=recording_steps(c["steps"], log=60),
+        trackers=trackers,
+        progress=False,
+    )
+    r = res.records
+    out = {
+        "steps": res.record_steps,
+        "n": len(y),
+        "train": np.mean((r["train"] - y) ** 2, axis=1),
+        "test": np.mean((r["test"] - y_test) ** 2, axis=1),
+    }
+    if smoother:
+        net = r["test"][:, : c["p_rows"]]
+        out.update(
+            p_train=r["smoother"]["p_train"],
+            p_test=r["smoother"]["p_test"],
+            smoother_error=np.mean(
+                np.abs(r["smoother"]["prediction"][:, len(y) :] - net), axis=1
+            ),
+            telescoping_error=np.mean(np.abs(r["telescoping"] - net), axis=1),
+        )
+    return out
+
+
+class MnistTask(NamedTuple):
+    """The MNIST experiment's data: ``n_train`` class-balanced training images (all of them for
+    ``None``), every test image, and how many test rows the smoother tracks."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    p_rows: int
+    dataset: Dataset
+
+
+def mnist_task(config: Mapping[str, Any]) -> MnistTask:
+    """The data of the MNIST experiment of ``config`` (see :class:`MnistTask`)."""
+    c = config["mnist"]
+    ds = load(config["data"], seed=0)
+    if c["n_train"] is None:
+        X, y = ds.X_train, ds.y_train
+    else:
+        X, y = balanced_subsample(ds.X_train, ds.y_train, c["n_train"], seed=0)
+    p_rows = len(ds.y_test) if c["p_rows"] is None else c["p_rows"]
+    return MnistTask(X, y, ds.X_test, ds.y_test, p_rows, ds)
+
+
+def mnist_run(
+    config: Mapping[str, Any],
+    alpha: float,
+    seed: int,
+    *,
+    output: str = "identity",
+    smoother: bool = True,
+    steps: int | None = None,
+    lr: float | None = None,
+    warmup: int | None = None,
+) -> dict[str, Any]:
+    """One run of the MNIST experiment: Omnigrok's MLP (three linear layers of width
+    ``config["mnist"]["width"]``, PyTorch's initialisation times ``alpha``, initialised from
+    ``PRNGKey(200 + seed)``) trained with AdamW (:math:`\\beta_2 = 0.99`, weight decay 0.1) on the
+    squared loss; ``steps``, ``lr`` and ``warmup`` default to the configuration's.
+
+    Returns the recorded steps, ``n``, the training and test misclassification rates (threshold
+    0.5), the test MSE, the mean :math:`|f_0(x)|` on the test set, the gap between the network and
+    its realised-step telescoping model on the first ``p_rows`` test inputs and, with
+    ``smoother``, :math:`p^{train}`, :math:`p^{test}` and the closed-loop smoother's gap.
+    """
+    c = config["mnist"]
+    task = mnist_task(config)
+    X, y, X_test, y_test = task.X, task.y, task.X_test, task.y_test
+    steps = c["steps"] if steps is None else steps
+    model = mlp((c["width"], c["width"]), init="torch", alpha=alpha, output=output)
+    params = model.init(jax.random.PRNGKey(200 + seed), X.shape[1])
+    opt = adamw(
+        c["lr"] if lr is None else lr,
+        b2=0.99,
+        weight_decay=0.1,
+        warmup_steps=c["warmup"] if warmup is None else warmup,
+    )
+    X_p = X_test[: task.p_rows]
+    trackers: dict[str, Any] = {
+        "train": predictions_tracker(model.apply, X),
+        "test": predictions_tracker(model.apply, X_test),
+        "telescoping": telescoping_tracker(model, X_p),
+    }
+    if smoother:
+        trackers["smoother"] = smoother_tracker(model, X, y, X_p, opt)
+    batch = None if c["batch"] is None or c["batch"] >= len(y) else c["batch"]
+    res = train(
+        model,
+        params,
+        opt,
+        X,
+        y,
+        steps=steps,
+        batch_size=batch,
+        seed=seed,
+        record_at=recording_steps(steps, log=50),
+        trackers=trackers,
+        progress=False,
+    )
+    r = res.records
+    net = r["test"][:, : task.p_rows]
+    out = {
+        "steps": res.record_steps,
+        "n": len(y),
+        "train": np.mean((r["train"] > 0.5) != y, axis=1),
+        "test": np.mean((r["test"] > 0.5) != y_test, axis=1),
+        "test_mse": np.mean((r["test"] - y_test) ** 2, axis=1),
+        "f0": float(np.mean(np.abs(r["test"][0]))),
+        "telescoping_error": np.mean(np.abs(r["telescoping"] - net), axis=1),
+        "telescoping_mse": np.mean((r["telescoping"] - net) ** 2, axis=1),
+    }
+    if smoother:
+        closed = r["smoother"]["prediction"][:, len(y) :] - net
+        out.update(
+            p_train=r["smoother"]["p_train"],
+            p_test=r["smoother"]["p_test"],
+            smoother_error=np.mean(np.abs(closed), axis=1),
+            smoother_mse=np.mean(closed**2, axis=1),
+        )
+    return out
+
+
+def unit_calls(
+    config: Mapping[str, Any],
+) -> dict[str, tuple[str, tuple, dict[str, Any]]]:
+    """Every run of the chapter, by unit name (:func:`unit_name`), as ``(function, args, keyword
+    args)``:
+
+    * ``poly_E_seedS``: the polynomial task at :math:`\\epsilon = E`, the smoother tracked at
+      :math:`\\epsilon = 0.2` and on every :math:`\\epsilon`'s first seed;
+    * ``mnist_A_seedS``: the large initialisation :math:`\\alpha = A`, the smoother tracked on the
+      main :math:`\\alpha`'s first ``smoother_seeds`` seeds for the whole run;
+    * ``mnist-p_A``: the smoother of each other :math:`\\alpha` on seed 0 for ``p_steps`` steps;
+    * ``control_OUTPUT_seedS``: :math:`\\alpha = 1` with and without a sigmoid output;
+    * ``approx_NAME``: the main :math:`\\alpha` at each of :data:`APPROX_RATES` for
+      ``approx_steps`` steps, without the smoother.
+    """
+    c = config["mnist"]
+    main = config["main_alpha"]
+    calls: dict[str, tuple[str, tuple, dict[str, Any]]] = {}
+    for eps in config["epsilons"]:
+        for seed in range(config["poly"]["seeds"]):
+            calls[unit_name("poly", eps, seed)] = (
+                "poly",
+                (eps, seed),
+                {"smoother": eps == 0.2 or seed == 0},
+            )
+    for a in config["alphas"]:
+        for seed in range(c["seeds"]):
+            calls[unit_name("mnist", a, seed)] = (
+                "mnist",
+                (a, seed),
+                {"smoother": a == main and seed < c["smoother_seeds"]},
+            )
+    for a in config["alphas"]:
+        if a != main:
+            calls[unit_name("mnist-p", a)] = ("mnist", (a, 0), {"steps": c["p_steps"]})
+    for out in CONTROL_OUTPUTS:
+        for seed in range(c["seeds"]):
+            calls[unit_name("control", out, seed)] = (
+                "mnist",
+                (1.0, seed),
+                {
+                    "output": out,
+                    "steps": c["control_steps"],
+                    "smoother": seed < c["smoother_seeds"],
+                },
+            )
+    for name, lr in APPROX_RATES.items():
+        calls[unit_name("approx", name)] = (
+            "mnist",
+            (main, 0),
+            {"smoother": False, "steps": c["approx_steps"], "lr": lr, "warmup": 100},
+        )
+    return calls
+
+
+def unit_name(group: str, setting: float | str, seed: int | None = None) -> str:
+    """A unit's name (also its file name): ``GROUP_SETTING`` or ``GROUP_SETTING_seedS``, the
+    setting written with ``g`` for a number and with ``-`` for spaces in a name."""
+    text = f"{setting:g}" if isinstance(setting, float) else str(setting)
+    name = f"{group}_{text.replace(' ', '-')}"
+    return name if seed is None else f"{name}_seed{seed}"
+
+
+def run_unit(config: Mapping[str, Any], unit: str) -> dict[str, Any]:
+    """One run of the chapter (see :func:`unit_calls`)."""
+    calls = unit_calls(config)
+    if unit not in calls:
+        raise ArgumentError(f"grokking has no unit {unit!r}; its units: {list(calls)}.")
+    kind, args, kwargs = calls[unit]
+    return (poly_run if kind == "poly" else mnist_run)(config, *args, **kwargs)
+
+
+def arrange(config: Mapping[str, Any], units: Mapping[str, Any]) -> dict[str, Any]:
+    """The units regrouped as the chapter draws them: ``poly[eps]``, ``mnist[alpha]`` and
+    ``control[output]`` (lists over seeds); ``mnist_p[alpha]``, the runs with the smoother of each
+    :math:`\\alpha` (the main one's tracked seeds, one shorter run for the others); and
+    ``approx[name]``."""
+    c, main = config["mnist"], config["main_alpha"]
+    mnist = {
+        a: [units[unit_name("mnist", a, s)] for s in range(c["seeds"])]
+        for a in config["alphas"]
+    }
+    return {
+        "poly": {
+            eps: [
+                units[unit_name("poly", eps, s)] for s in range(config["poly"]["seeds"])
+            ]
+            for eps in config["epsilons"]
+        },
+        "mnist": mnist,
+        "mnist_p": {
+            a: [r for r in mnist[a] if "p_train" in r]
+            if a == main
+            else [units[unit_name("mnist-p", a)]]
+            for a in config["alphas"]
+        },
+        "control": {
+            out: [units[unit_name("control", out, s)] for s in range(c["seeds"])]
+            for out in CONTROL_OUTPUTS
+        },
+        "approx": {name: units[unit_name("approx", name)] for name in APPROX_RATES},
+    }
+
+
+def _unit_seeds(config: Mapping[str, Any], unit: str) -> list[int]:
+    """A run's seeds: the polynomial task's data seed and initialisation key, or the MNIST
+    network's initialisation key and its order of mini-batches."""
+    kind, args, _ = unit_calls(config)[unit]
+    seed = args[1]
+    return [seed, 100 + seed] if kind == "poly" else [200 + seed, seed]
+
+
+EXPERIMENT = Experiment(
+    name="grokking",
+    description="polynomial and MNIST grokking runs with their effective parameters "
+    "(section 4.1, Figs. 4, 11-13)",
+    configs=CONFIGS,
+    units=lambda config: list(unit_calls(config)),
+    run_unit=run_unit,
+    seeds=_unit_seeds,
+    paper_smoke=PAPER_SMOKE,
+)

@@ -30,6 +30,7 @@ from lensbox.engine import kernels
 from lensbox.engine.checks import as_counts, as_matrix, check_finite
 from lensbox.engine.models import Model, apply_of
 from lensbox.engine.optim import Optimizer, check_optimizer
+from lensbox.engine.progress import step_bar
 from lensbox.engine.smoother import smoother_tracker
 from lensbox.engine.telescoping import telescoping_tracker
 from lensbox.errors import ArgumentError, DivergenceError, ShapeError
@@ -301,26 +302,38 @@ class _StopBook:
 
 def _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate):
     """Compiled calls from check to check (and to the extra recording steps) until every seed
-    has stopped; returns the final carry and the extra records."""
+    has stopped; returns the final carry and the extra records. The steps count on a shared bar
+    (:func:`lensbox.engine.progress.shared_steps`) when there is one."""
     rec_steps, recs, done = [], [], 0
-    while done < max_steps and book.active.any():
-        next_check = done + check_steps - done % check_steps
-        boundary = min([next_check, *[s for s in extra if s > done]])
-        batches = jnp.asarray(order.batches(done + 1, check_steps))
-        carry = programs.run(carry, jnp.asarray(book.active), batches, boundary - done)
-        done = boundary
-        if done in extra:
-            rec_steps.append(done)
-            recs.append(jax.device_get(programs.record(carry[2], carry[0])))
-        if done != next_check:
-            continue
-        newly = book.check(
-            done, *(np.asarray(a) for a in programs.evaluate(carry[0])), rate
-        )
-        if (
-            newly.any()
-        ):  # max_epochs is a multiple of check_every: every seed ends on a check
-            book.stop(newly, done, jax.device_get(programs.record(carry[2], carry[0])))
+    bar = step_bar(max_steps, False)
+    try:
+        while done < max_steps and book.active.any():
+            next_check = done + check_steps - done % check_steps
+            boundary = min([next_check, *[s for s in extra if s > done]])
+            batches = jnp.asarray(order.batches(done + 1, check_steps))
+            carry = programs.run(
+                carry, jnp.asarray(book.active), batches, boundary - done
+            )
+            if bar is not None:
+                bar.update(boundary - done)
+            done = boundary
+            if done in extra:
+                rec_steps.append(done)
+                recs.append(jax.device_get(programs.record(carry[2], carry[0])))
+            if done != next_check:
+                continue
+            newly = book.check(
+                done, *(np.asarray(a) for a in programs.evaluate(carry[0])), rate
+            )
+            if (
+                newly.any()
+            ):  # max_epochs is a multiple of check_every: every seed ends on a check
+                book.stop(
+                    newly, done, jax.device_get(programs.record(carry[2], carry[0]))
+                )
+    finally:
+        if bar is not None:
+            bar.close()
     return carry, rec_steps, recs
 
 

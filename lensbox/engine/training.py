@@ -37,6 +37,7 @@ from lensbox.engine.checks import (
 )
 from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 from lensbox.engine.models import Apply, Model, apply_of, as_model, check_features
+from lensbox.engine.progress import step_bar
 from lensbox.engine.optim import (
     Optimizer,
     OptState,
@@ -517,7 +518,8 @@ def train(
         trackers: named :class:`Tracker` objects observing every step; they start at ``params``.
         record_at: steps (in :math:`[t_0, t_0+T]`) at which trackers record; default: the end.
         steps_per_call: most steps run in one compiled call between Python visits.
-        progress: show a tqdm progress bar (default: when the run has more than 2000 steps).
+        progress: show a tqdm progress bar (default: when the run has more than 2000 steps);
+            inside :func:`lensbox.engine.progress.shared_steps` the steps go to the shared bar.
         divergence_factor: a mini-batch loss above this factor times (initial loss + 1), or a
             non-finite loss or parameter, stops training with :class:`~lensbox.DivergenceError`.
 
@@ -564,11 +566,7 @@ def train(
 
 
 def _progress_bar(steps: int, progress: bool | None):
-    if not (steps > 2000 if progress is None else progress):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=steps, desc="training", unit="step", mininterval=1.0)
+    return step_bar(steps, steps > 2000 if progress is None else progress)
 
 
 class _Loop:

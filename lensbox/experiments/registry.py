@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from lensbox.boosting.experiment import EXPERIMENT as BOOSTING
 from lensbox.complexity.double_descent import EXPERIMENT as DOUBLE_DESCENT
+from lensbox.complexity.grokking import EXPERIMENT as GROKKING
 from lensbox.connectivity.experiment import EXPERIMENT as MODE_CONNECTIVITY
 from lensbox.errors import ArgumentError
 from lensbox.runtime.results import Experiment, Results, load_or_run
 
 #: The registered experiments, by name.
 REGISTRY: dict[str, Experiment] = {
-    e.name: e for e in (BOOSTING, DOUBLE_DESCENT, MODE_CONNECTIVITY)
+    e.name: e for e in (BOOSTING, DOUBLE_DESCENT, GROKKING, MODE_CONNECTIVITY)
 }
 
 

@@ -46,9 +46,10 @@ from typing import Any
 
 import numpy as np
 
+from lensbox.engine.progress import shared_steps
 from lensbox.errors import ArgumentError
 from lensbox.runtime.chapter import precision
-from lensbox.runtime.scale import paper_budget_is_smoke
+from lensbox.runtime.scale import paper_budget_is_smoke, scale_in_force
 from lensbox.runtime.scale import scale as current_scale
 
 #: The scales an experiment is configured for; ``long`` exists only here (the runner's scale).
@@ -348,39 +349,64 @@ def _computed(
     label: str,
     progress: bool,
 ):
-    """Yield ``(unit, result, seconds)`` for each of ``units``, computed in order, under a tqdm
-    bar over the units (with the time left) when ``progress``."""
-    bar = None
+    """Yield ``(unit, result, seconds)`` for each of ``units``, computed in order. With
+    ``progress``, under two tqdm bars with the time left: one over the units, one over the
+    current unit's optimisation steps (every training loop inside it counts there, see
+    :func:`lensbox.engine.progress.shared_steps`)."""
+    bar = steps = None
     if progress and units:
+        from tqdm import tqdm as text_bar
         from tqdm.auto import tqdm
 
         bar = tqdm(
             total=len(units), desc=f"{experiment.name} ({label}) units", unit="unit"
         )
-    for unit in units:
-        started = time.perf_counter()
-        result = experiment.compute(config, unit)
-        seconds = time.perf_counter() - started
-        yield unit, result, seconds
-        if bar is not None:
-            bar.set_postfix_str(f"{unit}: {seconds:.0f} s")
-            bar.update()
-    if bar is not None:
-        bar.close()
+        # Text on stderr, also in a notebook: the website drops it with the other stderr output.
+        steps = text_bar(total=0, desc="steps", unit="step", mininterval=1.0)
+    try:
+        for unit in units:
+            started = time.perf_counter()
+            if steps is None:
+                result = experiment.compute(config, unit)
+            else:
+                steps.reset(total=0)
+                steps.set_description(f"{unit}: steps")
+                with shared_steps(steps):
+                    result = experiment.compute(config, unit)
+            seconds = time.perf_counter() - started
+            yield unit, result, seconds
+            if bar is not None:
+                bar.set_postfix_str(f"{unit}: {seconds:.0f} s")
+                bar.update()
+    finally:
+        for b in (steps, bar):
+            if b is not None:
+                b.close()
+
+
+def data_scale(scale: str) -> str:
+    """The scale whose data sets a configuration at ``scale`` reads: its own, and ``book``'s
+    offline data for ``long``."""
+    return "book" if scale == "long" else scale
 
 
 def run(experiment: Experiment, scale: str, *, progress: bool = True) -> dict[str, Any]:
     """Compute and store every unit of ``experiment`` at ``scale`` that is not stored yet, each
-    written the moment it is done; return all units' results (stored and new) by name."""
+    written the moment it is done, under ``LENSBOX_SCALE`` = :func:`data_scale` (so a ``paper``
+    configuration reads the paper's data sets whatever the shell's scale); return all units'
+    results (stored and new) by name."""
     config = experiment.config(scale)
     _write_manifest(experiment, scale)
     todo = missing_units(experiment, scale)
-    for unit, result, seconds in _computed(experiment, config, todo, scale, progress):
-        write_unit(
-            unit_path(experiment, scale, unit),
-            result,
-            provenance(experiment, scale, unit, seconds),
-        )
+    with scale_in_force(data_scale(scale)):
+        for unit, result, seconds in _computed(
+            experiment, config, todo, scale, progress
+        ):
+            write_unit(
+                unit_path(experiment, scale, unit),
+                result,
+                provenance(experiment, scale, unit, seconds),
+            )
     return {
         u: read_unit(unit_path(experiment, scale, u))[0]
         for u in experiment.units(config)
@@ -399,6 +425,7 @@ class Results:
         source: ``"stored"`` (read from ``path``) or ``"live"`` (computed in this run).
         path: the folder read, for a stored result.
         provenance: each unit's provenance, for a stored result.
+        seconds: each unit's wall time when it was computed (stored: from its provenance).
     """
 
     experiment: str
@@ -408,6 +435,11 @@ class Results:
     source: str
     path: Path | None = None
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def total_seconds(self, prefix: str = "") -> float:
+        """The wall time of the units whose names start with ``prefix`` (all of them by default)."""
+        return float(sum(t for u, t in self.seconds.items() if u.startswith(prefix)))
 
     @property
     def label(self) -> str:
@@ -449,6 +481,7 @@ def load(experiment: Experiment, scale: str) -> Results | None:
         "stored",
         run_dir(experiment, scale),
         prov,
+        {u: float(p["wall_seconds"]) for u, p in prov.items()},
     )
 
 
@@ -484,10 +517,10 @@ def load_or_run(
             return found
     config = live_config(experiment, scale)
     units = experiment.units(config)
-    computed = _computed(experiment, config, units, label, progress)
-    return Results(
-        experiment.name, label, config, {u: r for u, r, _ in computed}, "live"
-    )
+    results, seconds = {}, {}
+    for unit, result, took in _computed(experiment, config, units, label, progress):
+        results[unit], seconds[unit] = result, took
+    return Results(experiment.name, label, config, results, "live", seconds=seconds)
 
 
 def stale_runs(experiment: Experiment) -> list[Path]:

@@ -24,6 +24,8 @@ branch end to end on a CPU in the tests.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from lensbox.errors import ArgumentError
@@ -97,3 +99,23 @@ def paper_budget_is_smoke() -> bool:
             f"the scale is {scale()!r}."
         )
     return True
+
+
+@contextmanager
+def scale_in_force(name: str) -> Iterator[None]:
+    """Run a block at scale ``name`` whatever ``LENSBOX_SCALE`` says (and without the test-only
+    budget override), restoring both variables after it: how the experiment runner loads each
+    configuration's own data sets (:func:`lensbox.data.load` follows :func:`scale`)."""
+    if name not in SCALES:
+        raise ArgumentError(f"scale must be one of {', '.join(SCALES)}; got {name!r}.")
+    saved = {var: os.environ.get(var) for var in (ENV_VAR, BUDGET_ENV_VAR)}
+    os.environ[ENV_VAR] = name
+    os.environ.pop(BUDGET_ENV_VAR, None)
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value

@@ -9,6 +9,7 @@ import pytest
 
 import lensbox
 from lensbox.complexity.grokking import quadratic_network, quadratic_tangent_kernel
+from lensbox.data import polynomial_task
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +152,69 @@ def test_validation():
         quadratic_tangent_kernel(
             params, jnp.ones((2, 4)), jnp.ones((2, 3)), epsilon=0.2
         )
+
+
+def test_the_chapters_runs_are_one_unit_each_tracked_as_the_chapter_states():
+    from lensbox.complexity import grokking as G
+
+    config = G.CONFIGS["book"]
+    calls = G.unit_calls(config)
+    poly, mnist = config["poly"], config["mnist"]
+    assert len(calls) == (
+        3 * poly["seeds"] + 3 * mnist["seeds"] + 2 + 2 * mnist["seeds"] + 2
+    )
+    tracked = {u for u, (_, _, kw) in calls.items() if kw.get("smoother", True)}
+    # polynomial: every seed of epsilon 0.2, the first seed of the others
+    assert {u for u in tracked if u.startswith("poly_")} == {
+        "poly_0.2_seed0", "poly_0.2_seed1", "poly_0.2_seed2",
+        "poly_0.05_seed0", "poly_0.5_seed0",
+    }  # fmt: skip
+    # MNIST: the main alpha's first seed for the whole run, the others' first seed for p_steps
+    assert {u for u in tracked if u.startswith("mnist")} == {
+        "mnist_6_seed0", "mnist-p_5", "mnist-p_7",
+    }  # fmt: skip
+    assert calls["mnist-p_5"] == ("mnist", (5.0, 0), {"steps": mnist["p_steps"]})
+    assert calls["approx_paper-rate"][2]["lr"] == 1e-4
+    # arrange: every unit lands in exactly one group, the main alpha's p runs are its tracked seeds
+    units = {u: {"name": u, **({"p_train": 0} if u in tracked else {})} for u in calls}
+    groups = G.arrange(config, units)
+    assert [r["name"] for r in groups["mnist_p"][6.0]] == ["mnist_6_seed0"]
+    assert [r["name"] for r in groups["poly"][0.05]] == [
+        f"poly_0.05_seed{s}" for s in range(poly["seeds"])
+    ]
+    placed = [
+        r["name"]
+        for key in ("poly", "mnist", "control")
+        for runs in groups[key].values()
+        for r in runs
+    ]
+    placed += [groups["mnist_p"][a][0]["name"] for a in (5.0, 7.0)]
+    placed += [r["name"] for r in groups["approx"].values()]
+    assert sorted(placed) == sorted(calls)
+    with pytest.raises(lensbox.ArgumentError, match="no unit"):
+        G.run_unit(config, "poly_0.3_seed0")
+
+
+def test_a_polynomial_run_records_the_centred_network_and_its_readings():
+    """The centred network starts at zero (its first test MSE is the targets' mean square), the
+    telescoping model is exact at step 0, training lowers the error, and tracking the smoother
+    leaves the run itself unchanged."""
+    from lensbox.complexity import grokking as G
+
+    config = {
+        "poly": dict(
+            d=8, n_train=44, n_test=40, width=50, steps=60, seeds=1, p_rows=20
+        ),
+    }
+    config["poly"]["lr"] = 2.0 * config["poly"]["width"]
+    run = G.poly_run(config, 0.2, seed=0)
+    data = polynomial_task(8, 44, 40, seed=0)
+    assert run["n"] == 44 and len(run["steps"]) == len(run["train"]) == len(
+        run["p_test"]
+    )
+    np.testing.assert_allclose(run["test"][0], np.mean(data.y_test**2), rtol=1e-12)
+    assert run["telescoping_error"][0] == 0 and run["smoother_error"][0] < 1e-12
+    assert run["train"][-1] < 0.5 * run["train"][0]
+    without = G.poly_run(config, 0.2, seed=0, smoother=False)
+    assert "p_train" not in without
+    np.testing.assert_allclose(without["test"], run["test"], rtol=1e-12)

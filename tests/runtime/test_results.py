@@ -243,3 +243,63 @@ def test_results_live_in_the_checkout_or_where_an_installed_lensbox_runs(
     assert R.results_dir() == tmp_path / "results"
     monkeypatch.setenv(R.RESULTS_ENV, str(tmp_path / "mine"))
     assert R.results_dir() == tmp_path / "mine"
+
+
+def test_the_runner_loads_each_configurations_own_data_scale_and_times_each_unit(
+    store, monkeypatch
+):
+    """``run NAME --scale paper`` from a shell at the default scale must read the paper's data
+    sets (lensbox.data.load follows LENSBOX_SCALE); ``long`` reads the book's offline data."""
+    seen = []
+    toy = R.Experiment(
+        name="scales",
+        description="records the scale its units see",
+        configs={s: {"tag": s} for s in R.EXPERIMENT_SCALES},
+        units=lambda c: ["a", "b"],
+        run_unit=lambda c, u: (
+            seen.append(lensbox.scale()) or {"scale": lensbox.scale()}
+        ),
+    )
+    monkeypatch.setenv("LENSBOX_SCALE", "smoke")
+    for scale, data_scale in (("paper", "paper"), ("long", "book"), ("book", "book")):
+        seen.clear()
+        stored = R.run(toy, scale, progress=False)
+        assert seen == [data_scale] * 2
+        assert {u: r["scale"] for u, r in stored.items()} == {
+            "a": data_scale,
+            "b": data_scale,
+        }
+        assert lensbox.scale() == "smoke"  # the shell's scale again
+    read = R.load(toy, "long")
+    assert set(read.seconds) == {"a", "b"} and read.total_seconds() >= 0
+    assert read.seconds["a"] == read.provenance["a"]["wall_seconds"]
+    live = R.load_or_run(toy, "smoke")
+    assert live.source == "live" and set(live.seconds) == {"a", "b"}
+    assert live.total_seconds("a") == live.seconds["a"]
+
+
+def test_the_runners_progress_shows_units_and_each_units_steps(store, capsys):
+    import jax
+
+    from fixtures import sign_task
+
+    def run_unit(config, unit):
+        X, y = sign_task(n=8, d=2)
+        model = lensbox.mlp((4,))
+        params = model.init(jax.random.PRNGKey(0), 2)
+        result = lensbox.train(
+            model, params, lensbox.sgd(0.1), X, y, steps=config["steps"]
+        )
+        return {"loss": np.asarray(result.losses)}
+
+    toy = R.Experiment(
+        name="steps",
+        description="one short training run per unit",
+        configs={s: {"steps": 40} for s in R.EXPERIMENT_SCALES},
+        units=lambda c: ["first", "second"],
+        run_unit=run_unit,
+    )
+    R.run(toy, "smoke", progress=True)
+    err = capsys.readouterr().err
+    assert "steps (smoke) units" in err and "2/2" in err
+    assert "second: steps" in err and "40/40" in err

@@ -56,3 +56,23 @@ def test_paper_budget_override_is_checked(monkeypatch):
     monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "tiny")
     with pytest.raises(ValueError, match="only override is 'smoke'"):
         scales.budget(smoke=1, book=2, paper=3)
+
+
+def test_scale_in_force_sets_the_scale_for_a_block_and_restores_both_variables(
+    monkeypatch,
+):
+    monkeypatch.setenv("LENSBOX_SCALE", "paper")
+    monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "smoke")
+    with scales.scale_in_force("book"):
+        assert scales.scale() == "book" and not scales.paper_budget_is_smoke()
+        assert scales.budget(smoke=1, book=2, paper=3) == 2
+    assert scales.scale() == "paper" and scales.paper_budget_is_smoke()
+    monkeypatch.delenv("LENSBOX_SCALE")
+    monkeypatch.delenv("LENSBOX_PAPER_BUDGET")
+    with pytest.raises(RuntimeError), scales.scale_in_force("smoke"):
+        assert scales.scale() == "smoke"
+        raise RuntimeError  # restored on the way out of an error too
+    assert "LENSBOX_SCALE" not in os.environ and scales.scale() == "book"
+    with pytest.raises(ValueError, match="scale must be one of"):
+        with scales.scale_in_force("long"):
+            pass
