@@ -30,6 +30,7 @@ import numpy as np
 from lensbox.errors import ArgumentError
 from lensbox.connectivity.networks import BatchNormNetwork
 from lensbox.engine.optim import Optimizer, OptState, apply_updates
+from lensbox.engine.progress import step_bar
 from lensbox.engine.training import softmax_cross_entropy
 
 Params = Any
@@ -194,7 +195,8 @@ def train_many(
     """Run many states side by side (leading axis) until each reaches its own ``stops[i]``.
 
     Steps run in compiled chunks of ``chunk`` steps under one ``vmap``; between chunks a tqdm bar
-    moves, and Ctrl-C stops cleanly, returning the states reached and ``interrupted=True``.
+    moves (with ``progress``, or the shared one of :func:`lensbox.engine.progress.shared_steps`),
+    and Ctrl-C stops cleanly, returning the states reached and ``interrupted=True``.
 
     Returns:
         ``(states, interrupted)``.
@@ -208,11 +210,7 @@ def train_many(
     run = _vectorised(advance.steps)
     first, last = int(jnp.min(states.step)), int(jnp.max(stops))
     bounds = list(range(first + chunk, last, chunk)) + [last]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=max(last - first, 0), desc=desc, unit="step", mininterval=1.0)
+    bar = step_bar(max(last - first, 0), progress, desc)
     done = first
     try:
         for bound in bounds:

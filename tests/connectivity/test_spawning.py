@@ -131,3 +131,26 @@ def test_bad_input_is_named(rng):
         make_trainer(net, sgd(0.1), jnp.ones((6, 2, 2, 1)), jnp.zeros(6), batch_size=7)
     with pytest.raises(ValueError, match="y must hold"):
         make_trainer(net, sgd(0.1), jnp.ones((6, 2, 2, 1)), jnp.zeros(5), batch_size=2)
+
+
+def test_train_many_counts_its_steps_on_a_shared_bar(rng):
+    from lensbox.engine.progress import shared_steps
+
+    class Bar:
+        total = n = 0
+
+        def update(self, count):
+            self.n += count
+
+        def refresh(self):
+            pass
+
+    net, opt, X, y, advance = _setup(rng)
+    states = jax.vmap(lambda k: init_state(net, opt, k, (2, 2, 1)))(
+        jax.random.split(jax.random.PRNGKey(0), 2)
+    )
+    keys = jax.random.split(jax.random.PRNGKey(9), 2)
+    bar = Bar()
+    with shared_steps(bar):  # progress=False: the shared bar counts all the same
+        train_many(advance, states, keys, [4, 9], chunk=3, progress=False)
+    assert (bar.total, bar.n) == (9, 9)
