@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,10 @@ from nbclient import NotebookClient
 from fixtures import write_paper_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import kernel_wakeups  # noqa: E402
+
+kernel_wakeups.install()  # as in the build: a lost wake-up costs a second, not the cell timeout
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 CELL_TIMEOUT_S = 600
 _GLUE_FIGURE = re.compile(r"[`:]{3,}\{glue:figure\}\s+(\S+)")
