@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lensbox.boosting import irregular
-from lensbox.data import load
+from lensbox.data import identity, load
 from lensbox.data.tabular import load_diamonds, load_txhousing
 from lensbox.errors import ArgumentError
 from lensbox.runtime.results import Experiment
@@ -120,4 +120,8 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     seeds=lambda config, unit: [_parse(unit)[1]],
     paper_smoke={"tables": list(PAPER_TABLES), **SIZES["smoke"]},
+    data=lambda config, scale: {
+        table: identity(table, scale) if table in PAPER_TABLES else TABLES[table][0]
+        for table in config["tables"]
+    },
 )

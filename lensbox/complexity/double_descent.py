@@ -29,7 +29,7 @@ from lensbox.complexity.faithfulness import (
     faithful_fit,
     smoother_fit,
 )
-from lensbox.data import balanced_subsample, flip_labels, load
+from lensbox.data import balanced_subsample, flip_labels, identity, load
 from lensbox.engine.models import Model, Params, mlp
 from lensbox.engine.optim import Optimizer, sgd
 from lensbox.engine.seeds import StoppingRule, init_seeds, kernel_learning_rate
@@ -181,5 +181,6 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     seeds=lambda config, unit: [1000 + s for s in range(config["seeds"])],
     paper_smoke=PAPER_SMOKE,
+    data=lambda config, scale: {config["data"]: identity(config["data"], scale)},
     x64=False,  # float32, as the chapter computes (lensbox.setup(x64=False))
 )

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox.data import Dataset, balanced_subsample, load, polynomial_task
+from lensbox.data import Dataset, balanced_subsample, identity, load, polynomial_task
 from lensbox.engine.checks import is_integer
 from lensbox.engine.models import Model, Params, mlp
 from lensbox.engine.optim import adamw, sgd
@@ -548,4 +548,5 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     seeds=_unit_seeds,
     paper_smoke=PAPER_SMOKE,
+    data=lambda config, scale: {config["data"]: identity(config["data"], scale)},
 )

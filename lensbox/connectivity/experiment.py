@@ -6,8 +6,8 @@ One unit is one *arm* of the experiment, the dict of
 ``scratch``
     parents from random initialisation, children spawned at every ``spawn`` step;
 ``finetuned``
-    parents pre-trained first (SVHN at ``paper`` scale; the digits 0-4 in the book's analogue),
-    then fine-tuned on the full task, children spawned at every ``ft_spawn`` step;
+    parents pre-trained first on the ``svhn`` set (SVHN at ``paper`` scale; its offline stand-in,
+    real MNIST digits, in the book's analogue), then fine-tuned on the full task, children spawned at every ``ft_spawn`` step;
 ``control``
     as ``scratch`` at the small learning rate ``lr_control``, children spawned at :math:`t' = 0`
     only.
@@ -16,7 +16,7 @@ The *Mode connectivity* chapter reads them through :func:`lensbox.experiments.re
 ``python -m lensbox.experiments run mode_connectivity --scale long`` stores every unit under
 ``results/mode_connectivity/<config hash>/``. Each configuration names its branch explicitly
 (``paper``: ResNet-20 on CIFAR-10 with SVHN pre-training, real data; otherwise a residual MLP
-on scikit-learn's digits), so a unit computes the same thing whatever ``LENSBOX_SCALE`` says.
+on scikit-learn's digits, pre-trained on 4,500 real MNIST digits of all ten classes), so a unit computes the same thing whatever ``LENSBOX_SCALE`` says.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from lensbox.connectivity.spawning import (
     train_children,
     train_to_checkpoints,
 )
-from lensbox.data import Dataset, load
+from lensbox.data import Dataset, identity, load
 from lensbox.engine.optim import Optimizer, Schedule, sgd
 from lensbox.errors import ArgumentError
 from lensbox.runtime.results import Experiment
@@ -110,7 +110,7 @@ _PAPER = {
 
 
 def _book_branch(sizes: Mapping[str, Any], lr: float) -> dict[str, Any]:
-    """The book's branch: a residual MLP on the digits, pre-training on the digits 0-4, crops
+    """The book's branch: a residual MLP on the digits, pre-training on real MNIST digits, crops
     after padding by one pixel without flips, the paper's schedule shape scaled to the steps."""
     return {
         "paper": False,
@@ -172,7 +172,7 @@ class Problem:
         X_test, y_test: the first ``test_rows`` test images, where losses and accuracies are read.
         X_stats: the first ``stats_rows`` training images (BatchNorm statistics recomputed on them).
         X_grad: the first ``grad_rows`` test images (the gradient change).
-        X_pre, y_pre: the pre-training set (SVHN; the digits 0-4 in the book's analogue).
+        X_pre, y_pre: the pre-training set (SVHN; its stand-in, real MNIST, in the book's analogue).
         shape: one image's shape.
         epoch: steps per epoch at the configuration's batch size.
         net: the network (ResNet or residual MLP with BatchNorm).
@@ -199,23 +199,22 @@ class Problem:
 def problem(config: Mapping[str, Any]) -> Problem:
     """The data, network and augmentation of ``config`` (:class:`Problem`)."""
     paper = bool(config["paper"])
-    data = load("cifar10", scale="paper" if paper else "book")
+    scale = "paper" if paper else "book"
+    data = load("cifar10", scale=scale)
     X = jnp.asarray(data.X_train, jnp.float32)
     y = jnp.asarray(data.y_train, jnp.int32)
     X_test = jnp.asarray(data.X_test[: config["test_rows"]], jnp.float32)
     y_test = jnp.asarray(data.y_test[: config["test_rows"]], jnp.int32)
+    pre = load(
+        "svhn", scale=scale
+    )  # the book's analogue: real MNIST, every digit (issue 34)
+    X_pre = jnp.asarray(pre.X_train, jnp.float32)
+    y_pre = jnp.asarray(pre.y_train, jnp.int32)
     if paper:
         net = resnet(tuple(config["widths"]), config["blocks"])
-        pre = load("svhn", scale="paper")
-        X_pre = jnp.asarray(pre.X_train, jnp.float32)
-        y_pre = jnp.asarray(pre.y_train, jnp.int32)
         pad, flip = 4, True
     else:
         net = residual_mlp(config["widths"][0], config["blocks"])
-        first_half = (
-            np.asarray(data.y_train) < 5
-        )  # the analogue: pre-train on digits 0-4
-        X_pre, y_pre = X[first_half], y[first_half]
         pad, flip = 1, False  # mirrored digits are other symbols
 
     def aug(key, x):
@@ -402,5 +401,9 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     seeds=lambda config, unit: SEEDS[unit],
     paper_smoke=PAPER_SMOKE,
+    data=lambda config, scale: {
+        name: identity(name, "paper" if config["paper"] else "book")
+        for name in ("cifar10", "svhn")
+    },
     x64=False,  # float32, as the chapter computes (lensbox.setup(x64=False))
 )

