@@ -128,17 +128,40 @@ def _flatten_like(stats, params):
     )
 
 
-def _residual_columns(coef, idx, y, f_B, n: int) -> jax.Array:
-    r"""``V`` (|B| x (n + 2)): the batch residuals as coefficients of :math:`[\mathbf y; 1; 1]`."""
-    S_B = coef[idx, :n]
+def _residual_columns(coef, idx, y, f_B, n: int, basis) -> jax.Array:
+    r"""``V`` (|B| x (q + 2)): the batch residuals as coefficients of :math:`[\mathbf y; 1; 1]`,
+    the label part in the columns of ``basis`` (``None``: the identity, q = n; else the probes
+    ``[Z | y]``, q = k + 1, see :func:`smoother_tracker`)."""
+    if basis is None:
+        S_B = coef[idx, :n]
+        first, Sy_B = jax.nn.one_hot(idx, n, dtype=coef.dtype) - S_B, S_B @ y
+    else:
+        q = basis.shape[1]
+        first, Sy_B = (
+            basis[idx] - coef[idx, :q],
+            coef[idx, q - 1],
+        )  # (E_B - S_B) [Z | y]
+    q = first.shape[1]
     return jnp.concatenate(
         [
-            jax.nn.one_hot(idx, n, dtype=coef.dtype) - S_B,  # E_B - S_B: both offsets
-            -coef[idx, n][:, None],  # closed loop: y - (S y + c)
-            (S_B @ y - f_B)[:, None],  # network: y - f
+            first,  # E_B - S_B (times the basis): both offsets
+            -coef[idx, q][:, None],  # closed loop: y - (S y + c)
+            (Sy_B - f_B)[:, None],  # network: y - f
         ],
         axis=1,
     )
+
+
+def probe_basis(y, probes: int, seed: int) -> jax.Array:
+    r"""``[Z | y]`` (n x (probes + 1)): ``probes`` Rademacher columns drawn from ``seed``
+    (:func:`numpy.random.default_rng`), then the labels. Tracking :math:`\mathbf S[\mathbf Z |
+    \mathbf y]` instead of :math:`\mathbf S` keeps the prediction :math:`\mathbf S\mathbf y + c`
+    exact and estimates each row's :math:`\|\hat{\mathbf s}(x)\|^2` without bias,
+    :math:`\mathbb E[(\hat{\mathbf s}(x)\cdot\mathbf z)^2] = \|\hat{\mathbf s}(x)\|^2`
+    (Hutchinson), because the recursion is linear in the label vector."""
+    n = y.shape[0]
+    Z = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n, int(probes)))
+    return jnp.concatenate([jnp.asarray(Z, y.dtype), y[:, None]], axis=1)
 
 
 def _failure(state, dF, idx, t, n: int):
@@ -215,11 +238,11 @@ def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
     return step
 
 
-def _init_state(apply, pieces, X_R, n, parameter_space):
+def _init_state(apply, pieces, X_R, q, parameter_space):
     def init(params):
         f0 = apply(params, X_R)
         coef = jnp.concatenate(
-            [jnp.zeros((X_R.shape[0], n), f0.dtype), f0[:, None], f0[:, None]], 1
+            [jnp.zeros((X_R.shape[0], q), f0.dtype), f0[:, None], f0[:, None]], 1
         )
         state = {
             "coef": coef,
@@ -230,7 +253,7 @@ def _init_state(apply, pieces, X_R, n, parameter_space):
             theta0 = ravel_pytree(params)[0].astype(f0.dtype)
             D = jnp.concatenate(
                 [
-                    jnp.zeros((theta0.shape[0], n), f0.dtype),
+                    jnp.zeros((theta0.shape[0], q), f0.dtype),
                     theta0[:, None],
                     theta0[:, None],
                 ],
@@ -244,14 +267,16 @@ def _init_state(apply, pieces, X_R, n, parameter_space):
     return init
 
 
-def _update(step, apply, spec: tuple, X_R, y, n: int):
+def _update(step, apply, spec: tuple, X_R, y, n: int, basis):
     """One smoother step: residual columns, the route's ``step``, the failure flags."""
 
     def update(state, info: StepInfo):
         _check_spec(info, spec)
         f_B = apply(info.params_prev, X_R[info.batch])
         dF, state = step(
-            state, info, _residual_columns(state["coef"], info.batch, y, f_B, n)
+            state,
+            info,
+            _residual_columns(state["coef"], info.batch, y, f_B, n, basis),
         )
         failure, failed_at = _failure(state, dF, info.batch, info.step, n)
         return dict(
@@ -259,6 +284,39 @@ def _update(step, apply, spec: tuple, X_R, y, n: int):
         )
 
     return update
+
+
+def _probe_record(n: int, k: int):
+    """The record of the probe route: ``p`` as the mean of the k probes' estimates, with its
+    standard error, and the exact prediction from the tracked ``S y`` column."""
+
+    def p_and_se(W):
+        if W.shape[0] == 0:
+            nan = jnp.asarray(jnp.nan, W.dtype)
+            return nan, nan
+        each = n / W.shape[0] * jnp.sum(W * W, axis=0)  # one estimate of p per probe
+        return jnp.mean(each), jnp.std(each, ddof=1) / jnp.sqrt(k)
+
+    def record(state, params):
+        coef = state["coef"]
+        W, Sy = coef[:, :k], coef[:, k]
+        p_train, p_train_se = p_and_se(W[:n])
+        p_test, p_test_se = p_and_se(W[n:])
+        return {
+            "p_train": p_train,
+            "p_test": p_test,
+            "p_train_se": p_train_se,
+            "p_test_se": p_test_se,
+            "prediction": Sy + coef[:, k + 1],
+            "c": coef[:, k + 1],
+            "prediction_network": Sy + coef[:, k + 2],
+            "c_network": coef[:, k + 2],
+            "nonfinite": state["failure"] == NONFINITE,
+            "failure": state["failure"],
+            "failed_at": state["failed_at"],
+        }
+
+    return record
 
 
 def _record(y, n: int, record_weights: bool):
@@ -297,6 +355,8 @@ def smoother_tracker(
     loss: str = "squared",
     method: str = "auto",
     rows_per_chunk: int = 256,
+    probes: int | None = None,
+    probe_seed: int = 0,
 ) -> Tracker:
     r"""A :class:`~lensbox.engine.training.Tracker` running the smoother recursion with the run's optimiser.
 
@@ -317,6 +377,14 @@ def smoother_tracker(
         loss: must be ``"squared"``; the smoother exists only for squared loss (section 4.1).
         method: kernel and Jacobian route, as in :func:`~lensbox.engine.kernels.tangent_kernel`.
         rows_per_chunk: Jacobian rows built at once in the parameter-space route.
+        probes: ``None`` (the default): the exact route, carrying all ``n`` columns of ``S``.
+            An integer k >= 2: the probe route, carrying ``S [Z | y]`` for k Rademacher vectors
+            ``Z`` (:func:`probe_basis`), k + 1 columns instead of n: the prediction stays exact
+            and ``p_train``, ``p_test`` are unbiased estimates, recorded with their standard
+            errors over the probes (``p_train_se``, ``p_test_se``). Every optimiser of the exact
+            route is supported; ``record_weights`` is not (``S`` is never formed). Worth it when
+            k + 1 is well below n: the cost of a step grows with the number of columns.
+        probe_seed: seeds the probes (:func:`probe_basis`); the same seed, the same probes.
 
     Returns:
         A tracker whose ``record`` gives ``p_train``, ``p_test``, ``prediction`` (R,) = ``S y + c``
@@ -332,6 +400,19 @@ def smoother_tracker(
         )
     pieces, spec = check_optimizer(optimizer).pieces, optimizer.config.spec
     X_R, y, n = tracked_rows(X_train, y_train, X_eval)
+    basis = None
+    if probes is not None:
+        if not (isinstance(probes, (int, np.integer)) and probes >= 2):
+            raise ArgumentError(
+                f"probes must be None (exact) or an integer >= 2; got {probes!r}."
+            )
+        if record_weights:
+            raise ArgumentError(
+                "record_weights needs the exact route (probes=None): the probe route never "
+                "forms S."
+            )
+        basis = probe_basis(y, int(probes), int(probe_seed))
+    q = n if basis is None else basis.shape[1]
     method, model = _kernels.route(model, method)
     apply = model.apply
     parameter_space = not tx.is_diagonal(pieces)
@@ -347,9 +428,11 @@ def smoother_tracker(
         else _kernel_route(model, method, kernel_fn, pieces, X_R)
     )
     return Tracker(
-        _init_state(apply, pieces, X_R, n, parameter_space),
-        _update(step, apply, spec, X_R, y, n),
-        _record(y, n, record_weights),
+        _init_state(apply, pieces, X_R, q, parameter_space),
+        _update(step, apply, spec, X_R, y, n, basis),
+        _record(y, n, record_weights)
+        if basis is None
+        else _probe_record(n, int(probes)),
     )
 
 
@@ -397,6 +480,8 @@ class SmootherRun:
         p_train, p_test: effective parameters at each recorded step (the same for both offsets).
         S: smoother weights (records, R, n), when recorded.
         train: the :class:`~lensbox.engine.training.TrainResult`.
+        p_train_se, p_test_se: the standard errors of ``p_train`` and ``p_test`` over the probes
+            (probe route only; ``None`` for the exact route).
     """
 
     record_steps: np.ndarray
@@ -409,6 +494,8 @@ class SmootherRun:
     p_test: np.ndarray
     S: np.ndarray | None
     train: TrainResult
+    p_train_se: np.ndarray | None = None
+    p_test_se: np.ndarray | None = None
 
     def gap(self, rows: str = "eval", *, to: str = "telescoping") -> np.ndarray:
         """Mean absolute gap between the closed-loop smoother and ``to`` (``"telescoping"``, the
@@ -437,11 +524,14 @@ def smooth(
     loss: str = "squared",
     kernel_fn: KernelFn | None = None,
     method: str = "auto",
+    probes: int | None = None,
+    probe_seed: int = 0,
     **train_kwargs,
 ) -> SmootherRun:
     """Train with squared loss and track the smoother (both offsets), the telescoping model and the
     network on the rows ``X`` then ``X_eval`` (``None``: the training rows only). Takes the
-    arguments of :func:`lensbox.train`.
+    arguments of :func:`lensbox.train`; ``probes`` and ``probe_seed`` choose the exact or the probe
+    route (:func:`smoother_tracker`).
 
     Raises:
         TypeError: for an optimiser that is not a lensbox optimiser (e.g. the string ``"sgd"``).
@@ -458,6 +548,8 @@ def smooth(
         record_weights=record_weights,
         loss=loss,
         method=method,
+        probes=probes,
+        probe_seed=probe_seed,
     )
     X_R, _, n = tracked_rows(X, y, X_eval)
     apply = model.apply if isinstance(model, Model) else model
@@ -492,4 +584,6 @@ def smooth(
         np.asarray(rec["p_test"]),
         np.asarray(rec["S"]) if record_weights else None,
         result,
+        np.asarray(rec["p_train_se"]) if probes is not None else None,
+        np.asarray(rec["p_test_se"]) if probes is not None else None,
     )
