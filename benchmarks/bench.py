@@ -277,9 +277,11 @@ def _tracker_steps(tracker, params, infos, steps):
     return run
 
 
-def bench_smoother(opt, d, width, n, m, batch, steps, repeats) -> tuple[float, Any]:
+def bench_smoother(
+    opt, d, width, n, m, batch, steps, repeats, probes=None
+) -> tuple[float, Any]:
     model, params, X, y, X_eval = _problem(d, width, n, m)
-    tracker = smoother_tracker(model, X, y, X_eval, opt)
+    tracker = smoother_tracker(model, X, y, X_eval, opt, probes=probes)
     perm = jax.random.permutation(jax.random.PRNGKey(5), n)[: (n // batch) * batch]
     info = _info(params, perm.reshape(-1, batch), opt)
     run = _tracker_steps(tracker, params, info, steps)
@@ -348,6 +350,8 @@ SIZES: dict[str, Any] = {
         "steps_per_call": 100,
     },
     "tree_norms": {"n": 2000, "m": 2000, "trees": 100, "depth": 4},
+    # the double-descent block of issue 36 (paper App. C.1 at width 1,000)
+    "probes": {"d": 64, "width": 1000, "n": 600, "m": 400, "batch": 100},
     "repeats": (3, 20, 3),
 }
 QUICK_SIZES: dict[str, Any] = {
@@ -365,6 +369,7 @@ QUICK_SIZES: dict[str, Any] = {
         "warm": False,
     },
     "tree_norms": {"n": 200, "m": 100, "trees": 5, "depth": 3},
+    "probes": {"d": 8, "width": 16, "n": 60, "m": 20, "batch": 10},
     "repeats": (1, 4, 2),
 }
 
@@ -412,7 +417,25 @@ def run(quick: bool = False, nt_python: str | None = None) -> dict:
         f"n={state_size['n']} + m={state_size['m']} rows, B={state_size['batch']}",
         "momentum_s": states["momentum"],
         "adamw_s": states["adamw"],
-        "approximate_routes": "none: every smoother route in lensbox is exact",
+        "approximate_routes": "the probe route (probes=k; (g)); every other route is exact",
+    }
+
+    probe_size, probe_steps = sizes["probes"], 2
+    momentum = optim.sgd(0.0025, momentum=0.95)  # the paper's rate
+    times = {
+        k: bench_smoother(
+            momentum, **probe_size, steps=probe_steps, repeats=1, probes=k
+        )[0]
+        for k in (None, 32, 64)
+    }
+    out["probe_smoother_step"] = {
+        "size": f"MLP d={probe_size['d']} width={probe_size['width']}, "
+        f"n={probe_size['n']} + m={probe_size['m']} rows, B={probe_size['batch']}, momentum 0.95",
+        "exact_s": times[None],
+        "probes_32_s": times[32],
+        "probes_64_s": times[64],
+        "ratio_32": times[None] / times[32],
+        "ratio_64": times[None] / times[64],
     }
 
     out["telescoping_overhead"] = bench_telescope_overhead(**tele)
@@ -478,6 +501,12 @@ def report(out: dict) -> str:
         f"n = {t['n']}): leaf counts {t['leaf_counts_s'] * 1e3:.1f} ms, dense co-membership "
         f"{t['dense_s'] * 1e3:.1f} ms, ratio {t['ratio']:.0f}x (max difference "
         f"{t['max_abs_diff']:.1e})"
+    )
+    pr = out["probe_smoother_step"]
+    lines.append(
+        f"(g) smoother step with momentum, {pr['size']}: exact {pr['exact_s']:.3f} s, "
+        f"probes k=32 {pr['probes_32_s']:.3f} s ({pr['ratio_32']:.1f}x), k=64 "
+        f"{pr['probes_64_s']:.3f} s ({pr['ratio_64']:.1f}x) (target >= 10x)"
     )
     return "\n".join(lines)
 
