@@ -302,18 +302,25 @@ def run_arm(
     )
 
 
-def scratch_arm(config: Mapping[str, Any], prob: Problem) -> dict:
-    """From random initialisation (seed 0), children at every ``spawn`` step."""
-    opt = optimiser(config["lr"], config["decay_at"], config["divisor"])
+def _from_scratch(config, prob: Problem, lr: float, spawn, seed: int) -> dict:
+    """Parents from random initialisation (seed 0) at learning rate ``lr``, children at each
+    ``spawn`` step: the random-initialisation arm and its small-rate control."""
+    opt = optimiser(lr, config["decay_at"], config["divisor"])
     return run_arm(
         prob,
         fresh(prob, config["seeds"], opt),
         config["steps"],
-        config["spawn"],
+        spawn,
         opt,
         pairs=config["pairs"],
         batch=config["batch"],
+        seed=seed,
     )
+
+
+def scratch_arm(config: Mapping[str, Any], prob: Problem) -> dict:
+    """From random initialisation (seed 0), children at every ``spawn`` step."""
+    return _from_scratch(config, prob, config["lr"], config["spawn"], seed=0)
 
 
 def finetuned_arm(config: Mapping[str, Any], prob: Problem) -> dict:
@@ -362,17 +369,7 @@ def finetuned_arm(config: Mapping[str, Any], prob: Problem) -> dict:
 
 def control_arm(config: Mapping[str, Any], prob: Problem) -> dict:
     """The small-rate control: as :func:`scratch_arm` at ``lr_control``, children at t' = 0 only."""
-    opt = optimiser(config["lr_control"], config["decay_at"], config["divisor"])
-    return run_arm(
-        prob,
-        fresh(prob, config["seeds"], opt),
-        config["steps"],
-        [0],
-        opt,
-        pairs=config["pairs"],
-        batch=config["batch"],
-        seed=2,
-    )
+    return _from_scratch(config, prob, config["lr_control"], [0], seed=2)
 
 
 ARMS = {"scratch": scratch_arm, "finetuned": finetuned_arm, "control": control_arm}

@@ -75,3 +75,16 @@ class Dataset:
 def as_float(x) -> np.ndarray:
     """A C-contiguous ``float64`` copy-or-view of ``x``."""
     return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def standardise_channels(X_train, X_test) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Images ``(n, height, width, channels)`` with each channel standardised by the training
+    set's mean and standard deviation: ``(X_train, X_test, meta)``, ``meta`` holding
+    ``channel_mean`` and ``channel_std``. The real CIFAR-10 and SVHN and their stand-ins all go
+    through it."""
+    mean, std = X_train.mean(axis=(0, 1, 2)), X_train.std(axis=(0, 1, 2))
+    return (
+        as_float((X_train - mean) / std),
+        as_float((X_test - mean) / std),
+        {"channel_mean": mean, "channel_std": std},
+    )

