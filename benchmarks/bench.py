@@ -290,6 +290,35 @@ def bench_smoother(
     return seconds, count_parameters(params)
 
 
+def probe_spread(opt, d, width, n, m, batch, steps, ks) -> dict:
+    """The relative standard error of ``p_train`` and ``p_test`` after ``steps`` steps of one
+    training run, for each number of probes in ``ks`` (trackers on the same run)."""
+    model, params, X, y, X_eval = _problem(d, width, n, m)
+    trackers = {
+        f"k{k}": smoother_tracker(model, X, y, X_eval, opt, probes=k, probe_seed=k)
+        for k in ks
+    }
+    result = train(
+        model,
+        params,
+        opt,
+        X,
+        y,
+        steps=steps,
+        batch_size=batch,
+        trackers=trackers,
+        record_at=[steps],
+        progress=False,
+    )
+    out = {"probe_run_steps": steps}
+    for k in ks:
+        rec = result.records[f"k{k}"]
+        for rows in ("train", "test"):
+            p, se = float(rec[f"p_{rows}"][-1]), float(rec[f"p_{rows}_se"][-1])
+            out[f"p_{rows}_{k}"], out[f"rel_se_{rows}_{k}"] = p, se / p
+    return out
+
+
 def bench_telescope_overhead(
     d, widths, n, m_values, batch, short, long, steps_per_call, warm=True
 ) -> dict:
@@ -352,6 +381,7 @@ SIZES: dict[str, Any] = {
     "tree_norms": {"n": 2000, "m": 2000, "trees": 100, "depth": 4},
     # the double-descent block of issue 36 (paper App. C.1 at width 1,000)
     "probes": {"d": 64, "width": 1000, "n": 600, "m": 400, "batch": 100},
+    "probe_run": 300,
     "repeats": (3, 20, 3),
 }
 QUICK_SIZES: dict[str, Any] = {
@@ -370,6 +400,7 @@ QUICK_SIZES: dict[str, Any] = {
     },
     "tree_norms": {"n": 200, "m": 100, "trees": 5, "depth": 3},
     "probes": {"d": 8, "width": 16, "n": 60, "m": 20, "batch": 10},
+    "probe_run": 6,
     "repeats": (1, 4, 2),
 }
 
@@ -422,20 +453,20 @@ def run(quick: bool = False, nt_python: str | None = None) -> dict:
 
     probe_size, probe_steps = sizes["probes"], 2
     momentum = optim.sgd(0.0025, momentum=0.95)  # the paper's rate
+    ks = (16, 32, 64)
     times = {
         k: bench_smoother(
             momentum, **probe_size, steps=probe_steps, repeats=1, probes=k
         )[0]
-        for k in (None, 32, 64)
+        for k in (None, *ks)
     }
     out["probe_smoother_step"] = {
         "size": f"MLP d={probe_size['d']} width={probe_size['width']}, "
         f"n={probe_size['n']} + m={probe_size['m']} rows, B={probe_size['batch']}, momentum 0.95",
         "exact_s": times[None],
-        "probes_32_s": times[32],
-        "probes_64_s": times[64],
-        "ratio_32": times[None] / times[32],
-        "ratio_64": times[None] / times[64],
+        **{f"probes_{k}_s": times[k] for k in ks},
+        **{f"ratio_{k}": times[None] / times[k] for k in ks},
+        **probe_spread(momentum, **probe_size, steps=sizes["probe_run"], ks=ks),
     }
 
     out["telescoping_overhead"] = bench_telescope_overhead(**tele)
@@ -503,10 +534,19 @@ def report(out: dict) -> str:
         f"{t['max_abs_diff']:.1e})"
     )
     pr = out["probe_smoother_step"]
+    ks = (16, 32, 64)
     lines.append(
-        f"(g) smoother step with momentum, {pr['size']}: exact {pr['exact_s']:.3f} s, "
-        f"probes k=32 {pr['probes_32_s']:.3f} s ({pr['ratio_32']:.1f}x), k=64 "
-        f"{pr['probes_64_s']:.3f} s ({pr['ratio_64']:.1f}x) (target >= 10x)"
+        f"(g) smoother step with momentum, {pr['size']}: exact {pr['exact_s']:.3f} s, probes "
+        + ", ".join(
+            f"k={k} {pr[f'probes_{k}_s']:.3f} s ({pr[f'ratio_{k}']:.1f}x)" for k in ks
+        )
+        + " (target >= 10x at some k <= 64); relative standard error of p after "
+        f"{pr['probe_run_steps']} steps: "
+        + ", ".join(
+            f"k={k} {100 * pr[f'rel_se_train_{k}']:.1f} % (train) "
+            f"{100 * pr[f'rel_se_test_{k}']:.1f} % (test)"
+            for k in ks
+        )
     )
     return "\n".join(lines)
 

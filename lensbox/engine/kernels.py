@@ -40,6 +40,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from lensbox.engine.checks import as_inputs
 from lensbox.errors import ArgumentError, ShapeError
@@ -156,6 +157,80 @@ def jacobian_rows(
             "use jacobian_tree for k > 1 outputs."
         )
     return jnp.concatenate([leaf.reshape(n, -1) for leaf in leaves], axis=1)
+
+
+def _layer_blocks(params: Params, M: jax.Array):
+    """Per layer of an MLP, its bias and weight rows of ``M`` (rows in the order of
+    ``ravel_pytree(params)``: each layer's ``b`` then ``w``), shaped (fan_out, c), (fan_in, fan_out, c)."""
+    c, offset = M.shape[1], 0
+    for layer in params:
+        fan_in, fan_out = layer["w"].shape
+        b = M[offset : offset + fan_out]
+        offset += fan_out
+        w = M[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out, c)
+        offset += fan_in * fan_out
+        yield b, w
+
+
+def jacobian_times(
+    model: Model | Apply, params: Params, X, M, *, method: str = "auto"
+) -> jax.Array:
+    r""":math:`\mathbf J(X)\,\mathbf M` (rows x c) for a one-output model, ``M`` of shape (p, c) with
+    rows in the order of ``ravel_pytree(params)``: the change of every row's prediction along each
+    of ``c`` parameter directions, without forming the (rows x p) Jacobian.
+
+    Structured route: layer ``l`` contributes
+    :math:`\sum_{ij} A_{ri} W^{(c)}_{ij} D_{rj} + (D\,b^{(c)})_r` (:func:`layer_factors`), one GEMM
+    over the larger of fan-in and fan-out, so the intermediate has rows x min(fan_in, fan_out) x c
+    entries. Generic route: one ``jax.jvp`` per column.
+    """
+    method, model = route(model, method)
+    X = as_inputs(X, "X")
+    check_features(model, params, X, "X")
+    if method == "structured":
+        out = 0.0
+        for (a, d), (b, w) in zip(
+            layer_factors(model, params, X), _layer_blocks(params, M)
+        ):
+            fan_in, fan_out, c = w.shape
+            if fan_out >= fan_in:  # G[r, i, c] = sum_j D[r, j] W[i, j, c]
+                G = d @ jnp.moveaxis(w, 1, 0).reshape(fan_out, fan_in * c)
+                out = out + jnp.einsum("ric,ri->rc", G.reshape(-1, fan_in, c), a)
+            else:  # T[r, j, c] = sum_i A[r, i] W[i, j, c]
+                T = a @ w.reshape(fan_in, fan_out * c)
+                out = out + jnp.einsum("rjc,rj->rc", T.reshape(-1, fan_out, c), d)
+            out = out + d @ b
+        return out
+    unravel = ravel_pytree(params)[1]
+    push = lambda col: jax.jvp(
+        lambda th: model.apply(th, X), (params,), (unravel(col),)
+    )[1]
+    return jax.vmap(push, in_axes=1, out_axes=1)(M)
+
+
+def jacobian_transpose_times(
+    model: Model | Apply, params: Params, X, V, *, method: str = "auto"
+) -> jax.Array:
+    r""":math:`\mathbf J(X)^\top\mathbf V` (p x c) for a one-output model and ``V`` of shape
+    (rows, c): ``c`` weighted sums of per-row gradients (a batch gradient per column), rows in
+    the order of ``ravel_pytree(params)``, without forming the Jacobian.
+
+    Structured route: layer ``l``'s weight rows are :math:`\sum_r A_{ri} D_{rj} V_{rc}`, one
+    ``einsum`` over the rows. Generic route: one ``jax.vjp`` per column.
+    """
+    method, model = route(model, method)
+    X = as_inputs(X, "X")
+    check_features(model, params, X, "X")
+    if method == "structured":
+        c, blocks = V.shape[1], []
+        for a, d in layer_factors(model, params, X):
+            fan_in, fan_out = a.shape[1], d.shape[1]
+            g = jnp.einsum("ri,rj,rc->ijc", a, d, V)
+            blocks += [d.T @ V, g.reshape(fan_in * fan_out, c)]
+        return jnp.concatenate(blocks, axis=0)
+    f, pull = jax.vjp(lambda th: model.apply(th, X), params)
+    back = lambda v: ravel_pytree(pull(v.astype(f.dtype))[0])[0]
+    return jax.vmap(back, in_axes=1, out_axes=1)(V)
 
 
 def _structured_block(model, params, X_R, X_B, phi, params_B) -> jax.Array:

@@ -209,23 +209,36 @@ def _kernel_route(model, method, kernel_fn, pieces, X_R):
 
 
 def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
-    """Step carrying the pieces' states as ``p x (n + 2)`` matrices (Eqs. 16-21)."""
+    r"""Step carrying the pieces' states as ``p x (n + 2)`` matrices (Eqs. 16-21). The two
+    Jacobian products, the batch gradient :math:`\mathbf J_B^\top\mathbf V` and the change
+    :math:`\mathbf J(X_R)\,\Delta\theta_t` of the tracked rows, go through
+    :func:`~lensbox.engine.kernels.jacobian_transpose_times` and
+    :func:`~lensbox.engine.kernels.jacobian_times` (no Jacobian formed) on the structured route,
+    through Jacobian rows on the generic one; the tracked rows in chunks of ``rows_per_chunk``."""
     uses_params = any(p.uses_params for p in pieces)
+    structured = method == "structured"
 
     def jac(params, X):
         return _kernels.jacobian_rows(model, params, X, method=method)
 
     def jac_times(params, X, M):
-        # J(X) @ M in row chunks, so the (R x p) Jacobian is never whole in memory.
-        row = lambda x: jac(params, x[None])[0] @ M
+        if structured:
+            row = lambda x: _kernels.jacobian_times(
+                model, params, x[None], M, method=method
+            )[0]
+        else:
+            row = lambda x: jac(params, x[None])[0] @ M
         return jax.lax.map(
             row, X, batch_size=min(int(rows_per_chunk), max(X.shape[0], 1))
         )
 
     def step(state, info, V):
-        u = jac(info.params_prev, X_R[info.batch]).T @ (
-            V / -info.batch.shape[0]
-        )  # the gradient
+        X_B, V = X_R[info.batch], V / -info.batch.shape[0]
+        u = (  # the gradient
+            _kernels.jacobian_transpose_times(model, info.params_prev, X_B, V)
+            if structured
+            else jac(info.params_prev, X_B).T @ V
+        )
         stats = _flatten_like(info.opt_state.stats, info.params_prev)
         delta, traces, _ = tx.run_chain(
             pieces, u, state["traces"], stats, state.get("D"), info.step, observe=False
@@ -236,6 +249,14 @@ def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
         return jac_times(info.params_prev, X_R, delta), state
 
     return step
+
+
+def _rows_within(entries: int, sizes: Sequence[int], columns: int) -> int:
+    """Tracked rows per chunk so that no layer's intermediate in
+    :func:`~lensbox.engine.kernels.jacobian_times` (rows x min(fan_in, fan_out) x columns) exceeds
+    ``entries``; ``sizes`` are the layer sizes, input to output."""
+    widest = max(min(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+    return max(1, entries // (widest * columns))
 
 
 def _init_state(apply, pieces, X_R, q, parameter_space):
@@ -354,7 +375,7 @@ def smoother_tracker(
     record_weights: bool = False,
     loss: str = "squared",
     method: str = "auto",
-    rows_per_chunk: int = 256,
+    rows_per_chunk: int | None = None,
     probes: int | None = None,
     probe_seed: int = 0,
 ) -> Tracker:
@@ -376,7 +397,10 @@ def smoother_tracker(
         record_weights: also record ``S`` (R x n) at each recording step.
         loss: must be ``"squared"``; the smoother exists only for squared loss (section 4.1).
         method: kernel and Jacobian route, as in :func:`~lensbox.engine.kernels.tangent_kernel`.
-        rows_per_chunk: Jacobian rows built at once in the parameter-space route.
+        rows_per_chunk: tracked rows taken at once by the parameter-space route (momentum, weight
+            decay). ``None``: on the structured route, as many as keep each layer's intermediate
+            (rows x min(fan_in, fan_out) x columns) under 2**25 entries; on the generic route, 256
+            (rows x p Jacobian entries at once).
         probes: ``None`` (the default): the exact route, carrying all ``n`` columns of ``S``.
             An integer k >= 2: the probe route, carrying ``S [Z | y]`` for k Rademacher vectors
             ``Z`` (:func:`probe_basis`), k + 1 columns instead of n: the prediction stays exact
@@ -421,6 +445,12 @@ def smoother_tracker(
             "kernel_fn replaces the kernel block of the SGD/Adam recursion, but momentum "
             "and weight decay need the parameter-space smoother state (Jacobian rows); "
             "drop kernel_fn or use an optimiser without them."
+        )
+    if rows_per_chunk is None:
+        rows_per_chunk = (
+            _rows_within(2**25, (X_R.shape[1], *model.spec.widths, 1), q + 2)
+            if method == "structured"
+            else 256
         )
     step = (
         _parameter_route(model, method, pieces, X_R, rows_per_chunk)

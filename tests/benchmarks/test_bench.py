@@ -61,6 +61,17 @@ def test_bench_quick_reports_every_workload():
     assert trees["max_abs_diff"] < 1e-12 and "(f) tree kernel norms" in bench.report(
         result
     )
+    probe = result["probe_smoother_step"]
+    for k in (16, 32, 64):
+        assert probe[f"ratio_{k}"] == pytest.approx(
+            probe["exact_s"] / probe[f"probes_{k}_s"]
+        )
+        for rows in (
+            "train",
+            "test",
+        ):  # a standard error from k probes: positive, finite
+            assert 0 < probe[f"rel_se_{rows}_{k}"] < 10
+    assert "(g) smoother step with momentum" in bench.report(result)
 
 
 def test_bench_times_neural_tangents_in_another_interpreter(tmp_path, monkeypatch):

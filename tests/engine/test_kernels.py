@@ -8,7 +8,12 @@ from jax.flatten_util import ravel_pytree
 
 import lensbox
 from lensbox.engine import optim
-from lensbox.engine.kernels import jacobian_rows, tangent_kernel
+from lensbox.engine.kernels import (
+    jacobian_rows,
+    jacobian_times,
+    jacobian_transpose_times,
+    tangent_kernel,
+)
 from lensbox.engine.telescoping import linearised_step
 
 jax.config.update("jax_enable_x64", True)
@@ -52,6 +57,31 @@ def test_structured_kernel_matches_generic(activation, output, widths):
         K_g = tangent_kernel(model.apply, params, X_R, X_B, preconditioner=phi)
         np.testing.assert_allclose(K_s, K_g, rtol=1e-10, atol=1e-12)
         assert np.abs(K_s).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "activation,output,widths",
+    [
+        ("relu", "identity", (4, 5, 3)),
+        ("tanh", "sigmoid", (8,)),
+        ("relu", "identity", ()),
+    ],
+)
+@pytest.mark.parametrize("method", ["structured", "generic"])
+def test_jacobian_products_equal_the_jacobian_rows(activation, output, widths, method):
+    # (4, 5, 3) on 5 inputs has layers that narrow and widen, so both GEMM orders run.
+    model = lensbox.mlp(widths, activation=activation, output=output, init="torch")
+    params = model.init(jax.random.PRNGKey(1), 5)
+    J = np.asarray(jacobian_rows(model.apply, params, X_R))
+    for c in (1, 3, 9):
+        M = jax.random.normal(jax.random.PRNGKey(c), (J.shape[1], c))
+        V = jax.random.normal(jax.random.PRNGKey(c + 1), (X_R.shape[0], c))
+        JM = jacobian_times(model, params, X_R, M, method=method)
+        JtV = jacobian_transpose_times(model, params, X_R, V, method=method)
+        assert JM.shape == (X_R.shape[0], c) and JtV.shape == (J.shape[1], c)
+        np.testing.assert_allclose(JM, J @ np.asarray(M), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(JtV, J.T @ np.asarray(V), rtol=1e-10, atol=1e-12)
+        assert np.abs(JtV).max() > 1e-3
 
 
 def test_generic_kernel_is_gradient_inner_product():
