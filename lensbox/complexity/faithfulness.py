@@ -61,6 +61,8 @@ class SmootherFit:
         S_test: the smoother weights :math:`\\hat{\\mathbf s}(x)` of the test rows (seeds, m, n),
             when asked for.
         runs: the underlying :class:`SeedRuns`.
+        p_train_se, p_test_se: standard errors of ``p_train``, ``p_test`` over the probes (the
+            probe route, ``probes=k``; ``None`` on the exact route).
     """
 
     stop_steps: np.ndarray
@@ -76,6 +78,8 @@ class SmootherFit:
     smoother_test_mse: np.ndarray
     S_test: np.ndarray | None
     runs: SeedRuns = field(repr=False)
+    p_train_se: np.ndarray | None = None
+    p_test_se: np.ndarray | None = None
 
 
 class _SmootherSummary(NamedTuple):
@@ -85,7 +89,9 @@ class _SmootherSummary(NamedTuple):
     mean_drift: np.ndarray  # mean |S y + c - f| per seed
     gap_mse: np.ndarray  # mean (S y + c - f)^2 per seed
     smoother_test_mse: np.ndarray
-    S: np.ndarray
+    S: np.ndarray | None  # None on the probe route
+    p_train_se: np.ndarray | None
+    p_test_se: np.ndarray | None
 
 
 def _smoother_summary(rec, Y, f, y_test) -> _SmootherSummary:
@@ -94,17 +100,37 @@ def _smoother_summary(rec, Y, f, y_test) -> _SmootherSummary:
     :func:`faithful_fit`)."""
     check_record(rec)
     n = Y.shape[1]
-    S = np.asarray(rec["S"], dtype=float)
-    pred = np.einsum("srn,sn->sr", S, Y) + np.asarray(rec["c"], dtype=float)
+    c = np.asarray(rec["c"], dtype=float)
+    if "S" in rec:  # the exact route
+        S = np.asarray(rec["S"], dtype=float)
+        pred = np.einsum("srn,sn->sr", S, Y) + c
+        p_train = np.array([effective_parameters(S_s[:n], n) for S_s in S])
+        p_test = np.array([effective_parameters(S_s[n:], n) for S_s in S])
+        se = (None, None)
+    else:  # the probe route: seed s's labels are column s of SY (column 0 if shared)
+        SY = np.asarray(rec["SY"], dtype=float)
+        cols = np.arange(len(SY)) if SY.shape[2] > 1 else np.zeros(len(SY), int)
+        pred = SY[np.arange(len(SY)), :, cols] + c
+        p_train, p_test, S = (
+            np.asarray(rec["p_train"], float),
+            np.asarray(rec["p_test"], float),
+            None,
+        )
+        se = (
+            np.asarray(rec["p_train_se"], float),
+            np.asarray(rec["p_test_se"], float),
+        )
     gap = pred - f
     return _SmootherSummary(
-        p_train=np.array([effective_parameters(S_s[:n], n) for S_s in S]),
-        p_test=np.array([effective_parameters(S_s[n:], n) for S_s in S]),
+        p_train=p_train,
+        p_test=p_test,
         drift=np.abs(gap).max(axis=1),
         mean_drift=np.abs(gap).mean(axis=1),
         gap_mse=np.mean(gap**2, axis=1),
         smoother_test_mse=np.mean((pred[:, n:] - y_test) ** 2, axis=1),
         S=S,
+        p_train_se=se[0],
+        p_test_se=se[1],
     )
 
 
@@ -136,6 +162,8 @@ def smoother_fit(
     batch_size: int | None = None,
     record_at: Sequence[int] | None = None,
     seed: int = 0,
+    probes: int | None = None,
+    probe_seed: int = 0,
 ) -> SmootherFit:
     r"""Train the seeds in ``params`` with squared loss under ``rule`` and summarise the end of
     training: the network's errors and, with ``smoother=True``, the telescoping smoother
@@ -154,12 +182,20 @@ def smoother_fit(
         X_test, y_test: test inputs (m, d) and clean labels (m,).
         rule: the :class:`StoppingRule`.
         smoother: track the smoother (costly: one tangent-kernel block per step).
-        record_weights: keep the test rows' smoother weights (``S_test``).
+        record_weights: keep the test rows' smoother weights (``S_test``); exact route only.
         batch_size, record_at, seed: as in :func:`train_seeds`.
+        probes, probe_seed: ``None`` for the exact smoother; k for the probe route, whose ``p``
+            are estimates from k random probes with standard errors ``p_*_se``
+            (:func:`lensbox.engine.smoother.smoother_tracker`).
 
     Returns:
         A :class:`SmootherFit`.
     """
+    if record_weights and probes is not None:
+        raise ArgumentError(
+            "record_weights needs the exact smoother (probes=None): the probe route never "
+            "forms the weights."
+        )
     runs, Y, f, y_test = tracked_seeds(
         model,
         params,
@@ -173,17 +209,20 @@ def smoother_fit(
         batch_size=batch_size,
         record_at=record_at,
         seed=seed,
+        probes=probes,
+        probe_seed=probe_seed,
     )
     n_seeds, n = Y.shape
     nan = np.full(n_seeds, np.nan)
     p_train = p_test = drift = mean_drift = smoother_mse = nan
-    S_test = None
+    S_test = se = None
     if smoother:
         summary = _smoother_summary(runs.final["smoother"], Y, f, y_test)
         p_train, p_test = summary.p_train, summary.p_test
         drift, mean_drift = summary.drift, summary.mean_drift
         smoother_mse = summary.smoother_test_mse
         S_test = summary.S[:, n:] if record_weights else None
+        se = summary.p_train_se, summary.p_test_se
     return SmootherFit(
         stop_steps=runs.stop_steps,
         reasons=runs.reasons,
@@ -195,6 +234,8 @@ def smoother_fit(
         smoother_test_mse=smoother_mse,
         S_test=S_test,
         runs=runs,
+        p_train_se=None if se is None else se[0],
+        p_test_se=None if se is None else se[1],
     )
 
 
@@ -213,8 +254,10 @@ class FaithfulFit:
         closed_loop, realised: mean squared gap of :math:`\\hat{\\mathbf s}\\mathbf y + c` (closed
             loop) and of :math:`\\tilde f` (realised) to the network.
         closed_loop_abs, realised_abs: the same as mean absolute gaps.
-        S_test: smoother weights of the test rows (seeds, m, n).
+        S_test: smoother weights of the test rows (seeds, m, n); ``None`` on the probe route.
         runs: the :class:`~lensbox.engine.seeds.SeedRuns`.
+        p_train_se, p_test_se: standard errors of ``p_train``, ``p_test`` over the probes
+            (``None`` on the exact route).
     """
 
     stop_steps: np.ndarray
@@ -228,8 +271,10 @@ class FaithfulFit:
     realised: np.ndarray
     closed_loop_abs: np.ndarray
     realised_abs: np.ndarray
-    S_test: np.ndarray
+    S_test: np.ndarray | None
     runs: SeedRuns = field(repr=False)
+    p_train_se: np.ndarray | None = None
+    p_test_se: np.ndarray | None = None
 
 
 def faithful_fit(
@@ -244,6 +289,8 @@ def faithful_fit(
     rule: StoppingRule,
     batch_size: int | None = None,
     seed: int = 0,
+    probes: int | None = None,
+    probe_seed: int = 0,
 ) -> FaithfulFit:
     """Train the seeds in ``params`` (leading seed axis) with squared loss under ``rule``, tracking
     the smoother (closed loop) and the realised-step telescoping model on the training and test
@@ -254,6 +301,7 @@ def faithful_fit(
         X_train, Y_train: (n, d) inputs and each seed's labels (S, n), or shared labels (n,).
         X_test, y_test: (m, d) test inputs and clean labels (m,).
         rule, batch_size, seed: as in :func:`lensbox.engine.seeds.train_seeds`.
+        probes, probe_seed: as in :func:`smoother_fit`.
     """
     runs, Y, f, y_test = tracked_seeds(
         model,
@@ -267,6 +315,8 @@ def faithful_fit(
         telescoping=True,
         batch_size=batch_size,
         seed=seed,
+        probes=probes,
+        probe_seed=probe_seed,
     )
     n = Y.shape[1]
     summary = _smoother_summary(runs.final["smoother"], Y, f, y_test)
@@ -280,8 +330,10 @@ def faithful_fit(
         realised=np.mean(realised**2, axis=1),
         closed_loop_abs=summary.mean_drift,
         realised_abs=np.mean(np.abs(realised), axis=1),
-        S_test=summary.S[:, n:],
+        S_test=None if summary.S is None else summary.S[:, n:],
         runs=runs,
+        p_train_se=summary.p_train_se,
+        p_test_se=summary.p_test_se,
     )
 
 

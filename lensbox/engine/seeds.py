@@ -440,13 +440,19 @@ def tracked_seeds(
     batch_size: int | None = None,
     record_at: Sequence[int] | None = None,
     seed: int = 0,
+    probes: int | None = None,
+    probe_seed: int = 0,
 ) -> tuple[SeedRuns, np.ndarray, np.ndarray, np.ndarray]:
     """Train the seeds with squared loss under ``rule``, tracking the network's predictions
     (``"network"``) on the training rows then the test rows, and optionally the smoother with its
     weights (``"smoother"``) and the realised-step telescoping model (``"telescoping"``). With
     labels per seed, the smoother's records keep ``S``, ``c``, ``p_*`` and the failure flags and
     drop the fields built from one seed's labels (``prediction``, ``prediction_network``,
-    ``c_network``); rebuild the prediction as ``S Y[s] + c``.
+    ``c_network``); rebuild the prediction as ``S Y[s] + c``. With ``probes`` = k the smoother
+    takes the probe route (:func:`~lensbox.engine.smoother.smoother_tracker`, seeded by
+    ``probe_seed``): ``S`` is not kept, ``p_*`` come with their standard errors ``p_*_se``, and
+    ``SY`` carries ``S Y[s]`` for every seed's labels (column ``s``), so the prediction is
+    ``SY[:, s] + c``.
 
     The common run of :func:`~lensbox.complexity.faithfulness.smoother_fit` and
     :func:`~lensbox.complexity.faithfulness.faithful_fit`. Returns
@@ -471,7 +477,10 @@ def tracked_seeds(
             Y if Y.ndim == 1 else Y[0],
             X_test,
             optimizer,
-            record_weights=True,
+            record_weights=probes is None,
+            probes=probes,
+            probe_seed=probe_seed,
+            labels=Y[1:] if probes is not None and Y.ndim == 2 and len(Y) > 1 else None,
         )
     if telescoping:
         trackers["telescoping"] = telescoping_tracker(model, X_R)

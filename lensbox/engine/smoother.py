@@ -128,19 +128,19 @@ def _flatten_like(stats, params):
     )
 
 
-def _residual_columns(coef, idx, y, f_B, n: int, basis) -> jax.Array:
+def _residual_columns(coef, idx, y, f_B, n: int, basis, probes) -> jax.Array:
     r"""``V`` (|B| x (q + 2)): the batch residuals as coefficients of :math:`[\mathbf y; 1; 1]`,
-    the label part in the columns of ``basis`` (``None``: the identity, q = n; else the probes
-    ``[Z | y]``, q = k + 1, see :func:`smoother_tracker`)."""
+    the label part in the columns of ``basis`` (``None``: the identity, q = n; else the ``probes``
+    columns ``Z``, then ``y``, then any further label vectors, see :func:`probe_basis`)."""
     if basis is None:
         S_B = coef[idx, :n]
         first, Sy_B = jax.nn.one_hot(idx, n, dtype=coef.dtype) - S_B, S_B @ y
     else:
-        q = basis.shape[1]
+        q, k = basis.shape[1], probes
         first, Sy_B = (
             basis[idx] - coef[idx, :q],
-            coef[idx, q - 1],
-        )  # (E_B - S_B) [Z | y]
+            coef[idx, k],
+        )  # (E_B - S_B) [Z | y | labels]
     q = first.shape[1]
     return jnp.concatenate(
         [
@@ -152,16 +152,20 @@ def _residual_columns(coef, idx, y, f_B, n: int, basis) -> jax.Array:
     )
 
 
-def probe_basis(y, probes: int, seed: int) -> jax.Array:
-    r"""``[Z | y]`` (n x (probes + 1)): ``probes`` Rademacher columns drawn from ``seed``
-    (:func:`numpy.random.default_rng`), then the labels. Tracking :math:`\mathbf S[\mathbf Z |
+def probe_basis(y, probes: int, seed: int, labels=None) -> jax.Array:
+    r"""``[Z | y | labels^T]`` (n x (probes + 1 + L)): ``probes`` Rademacher columns drawn from
+    ``seed`` (:func:`numpy.random.default_rng`), then the labels ``y``, then the ``L`` further label
+    vectors in the rows of ``labels`` (``None``: none). Tracking :math:`\mathbf S[\mathbf Z |
     \mathbf y]` instead of :math:`\mathbf S` keeps the prediction :math:`\mathbf S\mathbf y + c`
     exact and estimates each row's :math:`\|\hat{\mathbf s}(x)\|^2` without bias,
     :math:`\mathbb E[(\hat{\mathbf s}(x)\cdot\mathbf z)^2] = \|\hat{\mathbf s}(x)\|^2`
     (Hutchinson), because the recursion is linear in the label vector."""
     n = y.shape[0]
     Z = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n, int(probes)))
-    return jnp.concatenate([jnp.asarray(Z, y.dtype), y[:, None]], axis=1)
+    more = (
+        jnp.zeros((n, 0), y.dtype) if labels is None else jnp.asarray(labels, y.dtype).T
+    )
+    return jnp.concatenate([jnp.asarray(Z, y.dtype), y[:, None], more], axis=1)
 
 
 def _failure(state, dF, idx, t, n: int):
@@ -288,7 +292,7 @@ def _init_state(apply, pieces, X_R, q, parameter_space):
     return init
 
 
-def _update(step, apply, spec: tuple, X_R, y, n: int, basis):
+def _update(step, apply, spec: tuple, X_R, y, n: int, basis, probes):
     """One smoother step: residual columns, the route's ``step``, the failure flags."""
 
     def update(state, info: StepInfo):
@@ -297,7 +301,7 @@ def _update(step, apply, spec: tuple, X_R, y, n: int, basis):
         dF, state = step(
             state,
             info,
-            _residual_columns(state["coef"], info.batch, y, f_B, n, basis),
+            _residual_columns(state["coef"], info.batch, y, f_B, n, basis, probes),
         )
         failure, failed_at = _failure(state, dF, info.batch, info.step, n)
         return dict(
@@ -307,9 +311,10 @@ def _update(step, apply, spec: tuple, X_R, y, n: int, basis):
     return update
 
 
-def _probe_record(n: int, k: int):
+def _probe_record(n: int, k: int, q: int):
     """The record of the probe route: ``p`` as the mean of the k probes' estimates, with its
-    standard error, and the exact prediction from the tracked ``S y`` column."""
+    standard error, the tracked label columns ``SY`` (rows x (q - k): ``S y`` first) and the
+    exact prediction from its first column."""
 
     def p_and_se(W):
         if W.shape[0] == 0:
@@ -320,7 +325,7 @@ def _probe_record(n: int, k: int):
 
     def record(state, params):
         coef = state["coef"]
-        W, Sy = coef[:, :k], coef[:, k]
+        W, SY = coef[:, :k], coef[:, k:q]
         p_train, p_train_se = p_and_se(W[:n])
         p_test, p_test_se = p_and_se(W[n:])
         return {
@@ -328,10 +333,11 @@ def _probe_record(n: int, k: int):
             "p_test": p_test,
             "p_train_se": p_train_se,
             "p_test_se": p_test_se,
-            "prediction": Sy + coef[:, k + 1],
-            "c": coef[:, k + 1],
-            "prediction_network": Sy + coef[:, k + 2],
-            "c_network": coef[:, k + 2],
+            "SY": SY,
+            "prediction": SY[:, 0] + coef[:, q],
+            "c": coef[:, q],
+            "prediction_network": SY[:, 0] + coef[:, q + 1],
+            "c_network": coef[:, q + 1],
             "nonfinite": state["failure"] == NONFINITE,
             "failure": state["failure"],
             "failed_at": state["failed_at"],
@@ -378,6 +384,7 @@ def smoother_tracker(
     rows_per_chunk: int | None = None,
     probes: int | None = None,
     probe_seed: int = 0,
+    labels=None,
 ) -> Tracker:
     r"""A :class:`~lensbox.engine.training.Tracker` running the smoother recursion with the run's optimiser.
 
@@ -409,13 +416,17 @@ def smoother_tracker(
             route is supported; ``record_weights`` is not (``S`` is never formed). Worth it when
             k + 1 is well below n: the cost of a step grows with the number of columns.
         probe_seed: seeds the probes (:func:`probe_basis`); the same seed, the same probes.
+        labels: probe route only: further label vectors (L, n) whose predictions ``S y_l`` are
+            carried exactly beside ``S y`` and recorded in ``SY`` (rows x (1 + L)); the
+            per-seed labels of :func:`lensbox.engine.seeds.tracked_seeds`.
 
     Returns:
         A tracker whose ``record`` gives ``p_train``, ``p_test``, ``prediction`` (R,) = ``S y + c``
         with the closed-loop offset ``c``, ``prediction_network`` = ``S y + c_network`` (the
         realised-step telescoping model), ``c``, ``c_network``, ``failure`` (0, or 1 for a
         non-finite update, 2 for a batch row beyond ``X_train``), ``failed_at`` (its step),
-        ``nonfinite`` and, with ``record_weights``, ``S``. :func:`check_record` raises on failures.
+        ``nonfinite`` and, with ``record_weights``, ``S``; the probe route adds ``p_train_se``,
+        ``p_test_se`` and ``SY``. :func:`check_record` raises on failures.
     """
     if loss != "squared":
         raise ArgumentError(
@@ -435,7 +446,22 @@ def smoother_tracker(
                 "record_weights needs the exact route (probes=None): the probe route never "
                 "forms S."
             )
-        basis = probe_basis(y, int(probes), int(probe_seed))
+        if labels is not None and np.shape(labels)[-1:] != (n,):
+            raise ArgumentError(
+                f"labels must have shape (L, {n}), one row per label vector; got "
+                f"{np.shape(labels)}."
+            )
+        basis = probe_basis(
+            y,
+            int(probes),
+            int(probe_seed),
+            None if labels is None else np.atleast_2d(labels),
+        )
+    elif labels is not None:
+        raise ArgumentError(
+            "labels is for the probe route (probes=k); the exact route records S itself "
+            "(record_weights=True), so S y is at hand for any y."
+        )
     q = n if basis is None else basis.shape[1]
     method, model = _kernels.route(model, method)
     apply = model.apply
@@ -459,10 +485,10 @@ def smoother_tracker(
     )
     return Tracker(
         _init_state(apply, pieces, X_R, q, parameter_space),
-        _update(step, apply, spec, X_R, y, n, basis),
+        _update(step, apply, spec, X_R, y, n, basis, probes),
         _record(y, n, record_weights)
         if basis is None
-        else _probe_record(n, int(probes)),
+        else _probe_record(n, int(probes), q),
     )
 
 

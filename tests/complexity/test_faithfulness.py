@@ -185,3 +185,47 @@ def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap()
         )
         > 0.1
     )
+
+
+def test_the_probe_route_keeps_each_seeds_prediction_and_estimates_p():
+    # Per-seed labels (a flipped label in seed 1) and momentum: the parameter-space route. The
+    # probe route must rebuild each seed's closed-loop prediction from its own label column and
+    # give p within 4 standard errors of the exact value.
+    X, y = sign_task(24, 5, 4)
+    X_test, y_test = sign_task(10, 5, 5)
+    Y = np.stack([y, np.where(np.arange(24) == 3, 1 - y, y)])
+    model = lensbox.mlp((8,), activation="tanh")
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(2), 2), 5)
+    rate = seeds.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
+    opt = lensbox.sgd(0.5 * rate, momentum=0.5)
+    run = dict(rule=fixed_rule(40))
+    exact = faithfulness.faithful_fit(model, params, opt, X, Y, X_test, y_test, **run)
+    probe = faithfulness.faithful_fit(
+        model, params, opt, X, Y, X_test, y_test, probes=64, probe_seed=3, **run
+    )
+    assert probe.S_test is None and exact.p_train_se is None
+    np.testing.assert_allclose(probe.closed_loop, exact.closed_loop, rtol=1e-6)
+    np.testing.assert_allclose(probe.realised, exact.realised, rtol=1e-9)
+    assert exact.closed_loop[0] != pytest.approx(exact.closed_loop[1])
+    for rows in ("train", "test"):
+        p, se = getattr(probe, f"p_{rows}"), getattr(probe, f"p_{rows}_se")
+        assert np.all(se > 0) and np.all(se < 0.5 * p)
+        assert np.all(np.abs(p - getattr(exact, f"p_{rows}")) < 4 * se)
+    fit = faithfulness.smoother_fit(
+        model, params, opt, X, Y, X_test, y_test, probes=64, probe_seed=3, **run
+    )
+    np.testing.assert_allclose(fit.p_train, probe.p_train, rtol=1e-9)
+    np.testing.assert_allclose(fit.mean_drift, probe.closed_loop_abs, rtol=1e-9)
+    with pytest.raises(ValueError, match="record_weights"):
+        faithfulness.smoother_fit(
+            model,
+            params,
+            opt,
+            X,
+            Y,
+            X_test,
+            y_test,
+            probes=8,
+            record_weights=True,
+            **run,
+        )

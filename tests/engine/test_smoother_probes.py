@@ -98,7 +98,9 @@ def test_a_probe_route_that_drops_or_rescales_columns_fails_the_check(
     from lensbox.engine import smoother as sm
 
     good = sm.probe_basis
-    monkeypatch.setattr(sm, "probe_basis", lambda y, k, seed: broken(good(y, k, seed)))
+    monkeypatch.setattr(
+        sm, "probe_basis", lambda y, k, seed, labels: broken(good(y, k, seed, labels))
+    )
     exact, probed = _runs("sgd", probes=16, seeds=range(8))
     t, rows = len(exact.record_steps) - 1, slice(0, exact.n)
     sd = _probe_sd(exact.S[t][rows], exact.n)
