@@ -334,6 +334,24 @@ def tangent_kernel(
 
     Returns:
         An (R, B) array for one output; see ``outputs`` for k > 1.
+
+    Examples:
+        The kernel between 5 rows and the first 3 is the product of their Jacobian rows, computed
+        without forming them:
+
+        >>> import jax, numpy as np
+        >>> import lensbox
+        >>> net = lensbox.mlp((8,))
+        >>> params = net.init(jax.random.PRNGKey(0), 2)
+        >>> X = jax.random.normal(jax.random.PRNGKey(1), (5, 2))
+        >>> K = lensbox.tangent_kernel(net, params, X, X[:3])
+        >>> K.shape
+        (5, 3)
+        >>> J = lensbox.engine.kernels.jacobian_rows(net, params, X)  # (rows, p)
+        >>> J.shape
+        (5, 33)
+        >>> bool(np.allclose(K, J @ J[:3].T, rtol=1e-4))
+        True
     """
     method, model = route(model, method)
     if outputs not in OUTPUTS:

@@ -137,6 +137,29 @@ def mlp(
 
     Returns:
         A :class:`Model`.
+
+    Examples:
+        One hidden layer of width 16 on 3 input features: a weight matrix per layer, and one
+        prediction per row.
+
+        >>> import jax, jax.numpy as jnp
+        >>> import lensbox
+        >>> net = lensbox.mlp((16,))
+        >>> params = net.init(jax.random.PRNGKey(0), 3)
+        >>> [layer["w"].shape for layer in params]
+        [(3, 16), (16, 1)]
+        >>> net.apply(params, jnp.ones((5, 3))).shape
+        (5,)
+
+        Several outputs give one column each; a sigmoid output maps into (0, 1).
+
+        >>> net4 = lensbox.mlp((8, 8), out=4)
+        >>> net4.apply(net4.init(jax.random.PRNGKey(0), 3), jnp.ones((5, 3))).shape
+        (5, 4)
+        >>> probs = lensbox.mlp((8,), output="sigmoid")
+        >>> p = probs.apply(probs.init(jax.random.PRNGKey(0), 3), jnp.ones((5, 3)))
+        >>> bool(jnp.all((p > 0) & (p < 1)))
+        True
     """
     widths = _check_widths(widths)
     if not is_integer(out) or out < 1:
@@ -239,5 +262,15 @@ def _check_widths(widths) -> tuple[int, ...]:
 
 
 def count_parameters(params: Params) -> int:
-    """Total number of scalar parameters ``p`` in a pytree."""
+    """Total number of scalar parameters ``p`` in a pytree.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import lensbox
+        >>> params = lensbox.mlp((16,)).init(jax.random.PRNGKey(0), 3)
+        >>> lensbox.count_parameters(params)  # (3 * 16 + 16) + (16 * 1 + 1)
+        81
+        >>> lensbox.count_parameters({"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)})
+        9
+    """
     return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)))

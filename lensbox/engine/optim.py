@@ -237,6 +237,29 @@ def sgd(
 
     ``learning_rate`` is a number (with ``warmup_steps`` and ``decay_at`` shaping it, see
     :func:`schedule`) or a :class:`~lensbox.engine.transforms.Schedule`.
+
+    Examples:
+        Heavy-ball momentum is two pieces; its second step adds 0.9 times the first.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> import lensbox
+        >>> opt = lensbox.sgd(0.1, momentum=0.9)
+        >>> [piece.spec[0] for piece in opt.pieces]
+        ['heavy_ball', 'learning_rate']
+        >>> params, grads = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([1.0, 1.0])}
+        >>> state = opt.init(params)
+        >>> delta, state = opt.update(grads, state, params)
+        >>> bool(np.allclose(delta["w"], -0.1))  # -lr * g
+        True
+        >>> delta, state = opt.update(grads, state, params)
+        >>> bool(np.allclose(delta["w"], -0.19))  # -lr * (0.9 * g + g)
+        True
+
+        The paper's Eq. 11 (``momentum_style="ema"``) averages the gradients instead, with a bias
+        correction (so its first step is plain SGD's).
+
+        >>> [p.spec[0] for p in lensbox.sgd(0.1, momentum=0.9, momentum_style="ema").pieces]
+        ['ema', 'debias', 'learning_rate']
     """
     rate = schedule(learning_rate, warmup_steps, decay_at)
     beta, lam = float(momentum), float(weight_decay)
@@ -300,6 +323,20 @@ def adam(
     :math:`m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t`, :math:`v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2`,
     :math:`\phi_t = \sqrt{v_t / (1-\beta_2^t)} + \epsilon`,
     :math:`\Delta\theta_t = -\gamma_t \, m_t / ((1-\beta_1^t)\phi_t)`.
+
+    Examples:
+        The first step moves every parameter by about the learning rate, whatever the size of
+        its gradient (:math:`m_1/\phi_1 \approx \mathrm{sign}(g_1)`).
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> import lensbox
+        >>> opt = lensbox.adam(1e-3)
+        >>> params, grads = {"w": jnp.array([1.0, 1.0])}, {"w": jnp.array([100.0, -0.01])}
+        >>> delta, state = opt.update(grads, opt.init(params), params)
+        >>> bool(np.allclose(delta["w"], [-1e-3, 1e-3]))
+        True
+        >>> [piece.spec[0] for piece in opt.pieces]
+        ['second_moment', 'ema', 'debias', 'precondition', 'learning_rate']
     """
     return _adam_family(
         "adam",
@@ -326,6 +363,25 @@ def adamw(
 
     :math:`\Delta\theta_t = -\gamma_t [m_t / ((1-\beta_1^t)\phi_t) + \lambda\theta_{t-1}]`, with
     :math:`m_t`, :math:`\phi_t` as in :func:`adam` computed from the loss gradient alone.
+
+    Examples:
+        With a zero gradient only the decay moves the parameters, by :math:`-\gamma\lambda\theta`:
+        proportional to each parameter. Adam's coupled decay instead enters the gradient, so the
+        preconditioner scales it to about :math:`\gamma` per parameter.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> import lensbox
+        >>> params, zero = {"w": jnp.array([2.0, -4.0])}, {"w": jnp.zeros(2)}
+        >>> opt = lensbox.adamw(0.1, weight_decay=0.5)
+        >>> delta, _ = opt.update(zero, opt.init(params), params)
+        >>> bool(np.allclose(delta["w"], [-0.1, 0.2]))  # -0.1 * 0.5 * theta
+        True
+        >>> coupled = lensbox.adam(0.1, weight_decay=0.5)
+        >>> delta, _ = coupled.update(zero, coupled.init(params), params)
+        >>> bool(np.allclose(delta["w"], [-0.1, 0.1]))
+        True
+        >>> [piece.spec[0] for piece in opt.pieces]
+        ['second_moment', 'ema', 'debias', 'precondition', 'add_decay', 'learning_rate']
     """
     return _adam_family(
         "adamw",

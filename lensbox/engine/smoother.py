@@ -83,6 +83,25 @@ def effective_parameters(S_rows, n: int):
     training rows this is :math:`\|\mathbf S\|_F^2` (``p_train``); an interpolating smoother
     (:math:`\mathbf S = \mathbf I`) has ``p_train = n``. Returns a float, or a traced scalar inside
     ``jit``; ``nan`` for an empty row set.
+
+    Examples:
+        On ``n = 4`` training rows: interpolating uses ``n`` parameters, the global mean one,
+        and a k-nearest-neighbour smoother ``n / k``.
+
+        >>> import numpy as np
+        >>> import lensbox
+        >>> n = 4
+        >>> lensbox.effective_parameters(np.eye(n), n)
+        4.0
+        >>> lensbox.effective_parameters(np.full((n, n), 1 / n), n)
+        1.0
+        >>> x, k = np.arange(n, dtype=float), 2
+        >>> distance = np.abs(x[:, None] - x[None, :])
+        >>> nearest = np.argsort(distance, axis=1, kind="stable")[:, :k]  # k nearest per row
+        >>> S = np.zeros((n, n))
+        >>> np.put_along_axis(S, nearest, 1 / k, axis=1)
+        >>> lensbox.effective_parameters(S, n)
+        2.0
     """
     if isinstance(S_rows, jax.core.Tracer):
         rows = S_rows.shape[0]
@@ -593,6 +612,32 @@ def smooth(
         TypeError: for an optimiser that is not a lensbox optimiser (e.g. the string ``"sgd"``).
         ValueError: for a loss other than squared error or mismatched rows.
         FloatingPointError: if the kernel or the smoother update became non-finite (naming the step).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> import lensbox
+        >>> X = jnp.linspace(-1, 1, 16)[:, None]
+        >>> y = jnp.sin(3 * X[:, 0])
+        >>> X_test = jnp.linspace(-0.95, 0.95, 7)[:, None]
+        >>> net = lensbox.mlp((32,))
+        >>> params = net.init(jax.random.PRNGKey(0), 1)
+        >>> run = lensbox.smooth(
+        ...     net, params, lensbox.sgd(0.1), X, y, X_test,
+        ...     steps=100, record_at=[0, 100], record_weights=True, progress=False,
+        ... )
+        >>> run.S.shape  # (records, training rows then test rows, n)
+        (2, 23, 16)
+
+        Before training the smoother uses no parameter (``S = 0``); trained, it uses some, but
+        fewer than the ``n = 16`` of an interpolating smoother. With the network's offset it
+        reproduces the telescoping model.
+
+        >>> float(run.p_train[0])
+        0.0
+        >>> bool(0 < run.p_train[-1] < len(X))
+        True
+        >>> bool(np.allclose(run.smoother_network, run.telescoping, atol=1e-5))
+        True
     """
     tracker = smoother_tracker(
         model,

@@ -198,6 +198,17 @@ def recording_steps(
     """Steps to record at: every ``every`` steps, or ``log`` points spaced evenly in log-step.
 
     Always includes 0 and ``steps``.
+
+    Examples:
+        >>> import lensbox
+        >>> lensbox.recording_steps(100, every=25).tolist()
+        [0, 25, 50, 75, 100]
+        >>> lensbox.recording_steps(1000, log=4).tolist()
+        [0, 1, 10, 100, 1000]
+        >>> lensbox.recording_steps(90, every=25).tolist()  # the last step is always kept
+        [0, 25, 50, 75, 90]
+        >>> lensbox.recording_steps(10).tolist()
+        [0, 10]
     """
     steps = as_count(steps, "steps")
     if log is not None:
@@ -525,6 +536,35 @@ def train(
 
     Returns:
         A :class:`TrainResult`; its ``state`` continues the run.
+
+    Examples:
+        Full-batch gradient descent on 16 points of a sine, recording the network's predictions
+        every 100 steps:
+
+        >>> import jax, jax.numpy as jnp
+        >>> import lensbox
+        >>> X = jnp.linspace(-1, 1, 16)[:, None]
+        >>> y = jnp.sin(3 * X[:, 0])
+        >>> net = lensbox.mlp((32,))
+        >>> params = net.init(jax.random.PRNGKey(0), 1)
+        >>> opt = lensbox.sgd(0.1)
+        >>> result = lensbox.train(
+        ...     net, params, opt, X, y, steps=200, progress=False,
+        ...     trackers={"f": lensbox.predictions_tracker(net, X)},
+        ...     record_at=lensbox.recording_steps(200, every=100),
+        ... )
+        >>> result.losses.shape, result.record_steps.tolist()
+        ((200,), [0, 100, 200])
+        >>> result.records["f"].shape  # (records, rows)
+        (3, 16)
+        >>> bool(result.losses[-1] < result.losses[0])
+        True
+
+        ``result.state`` continues the run (same optimiser state, step count going on):
+
+        >>> more = lensbox.train(net, result.state, opt, X, y, steps=50, progress=False)
+        >>> more.state.step
+        250
     """
     model, start, steps = (
         as_model(model),

@@ -113,6 +113,33 @@ def claim(
     Raises:
         ClaimError: ``holds`` differs from ``expect``; the message gives both statements.
         TypeError: ``paper`` or ``ours`` is not a non-empty string, or ``holds`` not a boolean.
+
+    Examples:
+        The bound (here 0.05) is fixed before the run; the check prints one line.
+
+        >>> import numpy as np
+        >>> import lensbox
+        >>> errors = np.array([0.02, 0.03, 0.025])  # one per seed
+        >>> lensbox.claim(
+        ...     "Fig. 2: telescoping tracks the network",
+        ...     f"max error {errors.max():.3f}",
+        ...     holds=errors.max() < 0.05,
+        ... )
+        [claim reproduces] paper: Fig. 2: telescoping tracks the network | ours: max error 0.030
+
+        A finding that stops coming out as the chapter states raises :class:`ClaimError`:
+
+        >>> lensbox.claim("Fig. 2: ...", "max error 0.300", holds=False)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        lensbox.runtime.claims.ClaimError: The chapter states that this finding reproduces, ...
+          paper: Fig. 2: ...
+          ours:  max error 0.300
+
+        A chapter that states a finding does not reproduce here passes ``expect=False``:
+
+        >>> lensbox.claim("Fig. 2: ...", "max error 0.300", holds=False, expect=False)
+        [claim does not reproduce] paper: Fig. 2: ... | ours: max error 0.300
     """
     for name, text in (("paper", paper), ("ours", ours)):
         if not isinstance(text, str) or not text.strip():

@@ -69,8 +69,19 @@ def budget(*, smoke: T, book: T, paper: T) -> T:
     ``LENSBOX_SCALE=paper LENSBOX_PAPER_BUDGET=smoke``, where it returns the ``smoke`` value so
     that the ``paper`` code path runs in seconds.
 
-    Example:
-        >>> widths = budget(smoke=[2, 10], book=[2, 5, 10, 50], paper=list(range(1, 101)))
+    Examples:
+        >>> import lensbox
+        >>> widths = lensbox.budget(smoke=[2, 10], book=[2, 5, 10, 50], paper=[1, 10, 100])
+
+        The value follows ``LENSBOX_SCALE``; :func:`scale_in_force` fixes a scale for a block:
+
+        >>> from lensbox.runtime.scale import scale_in_force
+        >>> for name in ("smoke", "book", "paper"):
+        ...     with scale_in_force(name):
+        ...         print(name, lensbox.budget(smoke=50, book=2_000, paper=100_000))
+        smoke 50
+        book 2000
+        paper 100000
     """
     return (
         smoke
