@@ -3,7 +3,7 @@ units, one width each.
 
 The *Double descent* chapter trains one-hidden-layer networks of growing width on MNIST 3 vs 5 with
 a share of training labels flipped, under the paper's stopping rule, and reads each trained network
-through both readings of the telescoping smoother (:func:`~lensbox.complexity.faithfulness.faithful_fit`).
+through both readings of the telescoping smoother (:func:`~lensbox.complexity.faithfulness.smoother_fit`).
 :func:`fit_width` is one width of that protocol, the function both the chapter's sweeps and the
 runner call; :data:`EXPERIMENT` is the chapter's main sweep (label noise ``noise``, every width of
 ``widths``), stored by ``python -m lensbox.experiments run double_descent``.
@@ -23,12 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from lensbox.complexity.faithfulness import (
-    FaithfulFit,
-    SmootherFit,
-    faithful_fit,
-    smoother_fit,
-)
+from lensbox.complexity.faithfulness import SmootherFit, smoother_fit
 from lensbox.data import balanced_subsample, flip_labels, identity, load
 from lensbox.engine.models import Model, Params, mlp
 from lensbox.engine.optim import Optimizer, sgd
@@ -134,10 +129,11 @@ def fit_width(
     smoother: bool = True,
     momentum: float | None = None,
     activation: str | None = None,
-) -> FaithfulFit | SmootherFit:
+) -> SmootherFit:
     """One width of the protocol: ``Y.shape[0]`` seeds of a one-hidden-layer network (initialised
     from ``PRNGKey(width)``) trained under ``rule``; with ``smoother`` both readings of the
-    smoother are tracked (:func:`~lensbox.complexity.faithfulness.faithful_fit`), without it the
+    smoother are tracked (:func:`~lensbox.complexity.faithfulness.smoother_fit` with
+    ``realised=True``), without it the
     network only. ``momentum`` and ``activation`` default to the configuration's."""
     momentum = config["momentum"] if momentum is None else momentum
     activation = config["activation"] if activation is None else activation
@@ -146,19 +142,6 @@ def fit_width(
         model, jax.random.split(jax.random.PRNGKey(int(width)), len(Y)), X.shape[1]
     )
     opt, batch = optimizer_for(model, params, X, config, momentum)
-    if smoother:
-        return faithful_fit(
-            model,
-            params,
-            opt,
-            X,
-            Y,
-            X_test,
-            y_test,
-            rule=rule,
-            batch_size=batch,
-            probes=config.get("probes"),
-        )
     return smoother_fit(
         model,
         params,
@@ -168,8 +151,10 @@ def fit_width(
         X_test,
         y_test,
         rule=rule,
-        smoother=False,
+        smoother=smoother,
+        realised=smoother,
         batch_size=batch,
+        probes=config.get("probes"),
     )
 
 
@@ -177,7 +162,7 @@ def unit_name(width: int) -> str:
     return f"width{int(width)}"
 
 
-def run_unit(config: Mapping[str, Any], unit: str) -> FaithfulFit:
+def run_unit(config: Mapping[str, Any], unit: str) -> SmootherFit:
     """One width of the main sweep: label noise ``config["noise"]``, both readings tracked."""
     X, y, X_test, y_test = training_data(config)
     Y = labels(y, config["noise"], config["seeds"])

@@ -3,22 +3,24 @@ r"""Does the smoother describe the network? Two readings of one smoother, and a 
 For squared loss the telescoping model is a smoother :math:`\tilde f(x) = \hat{\mathbf s}(x)\mathbf y
 + c(x)` (Eqs. 6-8, 14-21), and the effective parameters :math:`p^0_{\hat s}` come from
 :math:`\hat{\mathbf s}` alone. The recursion for :math:`\hat{\mathbf s}` never reads a residual
-(paper Eqs. 6-8 and App. B.1; the book's *Smoothers* chapter), so the offset :math:`c` can be driven in two ways without changing
-:math:`\hat{\mathbf s}` or :math:`p`:
+(paper Eqs. 6-8 and App. B.1; the book's *Smoothers* chapter), so the offset :math:`c` can be driven
+in two ways without changing :math:`\hat{\mathbf s}` or :math:`p`. The book calls them the two
+*readings* of the smoother:
 
-* **closed loop** (the paper's Eq. 7): by the smoother's own residuals
-  :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`; its prediction :math:`\hat{\mathbf s}\mathbf y + c`
-  is a model in its own right and may drift from the network;
-* **realised**: by the network's residuals; then :math:`\hat{\mathbf s}\mathbf y + c` is exactly the
-  realised-step telescoping model :math:`\tilde f` of Eq. 5, which
-  :func:`lensbox.telescoping_tracker` accumulates.
+* **closed loop** (the paper's Eq. 7): the offset :math:`c_{closed}` is driven by the smoother's own
+  residuals :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`; its prediction
+  :math:`\hat{\mathbf s}\mathbf y + c_{closed}` is a model in its own right and may move away from
+  the network;
+* **realised**: the offset :math:`c_{realised}` is driven by the network's residuals; then
+  :math:`\hat{\mathbf s}\mathbf y + c_{realised}` is exactly the realised-step telescoping model
+  :math:`\tilde f` of Eq. 5, which :func:`lensbox.telescoping_tracker` accumulates.
 
+The **gap** of a reading is its prediction minus the network's, on the training and test rows
+(:class:`Gap`: its mean square, mean absolute value and largest absolute value, per seed).
 :func:`smoother_fit` trains seeds side by side (:func:`lensbox.engine.seeds.tracked_seeds`) and
-reads the network's errors and the closed-loop smoother at the end of training;
-:func:`faithful_fit` does the same and
-measures both gaps to the network, :math:`|\hat{\mathbf s}\mathbf y + c - f|` and
-:math:`|\tilde f - f|`. :func:`is_faithful` applies the book's bound, fixed before any run from one
-principle: the smoother describes the network when it differs from the network by at most a tenth
+reads, at the end of training, the network's errors, the smoother's effective parameters and the
+gap of each reading. :func:`is_faithful` applies the book's bound, fixed before any run from one
+principle: a reading describes the network when it differs from the network by at most a tenth
 of the network's own test error (root mean square), i.e. its mean squared gap is at most
 ``fraction = 0.01`` of the network's test MSE. Then the smoother's test MSE lies within about
 :math:`\pm 20\,\%` of the network's, by the triangle inequality.
@@ -27,7 +29,7 @@ of the network's own test error (root mean square), i.e. its mean squared gap is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -41,28 +43,54 @@ from lensbox.errors import ArgumentError
 FRACTION = 0.01
 
 
+@dataclass(frozen=True)
+class Gap:
+    """The gap between one reading of the smoother and the network, on the training and test rows
+    together, one value per seed.
+
+    Attributes:
+        mse: mean squared gap (what :func:`is_faithful` compares with the test MSE).
+        mean_abs: mean absolute gap.
+        max_abs: largest absolute gap.
+    """
+
+    mse: np.ndarray
+    mean_abs: np.ndarray
+    max_abs: np.ndarray
+
+    @classmethod
+    def between(cls, prediction, network) -> Gap:
+        """The gap of ``prediction`` to ``network``, both (seeds, rows)."""
+        gap = np.asarray(prediction, dtype=float) - np.asarray(network, dtype=float)
+        return cls(
+            np.mean(gap**2, axis=1),
+            np.mean(np.abs(gap), axis=1),
+            np.max(np.abs(gap), axis=1),
+        )
+
+
 @dataclass
 class SmootherFit:
-    """One model trained over several seeds, seen through the network and the smoother at the end.
-
-    Every array has a leading seed axis. Errors are mean squared errors against the labels the
-    model was trained on (``train_*``, noisy ones included) and the clean test labels (``test_*``);
-    ``*_error`` are misclassification rates at the threshold 0.5.
+    """Seeds of one model trained under a stopping rule, seen at the end through the network and the
+    smoother. Every array has a leading seed axis.
 
     Attributes:
         stop_steps, reasons: stopping step and reason per seed (see :class:`StoppingRule`).
-        train_mse, test_mse, train_error, test_error: the network's errors at the end.
+        train_mse, test_mse, train_error, test_error: the network's mean squared errors and
+            misclassification rates at 0.5 (training: against the labels trained on, noisy ones
+            included; test: the clean labels).
         p_train, p_test: effective parameters :math:`p^{train}_{\\hat s}`, :math:`p^{test}_{\\hat s}`
-            of the smoother at the end (``nan`` without the smoother).
-        drift: largest :math:`|\\mathbf s(x)\\mathbf y + c(x) - f_\\theta(x)|` over training and test
-            rows at the end: how far the smoother's prediction strayed from the network's.
-        mean_drift: the same gap averaged over the training and test rows.
-        smoother_test_mse: test MSE of the smoother's own prediction.
-        S_test: the smoother weights :math:`\\hat{\\mathbf s}(x)` of the test rows (seeds, m, n),
-            when asked for.
+            (``nan`` without the smoother).
+        p_train_se, p_test_se: their standard errors over the probes (the probe route,
+            ``probes=k``; ``None`` on the exact route or without the smoother).
+        closed_loop: the :class:`Gap` of the closed-loop reading :math:`\\hat{\\mathbf s}\\mathbf y
+            + c_{closed}` (``None`` without the smoother).
+        realised: the :class:`Gap` of the realised reading, the realised-step telescoping model
+            (``None`` unless asked for with ``realised=True``).
+        smoother_test_mse: test MSE of the closed-loop reading (``nan`` without the smoother).
+        S_test: the smoother weights :math:`\\hat{\\mathbf s}(x)` of the test rows (seeds, m, n)
+            on the exact route; ``None`` on the probe route or without the smoother.
         runs: the underlying :class:`SeedRuns`.
-        p_train_se, p_test_se: standard errors of ``p_train``, ``p_test`` over the probes (the
-            probe route, ``probes=k``; ``None`` on the exact route).
     """
 
     stop_steps: np.ndarray
@@ -73,65 +101,13 @@ class SmootherFit:
     test_error: np.ndarray
     p_train: np.ndarray
     p_test: np.ndarray
-    drift: np.ndarray
-    mean_drift: np.ndarray
+    p_train_se: np.ndarray | None
+    p_test_se: np.ndarray | None
+    closed_loop: Gap | None
+    realised: Gap | None
     smoother_test_mse: np.ndarray
     S_test: np.ndarray | None
     runs: SeedRuns = field(repr=False)
-    p_train_se: np.ndarray | None = None
-    p_test_se: np.ndarray | None = None
-
-
-class _SmootherSummary(NamedTuple):
-    p_train: np.ndarray
-    p_test: np.ndarray
-    drift: np.ndarray  # largest |S y + c - f| per seed
-    mean_drift: np.ndarray  # mean |S y + c - f| per seed
-    gap_mse: np.ndarray  # mean (S y + c - f)^2 per seed
-    smoother_test_mse: np.ndarray
-    S: np.ndarray | None  # None on the probe route
-    p_train_se: np.ndarray | None
-    p_test_se: np.ndarray | None
-
-
-def _smoother_summary(rec, Y, f, y_test) -> _SmootherSummary:
-    """Effective parameters, gap to the network and test error of each seed's closed-loop
-    smoother at the end of training (shared by :func:`smoother_fit` and
-    :func:`faithful_fit`)."""
-    check_record(rec)
-    n = Y.shape[1]
-    c = np.asarray(rec["c"], dtype=float)
-    if "S" in rec:  # the exact route
-        S = np.asarray(rec["S"], dtype=float)
-        pred = np.einsum("srn,sn->sr", S, Y) + c
-        p_train = np.array([effective_parameters(S_s[:n], n) for S_s in S])
-        p_test = np.array([effective_parameters(S_s[n:], n) for S_s in S])
-        se = (None, None)
-    else:  # the probe route: seed s's labels are column s of SY (column 0 if shared)
-        SY = np.asarray(rec["SY"], dtype=float)
-        cols = np.arange(len(SY)) if SY.shape[2] > 1 else np.zeros(len(SY), int)
-        pred = SY[np.arange(len(SY)), :, cols] + c
-        p_train, p_test, S = (
-            np.asarray(rec["p_train"], float),
-            np.asarray(rec["p_test"], float),
-            None,
-        )
-        se = (
-            np.asarray(rec["p_train_se"], float),
-            np.asarray(rec["p_test_se"], float),
-        )
-    gap = pred - f
-    return _SmootherSummary(
-        p_train=p_train,
-        p_test=p_test,
-        drift=np.abs(gap).max(axis=1),
-        mean_drift=np.abs(gap).mean(axis=1),
-        gap_mse=np.mean(gap**2, axis=1),
-        smoother_test_mse=np.mean((pred[:, n:] - y_test) ** 2, axis=1),
-        S=S,
-        p_train_se=se[0],
-        p_test_se=se[1],
-    )
 
 
 def _network_errors(f, Y, y_test) -> dict[str, np.ndarray]:
@@ -147,6 +123,35 @@ def _network_errors(f, Y, y_test) -> dict[str, np.ndarray]:
     }
 
 
+def _smoother_readings(rec, Y) -> dict:
+    """From the smoother's final record: the closed-loop prediction of each seed (seeds, rows),
+    ``p`` with its standard errors, and the test rows' weights (exact route)."""
+    check_record(rec)
+    n = Y.shape[1]
+    c = np.asarray(rec["c_closed_loop"], dtype=float)
+    if "S" in rec:  # the exact route
+        S = np.asarray(rec["S"], dtype=float)
+        return {
+            "prediction": np.einsum("srn,sn->sr", S, Y) + c,
+            "p_train": np.array([effective_parameters(S_s[:n], n) for S_s in S]),
+            "p_test": np.array([effective_parameters(S_s[n:], n) for S_s in S]),
+            "p_train_se": None,
+            "p_test_se": None,
+            "S_test": S[:, n:],
+        }
+    # the probe route: seed s's labels are column s of SY (column 0 when shared)
+    SY = np.asarray(rec["SY"], dtype=float)
+    cols = np.arange(len(SY)) if SY.shape[2] > 1 else np.zeros(len(SY), int)
+    return {
+        "prediction": SY[np.arange(len(SY)), :, cols] + c,
+        **{
+            k: np.asarray(rec[k], dtype=float)
+            for k in ("p_train", "p_test", "p_train_se", "p_test_se")
+        },
+        "S_test": None,
+    }
+
+
 def smoother_fit(
     model: Model,
     params: Params,
@@ -158,21 +163,23 @@ def smoother_fit(
     *,
     rule: StoppingRule,
     smoother: bool = True,
-    record_weights: bool = False,
+    realised: bool = False,
     batch_size: int | None = None,
     record_at: Sequence[int] | None = None,
     seed: int = 0,
     probes: int | None = None,
     probe_seed: int = 0,
 ) -> SmootherFit:
-    r"""Train the seeds in ``params`` with squared loss under ``rule`` and summarise the end of
-    training: the network's errors and, with ``smoother=True``, the telescoping smoother
+    r"""Train the seeds in ``params`` with squared loss under ``rule`` and read the end of training:
+    the network's errors and, with ``smoother=True``, the telescoping smoother
     :math:`\tilde f(x) = \hat{\mathbf s}(x)\mathbf y + c(x)` (Eqs. 6-8 and 14-21, for the optimiser
     used) with its effective parameters
 
     .. math:: p^0_{\hat s} = \frac{n}{|\mathcal I_0|}\sum_{j\in\mathcal I_0}\|\hat{\mathbf s}(x^0_j)\|^2
 
-    on the training rows and on the test rows (section 4.1, Eq. 8; the *Smoothers* chapter).
+    on the training rows and on the test rows (section 4.1, Eq. 8; the *Smoothers* chapter), and
+    the gap of its closed-loop reading to the network; with ``realised=True`` also the gap of the
+    realised reading (the realised-step telescoping model, tracked on the same rows).
 
     Args:
         model: the network.
@@ -181,8 +188,9 @@ def smoother_fit(
         X_train, Y_train: training inputs (n, d) and each seed's labels (seeds, n) or shared (n,).
         X_test, y_test: test inputs (m, d) and clean labels (m,).
         rule: the :class:`StoppingRule`.
-        smoother: track the smoother (costly: one tangent-kernel block per step).
-        record_weights: keep the test rows' smoother weights (``S_test``); exact route only.
+        smoother: track the smoother (costly: its state has a column per training row, or per
+            probe); without it only the network is trained.
+        realised: also track the realised-step telescoping model and its gap (needs ``smoother``).
         batch_size, record_at, seed: as in :func:`train_seeds`.
         probes, probe_seed: ``None`` for the exact smoother; k for the probe route, whose ``p``
             are estimates from k random probes with standard errors ``p_*_se``
@@ -191,10 +199,9 @@ def smoother_fit(
     Returns:
         A :class:`SmootherFit`.
     """
-    if record_weights and probes is not None:
+    if realised and not smoother:
         raise ArgumentError(
-            "record_weights needs the exact smoother (probes=None): the probe route never "
-            "forms the weights."
+            "realised=True reads the realised reading of the smoother; it needs smoother=True."
         )
     runs, Y, f, y_test = tracked_seeds(
         model,
@@ -206,6 +213,7 @@ def smoother_fit(
         y_test,
         rule=rule,
         smoother=smoother,
+        telescoping=realised,
         batch_size=batch_size,
         record_at=record_at,
         seed=seed,
@@ -214,126 +222,29 @@ def smoother_fit(
     )
     n_seeds, n = Y.shape
     nan = np.full(n_seeds, np.nan)
-    p_train = p_test = drift = mean_drift = smoother_mse = nan
-    S_test = se = None
+    readings = {"p_train": nan, "p_test": nan, "p_train_se": None, "p_test_se": None}
+    closed_loop = realised_gap = S_test = None
+    smoother_mse = nan
     if smoother:
-        summary = _smoother_summary(runs.final["smoother"], Y, f, y_test)
-        p_train, p_test = summary.p_train, summary.p_test
-        drift, mean_drift = summary.drift, summary.mean_drift
-        smoother_mse = summary.smoother_test_mse
-        S_test = summary.S[:, n:] if record_weights else None
-        se = summary.p_train_se, summary.p_test_se
+        readings = _smoother_readings(runs.final["smoother"], Y)
+        closed_loop = Gap.between(readings["prediction"], f)
+        smoother_mse = np.mean((readings["prediction"][:, n:] - y_test) ** 2, axis=1)
+        S_test = readings["S_test"]
+    if realised:
+        realised_gap = Gap.between(runs.final["telescoping"], f)
     return SmootherFit(
         stop_steps=runs.stop_steps,
         reasons=runs.reasons,
         **_network_errors(f, Y, y_test),
-        p_train=p_train,
-        p_test=p_test,
-        drift=drift,
-        mean_drift=mean_drift,
+        p_train=readings["p_train"],
+        p_test=readings["p_test"],
+        p_train_se=readings["p_train_se"],
+        p_test_se=readings["p_test_se"],
+        closed_loop=closed_loop,
+        realised=realised_gap,
         smoother_test_mse=smoother_mse,
         S_test=S_test,
         runs=runs,
-        p_train_se=None if se is None else se[0],
-        p_test_se=None if se is None else se[1],
-    )
-
-
-@dataclass
-class FaithfulFit:
-    """Seeds trained under a stopping rule, with the network, both readings of the smoother and
-    their gaps, read where each seed stopped. Every array has a leading seed axis; gaps are over
-    the training and test rows together.
-
-    Attributes:
-        stop_steps: stopping step per seed.
-        train_error, test_error: misclassification rates at 0.5 (training: against the labels
-            trained on, noisy ones included).
-        train_mse, test_mse: the network's mean squared errors (test: clean labels).
-        p_train, p_test: effective parameters of :math:`\\hat{\\mathbf s}`.
-        closed_loop, realised: mean squared gap of :math:`\\hat{\\mathbf s}\\mathbf y + c` (closed
-            loop) and of :math:`\\tilde f` (realised) to the network.
-        closed_loop_abs, realised_abs: the same as mean absolute gaps.
-        S_test: smoother weights of the test rows (seeds, m, n); ``None`` on the probe route.
-        runs: the :class:`~lensbox.engine.seeds.SeedRuns`.
-        p_train_se, p_test_se: standard errors of ``p_train``, ``p_test`` over the probes
-            (``None`` on the exact route).
-    """
-
-    stop_steps: np.ndarray
-    train_error: np.ndarray
-    test_error: np.ndarray
-    train_mse: np.ndarray
-    test_mse: np.ndarray
-    p_train: np.ndarray
-    p_test: np.ndarray
-    closed_loop: np.ndarray
-    realised: np.ndarray
-    closed_loop_abs: np.ndarray
-    realised_abs: np.ndarray
-    S_test: np.ndarray | None
-    runs: SeedRuns = field(repr=False)
-    p_train_se: np.ndarray | None = None
-    p_test_se: np.ndarray | None = None
-
-
-def faithful_fit(
-    model: Model,
-    params,
-    optimizer: Optimizer,
-    X_train,
-    Y_train,
-    X_test,
-    y_test,
-    *,
-    rule: StoppingRule,
-    batch_size: int | None = None,
-    seed: int = 0,
-    probes: int | None = None,
-    probe_seed: int = 0,
-) -> FaithfulFit:
-    """Train the seeds in ``params`` (leading seed axis) with squared loss under ``rule``, tracking
-    the smoother (closed loop) and the realised-step telescoping model on the training and test
-    rows; see the module docstring.
-
-    Args:
-        model, params, optimizer: as in :func:`smoother_fit`.
-        X_train, Y_train: (n, d) inputs and each seed's labels (S, n), or shared labels (n,).
-        X_test, y_test: (m, d) test inputs and clean labels (m,).
-        rule, batch_size, seed: as in :func:`lensbox.engine.seeds.train_seeds`.
-        probes, probe_seed: as in :func:`smoother_fit`.
-    """
-    runs, Y, f, y_test = tracked_seeds(
-        model,
-        params,
-        optimizer,
-        X_train,
-        Y_train,
-        X_test,
-        y_test,
-        rule=rule,
-        telescoping=True,
-        batch_size=batch_size,
-        seed=seed,
-        probes=probes,
-        probe_seed=probe_seed,
-    )
-    n = Y.shape[1]
-    summary = _smoother_summary(runs.final["smoother"], Y, f, y_test)
-    realised = np.asarray(runs.final["telescoping"], dtype=float) - f
-    return FaithfulFit(
-        stop_steps=runs.stop_steps,
-        **_network_errors(f, Y, y_test),
-        p_train=summary.p_train,
-        p_test=summary.p_test,
-        closed_loop=summary.gap_mse,
-        realised=np.mean(realised**2, axis=1),
-        closed_loop_abs=summary.mean_drift,
-        realised_abs=np.mean(np.abs(realised), axis=1),
-        S_test=None if summary.S is None else summary.S[:, n:],
-        runs=runs,
-        p_train_se=summary.p_train_se,
-        p_test_se=summary.p_test_se,
     )
 
 
@@ -355,9 +266,8 @@ def is_faithful(gap_mse, test_mse, fraction: float = FRACTION) -> np.ndarray:
 
 __all__: Sequence[str] = (
     "FRACTION",
-    "FaithfulFit",
+    "Gap",
     "SmootherFit",
-    "faithful_fit",
     "is_faithful",
     "smoother_fit",
 )

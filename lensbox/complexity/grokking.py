@@ -331,7 +331,7 @@ def poly_run(
         out.update(
             **_p_record(r["smoother"]),
             smoother_error=np.mean(
-                np.abs(r["smoother"]["prediction"][:, len(y) :] - net), axis=1
+                np.abs(r["smoother"]["closed_loop"][:, len(y) :] - net), axis=1
             ),
             telescoping_error=np.mean(np.abs(r["telescoping"] - net), axis=1),
         )
@@ -432,7 +432,7 @@ def mnist_run(
         "telescoping_mse": np.mean((r["telescoping"] - net) ** 2, axis=1),
     }
     if smoother:
-        closed = r["smoother"]["prediction"][:, len(y) :] - net
+        closed = r["smoother"]["closed_loop"][:, len(y) :] - net
         out.update(
             **_p_record(r["smoother"]),
             smoother_error=np.mean(np.abs(closed), axis=1),

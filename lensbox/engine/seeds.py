@@ -371,7 +371,7 @@ def train_seeds(
         trackers: named trackers written for one seed (e.g. a smoother tracker built on ``X``).
             They are built once, with one seed's labels, and mapped over seeds: whatever a tracker
             computes from its own labels is right for that seed only (the smoother's ``S`` and
-            closed-loop ``c`` never read them; its network offset ``c_network`` does).
+            closed-loop ``c_closed_loop`` never read them; the realised offset ``c_realised`` does).
         record_at: extra steps at which to record the trackers (for curves over training).
         seed: seeds the order of mini-batches.
 
@@ -447,15 +447,14 @@ def tracked_seeds(
     (``"network"``) on the training rows then the test rows, and optionally the smoother with its
     weights (``"smoother"``) and the realised-step telescoping model (``"telescoping"``). With
     labels per seed, the smoother's records keep ``S``, ``c``, ``p_*`` and the failure flags and
-    drop the fields built from one seed's labels (``prediction``, ``prediction_network``,
-    ``c_network``); rebuild the prediction as ``S Y[s] + c``. With ``probes`` = k the smoother
+    drop the fields built from one seed's labels (``closed_loop``, ``realised``,
+    ``c_realised``); rebuild the closed-loop prediction as ``S Y[s] + c_closed_loop``. With ``probes`` = k the smoother
     takes the probe route (:func:`~lensbox.engine.smoother.smoother_tracker`, seeded by
     ``probe_seed``): ``S`` is not kept, ``p_*`` come with their standard errors ``p_*_se``, and
     ``SY`` carries ``S Y[s]`` for every seed's labels (column ``s``), so the prediction is
-    ``SY[:, s] + c``.
+    ``SY[:, s] + c_closed_loop``.
 
-    The common run of :func:`~lensbox.complexity.faithfulness.smoother_fit` and
-    :func:`~lensbox.complexity.faithfulness.faithful_fit`. Returns
+    The run of :func:`~lensbox.complexity.faithfulness.smoother_fit`. Returns
     ``(runs, Y, f, y_test)``: the :class:`SeedRuns`, the labels per seed (seeds, n), the network's
     final predictions (seeds, n + m) and the test labels as a float vector.
     """
@@ -498,7 +497,7 @@ def tracked_seeds(
     )
     if smoother and Y.ndim == 2:
         for record in (runs.final["smoother"], runs.records["smoother"] or {}):
-            for label_bound in ("prediction", "prediction_network", "c_network"):
+            for label_bound in ("closed_loop", "realised", "c_realised"):
                 record.pop(label_bound, None)
     n_seeds = len(runs.stop_steps)
     Y = np.broadcast_to(Y, (n_seeds, X_train.shape[0])) if Y.ndim == 1 else Y

@@ -8,18 +8,24 @@ telescoping prediction at any input is affine in the training labels,
     c_0(x) = f_{\theta_0}(x).
 
 We track rows :math:`R` = the ``n`` training rows, then the ``m`` evaluation rows, as one matrix
-``[S | c | c_net]`` of shape (n + m) x (n + 2): the coefficients of :math:`[\mathbf y; 1; 1]`.
+``[S | c_closed_loop | c_realised]`` of shape (n + m) x (n + 2): the coefficients of
+:math:`[\mathbf y; 1; 1]`.
 
-**Two offsets, one S.** The residuals of step ``t`` on the batch split as
+**Two offsets, one S: the two readings of the smoother.** The residuals of step ``t`` on the batch split as
 :math:`\mathbf y_B - \mathbf f_B = (\mathbf E_B - \mathbf S_B)\mathbf y + \mathbf r_B`. The part
 proportional to :math:`\mathbf y` drives ``S``; it never reads the residuals, so ``S`` (and every
 effective-parameter count) is the same whichever offset drives ``c``:
 
-* ``c`` (closed loop, Eq. 7 onward): :math:`\mathbf r_B = -\mathbf c_B`, the telescoping model's
-  own residuals :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`;
-* ``c_net`` (network offset): :math:`\mathbf r_B = \mathbf S_B\mathbf y - \mathbf f_{\theta_{t-1}}(X_B)`,
-  the network's residuals (Eq. 6). Then :math:`\mathbf S\mathbf y + \mathbf c_{net}` equals the
-  realised-step telescoping model of :mod:`lensbox.engine.telescoping` exactly; this column reads the labels.
+* ``c_closed_loop`` (the *closed-loop* reading, Eq. 7 onward): :math:`\mathbf r_B = -\mathbf c_B`,
+  the telescoping model's own residuals :math:`\mathbf y - \tilde{\mathbf f}_{t-1}`;
+* ``c_realised`` (the *realised* reading): :math:`\mathbf r_B = \mathbf S_B\mathbf y -
+  \mathbf f_{\theta_{t-1}}(X_B)`, the network's residuals (Eq. 6). Then
+  :math:`\mathbf S\mathbf y + \mathbf c_{realised}` equals the realised-step telescoping model of
+  :mod:`lensbox.engine.telescoping` exactly; this column reads the labels.
+
+Their predictions :math:`\mathbf S\mathbf y + \mathbf c` are recorded as ``closed_loop`` and
+``realised``; the *gap* of a reading is its prediction minus the network's
+(:meth:`SmootherRun.gap`, :class:`lensbox.complexity.faithfulness.Gap`).
 
 **Each step.** The negative-gradient direction of the batch, written in parameter space as a
 ``p x (n + 2)`` matrix, is :math:`\mathbf u = -\mathbf J_B^\top \mathbf V / |B|` with
@@ -353,10 +359,10 @@ def _probe_record(n: int, k: int, q: int):
             "p_train_se": p_train_se,
             "p_test_se": p_test_se,
             "SY": SY,
-            "prediction": SY[:, 0] + coef[:, q],
-            "c": coef[:, q],
-            "prediction_network": SY[:, 0] + coef[:, q + 1],
-            "c_network": coef[:, q + 1],
+            "closed_loop": SY[:, 0] + coef[:, q],
+            "c_closed_loop": coef[:, q],
+            "realised": SY[:, 0] + coef[:, q + 1],
+            "c_realised": coef[:, q + 1],
             "nonfinite": state["failure"] == NONFINITE,
             "failure": state["failure"],
             "failed_at": state["failed_at"],
@@ -374,10 +380,10 @@ def _record(y, n: int, record_weights: bool):
             "p_test": effective_parameters(S[n:], n)
             if m
             else jnp.asarray(jnp.nan, S.dtype),
-            "prediction": S @ y + coef[:, n],
-            "c": coef[:, n],
-            "prediction_network": S @ y + coef[:, n + 1],
-            "c_network": coef[:, n + 1],
+            "closed_loop": S @ y + coef[:, n],
+            "c_closed_loop": coef[:, n],
+            "realised": S @ y + coef[:, n + 1],
+            "c_realised": coef[:, n + 1],
             "nonfinite": state["failure"] == NONFINITE,
             "failure": state["failure"],
             "failed_at": state["failed_at"],
@@ -440,9 +446,10 @@ def smoother_tracker(
             per-seed labels of :func:`lensbox.engine.seeds.tracked_seeds`.
 
     Returns:
-        A tracker whose ``record`` gives ``p_train``, ``p_test``, ``prediction`` (R,) = ``S y + c``
-        with the closed-loop offset ``c``, ``prediction_network`` = ``S y + c_network`` (the
-        realised-step telescoping model), ``c``, ``c_network``, ``failure`` (0, or 1 for a
+        A tracker whose ``record`` gives ``p_train``, ``p_test``, the two readings' predictions
+        ``closed_loop`` (R,) = ``S y + c_closed_loop`` and ``realised`` = ``S y + c_realised``
+        (the realised-step telescoping model), their offsets ``c_closed_loop`` and
+        ``c_realised``, ``failure`` (0, or 1 for a
         non-finite update, 2 for a batch row beyond ``X_train``), ``failed_at`` (its step),
         ``nonfinite`` and, with ``record_weights``, ``S``; the probe route adds ``p_train_se``,
         ``p_test_se`` and ``SY``. :func:`check_record` raises on failures.
@@ -546,10 +553,10 @@ class SmootherRun:
     Attributes:
         record_steps: recorded steps (0 is the initialisation).
         n: number of training rows.
-        smoother: :math:`\\mathbf s_t(x)\\mathbf y + c_t(x)` with the closed-loop offset (driven by
-            the telescoping model's residuals), shape (records, R).
-        smoother_network: :math:`\\mathbf s_t(x)\\mathbf y + c^{net}_t(x)`, the offset driven by the
-            network's residuals; equals ``telescoping`` up to round-off.
+        closed_loop: the closed-loop reading :math:`\\mathbf s_t(x)\\mathbf y + c_t(x)`, its offset
+            driven by the telescoping model's own residuals, shape (records, R).
+        realised: the realised reading, its offset driven by the network's residuals; equals
+            ``telescoping`` up to round-off.
         telescoping: the realised-step telescoping model :math:`\\tilde f_{\\theta_t}(x)` (Eq. 5 i).
         network: :math:`f_{\\theta_t}(x)`.
         p_train, p_test: effective parameters at each recorded step (the same for both offsets).
@@ -561,8 +568,8 @@ class SmootherRun:
 
     record_steps: np.ndarray
     n: int
-    smoother: np.ndarray
-    smoother_network: np.ndarray
+    closed_loop: np.ndarray
+    realised: np.ndarray
     telescoping: np.ndarray
     network: np.ndarray
     p_train: np.ndarray
@@ -573,7 +580,7 @@ class SmootherRun:
     p_test_se: np.ndarray | None = None
 
     def gap(self, rows: str = "eval", *, to: str = "telescoping") -> np.ndarray:
-        """Mean absolute gap between the closed-loop smoother and ``to`` (``"telescoping"``, the
+        """Mean absolute gap between the closed-loop reading and ``to`` (``"telescoping"``, the
         realised-step model, or ``"network"``), per recorded step, on ``rows`` = ``"train"``,
         ``"eval"`` or ``"all"``."""
         sl = {
@@ -582,7 +589,7 @@ class SmootherRun:
             "all": slice(None),
         }[rows]
         other = {"telescoping": self.telescoping, "network": self.network}[to]
-        return np.mean(np.abs(self.smoother[:, sl] - other[:, sl]), axis=1)
+        return np.mean(np.abs(self.closed_loop[:, sl] - other[:, sl]), axis=1)
 
 
 def smooth(
@@ -636,7 +643,7 @@ def smooth(
         0.0
         >>> bool(0 < run.p_train[-1] < len(X))
         True
-        >>> bool(np.allclose(run.smoother_network, run.telescoping, atol=1e-5))
+        >>> bool(np.allclose(run.realised, run.telescoping, atol=1e-5))
         True
     """
     tracker = smoother_tracker(
@@ -677,8 +684,8 @@ def smooth(
     return SmootherRun(
         result.record_steps,
         n,
-        np.asarray(rec["prediction"]),
-        np.asarray(rec["prediction_network"]),
+        np.asarray(rec["closed_loop"]),
+        np.asarray(rec["realised"]),
         np.asarray(result.records["telescoping"]),
         np.asarray(result.records["network"]),
         np.asarray(rec["p_train"]),

@@ -11,31 +11,24 @@ from lensbox.engine import seeds
 from lensbox.engine.smoother import effective_parameters
 
 
-def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_model():
+def test_both_readings_agree_with_a_closed_loop_only_fit_and_a_brute_force_telescoping_model():
     X, y = sign_task(14, 5, 0)
     X_test, y_test = sign_task(6, 5, 1)
     model = lensbox.mlp((6,), activation="relu")
     params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 5)
     opt = lensbox.sgd(seeds.kernel_learning_rate(model, params, X, stacked=True))
-    fit = faithfulness.faithful_fit(
-        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(60)
+    fit = faithfulness.smoother_fit(
+        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(60), realised=True
     )
     ref = faithfulness.smoother_fit(
-        model,
-        params,
-        opt,
-        X,
-        y,
-        X_test,
-        y_test,
-        rule=fixed_rule(60),
-        record_weights=True,
+        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(60)
     )
+    assert ref.realised is None and fit.realised is not None
     np.testing.assert_allclose(fit.p_train, ref.p_train, rtol=1e-9)
     np.testing.assert_allclose(fit.p_test, ref.p_test, rtol=1e-9)
     np.testing.assert_allclose(fit.S_test, ref.S_test, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(
-        fit.closed_loop_abs, ref.mean_drift, rtol=1e-9, atol=1e-14
+        fit.closed_loop.mean_abs, ref.closed_loop.mean_abs, rtol=1e-9, atol=1e-14
     )
     np.testing.assert_allclose(fit.test_mse, ref.test_mse, rtol=1e-9)
     # The realised reading is Eq. 5's telescoping model of each seed, run on its own.
@@ -44,13 +37,13 @@ def test_faithful_fit_agrees_with_smoother_fit_and_a_brute_force_telescoping_mod
         one = jax.tree_util.tree_map(lambda a: a[s], params)
         tel = lensbox.telescope(model, one, opt, X, y, X_R, steps=60, progress=False)
         np.testing.assert_allclose(
-            fit.realised[s],
+            fit.realised.mse[s],
             np.mean((tel.telescoping[-1] - tel.network[-1]) ** 2),
             rtol=1e-6,
             atol=1e-16,
         )
     # A ReLU net at this step leaves its linear path: both gaps are measurably non-zero.
-    assert np.all(fit.realised > 0) and np.all(fit.closed_loop > 0)
+    assert np.all(fit.realised.mse > 0) and np.all(fit.closed_loop.mse > 0)
 
 
 def test_a_linear_model_is_faithful_in_both_readings():
@@ -59,11 +52,11 @@ def test_a_linear_model_is_faithful_in_both_readings():
     model = lensbox.mlp(())
     params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(1), 2), 12)
     opt = lensbox.sgd(seeds.kernel_learning_rate(model, params, X, stacked=True))
-    fit = faithfulness.faithful_fit(
-        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(200)
+    fit = faithfulness.smoother_fit(
+        model, params, opt, X, y, X_test, y_test, rule=fixed_rule(200), realised=True
     )
-    assert np.all(fit.closed_loop < 1e-20) and np.all(fit.realised < 1e-20)
-    assert np.all(faithfulness.is_faithful(fit.closed_loop, fit.test_mse))
+    assert np.all(fit.closed_loop.mse < 1e-20) and np.all(fit.realised.mse < 1e-20)
+    assert np.all(faithfulness.is_faithful(fit.closed_loop.mse, fit.test_mse))
 
 
 def test_is_faithful_applies_the_fraction_of_the_test_mse():
@@ -78,14 +71,14 @@ def test_is_faithful_applies_the_fraction_of_the_test_mse():
         faithfulness.is_faithful([0.1, 0.2], [0.1])
 
 
-def test_faithful_fit_rejects_misshapen_test_labels():
+def test_smoother_fit_rejects_misshapen_test_labels():
     X, y = sign_task(6, 3, 0)
     model = lensbox.mlp((2,))
     params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), 3)
     with pytest.raises(
         lensbox.ShapeError, match="y_test must have one label per test row"
     ):
-        faithfulness.faithful_fit(
+        faithfulness.smoother_fit(
             model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=fixed_rule(10)
         )
 
@@ -119,9 +112,9 @@ def test_smoother_fit_of_a_linear_model_is_exact_and_interpolates():
         X_test,
         y_test,
         rule=rule,
-        record_weights=True,
     )
-    assert np.all(fit.drift < 1e-8) and np.all(fit.mean_drift <= fit.drift)
+    gap = fit.closed_loop
+    assert np.all(gap.max_abs < 1e-8) and np.all(gap.mean_abs <= gap.max_abs)
     np.testing.assert_allclose(fit.p_train, n, rtol=1e-3)
     assert np.all(fit.train_mse < 1e-6)
     np.testing.assert_allclose(fit.smoother_test_mse, fit.test_mse, rtol=1e-6)
@@ -140,11 +133,8 @@ def test_smoother_fit_without_smoother_reports_nan_parameters():
     fit = faithfulness.smoother_fit(
         model, params, lensbox.sgd(0.1), X, y, X[:4], y[:4], rule=rule, smoother=False
     )
-    assert (
-        np.all(np.isnan(fit.p_train))
-        and np.all(np.isnan(fit.drift))
-        and np.all(np.isnan(fit.mean_drift))
-    )
+    assert np.all(np.isnan(fit.p_train)) and fit.closed_loop is None
+    assert fit.realised is None and fit.S_test is None
     # The errors are those of each seed's final network on the test rows.
     f_test = np.asarray(fit.runs.final["network"])[:, len(y) :]
     np.testing.assert_allclose(
@@ -155,9 +145,10 @@ def test_smoother_fit_without_smoother_reports_nan_parameters():
     )
 
 
-def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap():
+def test_the_closed_loop_gap_is_small_for_a_smooth_network_and_measured_on_all_rows():
     # A tanh network trained with a small step is tracked closely by its smoother; the reported
-    # drift is the largest and the mean gap between S y + c and the network on all rows.
+    # gap is S y + c_closed_loop minus the network on all rows: its mean square, mean absolute
+    # value and largest absolute value.
     X, y = sign_task(n=16, d=5)
     X_test, y_test = sign_task(n=6, d=5, seed=1)
     model = lensbox.mlp((8,), activation="tanh")
@@ -172,17 +163,24 @@ def test_smoother_fit_drift_is_small_for_a_smooth_network_and_measures_the_gap()
     rec = fit.runs.final
     gap = np.abs(
         np.einsum("srn,n->sr", np.asarray(rec["smoother"]["S"]), y)
-        + np.asarray(rec["smoother"]["c"])
+        + np.asarray(rec["smoother"]["c_closed_loop"])
         - np.asarray(rec["network"])
     )
-    np.testing.assert_allclose(fit.drift, gap.max(axis=1), rtol=1e-6, atol=1e-12)
-    np.testing.assert_allclose(fit.mean_drift, gap.mean(axis=1), rtol=1e-6, atol=1e-12)
-    assert np.all(fit.drift < 1e-3)
-    # The network moved: the drift is small next to how far training took the predictions.
+    np.testing.assert_allclose(
+        fit.closed_loop.max_abs, gap.max(axis=1), rtol=1e-6, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        fit.closed_loop.mean_abs, gap.mean(axis=1), rtol=1e-6, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        fit.closed_loop.mse, np.mean(gap**2, axis=1), rtol=1e-6, atol=1e-14
+    )
+    assert np.all(fit.closed_loop.max_abs < 1e-3)
+    # The network moved: the gap is small next to how far training took the predictions.
     assert np.all(
-        np.abs(np.asarray(rec["network"]) - np.asarray(rec["smoother"]["c"])).max(
-            axis=1
-        )
+        np.abs(
+            np.asarray(rec["network"]) - np.asarray(rec["smoother"]["c_closed_loop"])
+        ).max(axis=1)
         > 0.1
     )
 
@@ -199,33 +197,20 @@ def test_the_probe_route_keeps_each_seeds_prediction_and_estimates_p():
     rate = seeds.kernel_learning_rate(model, params, X, stacked=True, fraction=0.25)
     opt = lensbox.sgd(0.5 * rate, momentum=0.5)
     run = dict(rule=fixed_rule(40))
-    exact = faithfulness.faithful_fit(model, params, opt, X, Y, X_test, y_test, **run)
-    probe = faithfulness.faithful_fit(
+    run = dict(run, realised=True)
+    exact = faithfulness.smoother_fit(model, params, opt, X, Y, X_test, y_test, **run)
+    probe = faithfulness.smoother_fit(
         model, params, opt, X, Y, X_test, y_test, probes=64, probe_seed=3, **run
     )
     assert probe.S_test is None and exact.p_train_se is None
-    np.testing.assert_allclose(probe.closed_loop, exact.closed_loop, rtol=1e-6)
-    np.testing.assert_allclose(probe.realised, exact.realised, rtol=1e-9)
-    assert exact.closed_loop[0] != pytest.approx(exact.closed_loop[1])
+    np.testing.assert_allclose(probe.closed_loop.mse, exact.closed_loop.mse, rtol=1e-6)
+    np.testing.assert_allclose(probe.realised.mse, exact.realised.mse, rtol=1e-9)
+    assert exact.closed_loop.mse[0] != pytest.approx(exact.closed_loop.mse[1])
     for rows in ("train", "test"):
         p, se = getattr(probe, f"p_{rows}"), getattr(probe, f"p_{rows}_se")
         assert np.all(se > 0) and np.all(se < 0.5 * p)
         assert np.all(np.abs(p - getattr(exact, f"p_{rows}")) < 4 * se)
-    fit = faithfulness.smoother_fit(
-        model, params, opt, X, Y, X_test, y_test, probes=64, probe_seed=3, **run
-    )
-    np.testing.assert_allclose(fit.p_train, probe.p_train, rtol=1e-9)
-    np.testing.assert_allclose(fit.mean_drift, probe.closed_loop_abs, rtol=1e-9)
-    with pytest.raises(ValueError, match="record_weights"):
+    with pytest.raises(ValueError, match="realised=True"):
         faithfulness.smoother_fit(
-            model,
-            params,
-            opt,
-            X,
-            Y,
-            X_test,
-            y_test,
-            probes=8,
-            record_weights=True,
-            **run,
+            model, params, opt, X, Y, X_test, y_test, smoother=False, **run
         )

@@ -134,8 +134,8 @@ def test_closed_form_kernel_drives_the_smoother_like_the_generic_one():
             progress=False,
         ).records["s"]
     np.testing.assert_allclose(
-        runs["closed"]["prediction"],
-        runs["generic"]["prediction"],
+        runs["closed"]["closed_loop"],
+        runs["generic"]["closed_loop"],
         rtol=1e-9,
         atol=1e-12,
     )

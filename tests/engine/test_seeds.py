@@ -143,16 +143,14 @@ def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
         *args, y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
     )
     rec = shared.final["smoother"]
-    np.testing.assert_allclose(
-        rec["prediction_network"], shared.final["telescoping"], atol=1e-5
-    )
+    np.testing.assert_allclose(rec["realised"], shared.final["telescoping"], atol=1e-5)
     Y = np.stack([y, 1 - y])
     per_seed, Y_out, _, _ = seeds.tracked_seeds(
         *args, Y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
     )
     for record in (per_seed.final["smoother"], per_seed.records["smoother"]):
-        assert not {"prediction", "prediction_network", "c_network"} & set(record)
-        assert {"S", "c", "p_train", "p_test"} <= set(record)
+        assert not {"closed_loop", "realised", "c_realised"} & set(record)
+        assert {"S", "c_closed_loop", "p_train", "p_test"} <= set(record)
     # Seed 1 alone, with its own labels in its own tracker, has the same S and c.
     alone, _, _, _ = seeds.tracked_seeds(
         model,
@@ -164,7 +162,7 @@ def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
         y[:4],
         rule=rule,
     )
-    for field in ("S", "c"):
+    for field in ("S", "c_closed_loop"):
         np.testing.assert_allclose(
             per_seed.final["smoother"][field][1],
             alone.final["smoother"][field][0],

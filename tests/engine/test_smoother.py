@@ -114,7 +114,7 @@ CASES = [(name, b) for name in BASIC for b in (None, 4)] + [
 @pytest.mark.parametrize("name, batch_size", CASES)
 def test_smoother_equals_brute_force_under_either_offset(name, batch_size):
     """Closed loop: S y + c equals the brute-force recursively linearised prediction. Network
-    offset: S y + c_network equals lensbox.telescope's realised-step model."""
+    offset: S y + c_realised (the realised reading) equals lensbox.telescope's realised-step model."""
     X, y, X_eval = _data()
     model = lensbox.mlp((6,), activation="tanh", init="torch")
     params = model.init(jax.random.PRNGKey(1), X.shape[1])
@@ -142,18 +142,18 @@ def test_smoother_equals_brute_force_under_either_offset(name, batch_size):
         np.asarray(result.records["telescoping"]),
     )
     scale = np.max(np.abs(ref))
-    np.testing.assert_allclose(rec["prediction"], ref, rtol=0, atol=1e-10 * scale)
-    np.testing.assert_allclose(
-        rec["prediction_network"], tele, rtol=0, atol=1e-10 * scale
-    )
+    np.testing.assert_allclose(rec["closed_loop"], ref, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(rec["realised"], tele, rtol=0, atol=1e-10 * scale)
     # the predictions really are S y + c, and the model moved away from its start
     S = rec["S"]
     np.testing.assert_allclose(
-        np.einsum("trn,n->tr", S, y) + rec["c"], rec["prediction"], atol=1e-12
+        np.einsum("trn,n->tr", S, y) + rec["c_closed_loop"],
+        rec["closed_loop"],
+        atol=1e-12,
     )
     np.testing.assert_allclose(
-        np.einsum("trn,n->tr", S, y) + rec["c_network"],
-        rec["prediction_network"],
+        np.einsum("trn,n->tr", S, y) + rec["c_realised"],
+        rec["realised"],
         atol=1e-12,
     )
     assert np.max(np.abs(ref[-1] - ref[0])) > 1e-2
@@ -178,8 +178,10 @@ def test_S_and_c_never_read_the_labels_only_the_network_offset_does():
     a, b = r.records["true"], r.records["other"]
     np.testing.assert_allclose(a["S"], b["S"], rtol=0, atol=1e-14)
     np.testing.assert_allclose(a["p_test"], b["p_test"], rtol=1e-13)
-    assert np.max(np.abs(a["c_network"][-1] - b["c_network"][-1])) > 1e-3
-    np.testing.assert_allclose(a["c"], b["c"], rtol=0, atol=1e-14)
+    assert np.max(np.abs(a["c_realised"][-1] - b["c_realised"][-1])) > 1e-3
+    np.testing.assert_allclose(
+        a["c_closed_loop"], b["c_closed_loop"], rtol=0, atol=1e-14
+    )
 
 
 def test_generic_route_matches_structured_for_adamw():
@@ -195,8 +197,8 @@ def test_generic_route_matches_structured_for_adamw():
         model, params, opt, X, y, steps=6, batch_size=4, trackers=trackers
     )
     np.testing.assert_allclose(
-        r.records["structured"]["prediction"],
-        r.records["generic"]["prediction"],
+        r.records["structured"]["closed_loop"],
+        r.records["generic"]["closed_loop"],
         atol=1e-10,
     )
 
@@ -222,9 +224,11 @@ def test_linear_model_gradient_descent_gives_hat_matrix():
     np.testing.assert_allclose(S[n:], F_eval @ np.linalg.solve(F.T @ F, F.T), atol=1e-8)
     assert run.p_train[-1] == pytest.approx(q + 1, abs=1e-6)
     # the initial prediction's influence is gone: c -> 0 for a converged least-squares fit
-    np.testing.assert_allclose(run.train.records["smoother"]["c"][-1], 0, atol=1e-8)
+    np.testing.assert_allclose(
+        run.train.records["smoother"]["c_closed_loop"][-1], 0, atol=1e-8
+    )
     # for a linear model the telescoping model is exact, so smoother = telescoping = network
-    np.testing.assert_allclose(run.smoother[-1], run.network[-1], atol=1e-8)
+    np.testing.assert_allclose(run.closed_loop[-1], run.network[-1], atol=1e-8)
 
 
 def test_interpolating_smoother_has_n_effective_parameters():
@@ -266,11 +270,11 @@ def test_smooth_reports_both_offsets_and_the_gap_between_them():
     assert gap[0] == 0 and gap[-1] > 0  # the closed loop leaves the realised-step model
     np.testing.assert_allclose(
         gap,
-        np.mean(np.abs(run.smoother - run.smoother_network)[:, 12:], axis=1),
+        np.mean(np.abs(run.closed_loop - run.realised)[:, 12:], axis=1),
         atol=1e-12,
     )
     # both first-order models stay close to the network for small steps
-    assert np.max(np.abs(run.smoother - run.network)) < 0.05
+    assert np.max(np.abs(run.closed_loop - run.network)) < 0.05
     assert run.gap("all", to="network")[-1] > 0
 
 
@@ -281,7 +285,7 @@ def test_smooth_without_evaluation_rows():
     run = smooth(
         model, params, optim.sgd(0.1), X, y, None, steps=3, record_weights=True
     )
-    assert run.smoother.shape == (2, 12) and run.S.shape == (2, 12, 12)
+    assert run.closed_loop.shape == (2, 12) and run.S.shape == (2, 12, 12)
     assert np.isnan(run.p_test[-1]) and run.p_train[-1] > 0
 
 

@@ -65,10 +65,10 @@ def test_probe_p_is_within_three_standard_errors_of_the_exact_p(name):
     n = exact.n
     for run in probed:
         # the prediction column S y + c is carried exactly, for both offsets
-        np.testing.assert_allclose(run.smoother, exact.smoother, rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(
-            run.smoother_network, exact.smoother_network, rtol=1e-9, atol=1e-11
+            run.closed_loop, exact.closed_loop, rtol=1e-9, atol=1e-11
         )
+        np.testing.assert_allclose(run.realised, exact.realised, rtol=1e-9, atol=1e-11)
         assert run.p_train[0] == 0 and run.p_train_se[0] == 0  # S = 0 at step 0
     for key, rows in (("p_train", slice(0, n)), ("p_test", slice(n, None))):
         for t in range(1, len(exact.record_steps)):
@@ -107,7 +107,7 @@ def test_a_probe_route_that_drops_or_rescales_columns_fails_the_check(
     mean = np.mean([r.p_train[t] for r in probed])
     assert abs(mean - exact.p_train[t]) / (sd / np.sqrt(16 * 8)) > 3
     np.testing.assert_allclose(
-        probed[0].smoother, exact.smoother, rtol=1e-9
+        probed[0].closed_loop, exact.closed_loop, rtol=1e-9
     )  # y intact
 
 
