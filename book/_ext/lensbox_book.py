@@ -11,7 +11,6 @@
   each widget's default figure is drawn above it), and loads no widget JavaScript.
 * With ``LENSBOX_PARALLEL_EXECUTION=1`` executes the chapters side by side, one per core
   (jupyter-cache's parallel executor), before Sphinx reads them.
-* Serves MathJax from the site itself (the files of the ``sphinx-mathjax-offline`` package).
 * Writes a Colab-ready notebook per chapter (``lensbox_colab``) into ``<html>/colab/`` and points
   the pages' Colab buttons at them, on branch ``lensbox_colab_branch`` of the repository in
   ``_config.yml`` (where the publishing workflow puts the site).
@@ -19,12 +18,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pkgutil
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -246,25 +243,6 @@ def drop_widgets(app, doctree):
     meta = getattr(app.env, "nb_metadata", {}).get(app.env.docname, {})
     for key in [k for k in meta.get("js_files", {}) if k.startswith("ipywidgets")]:
         del meta["js_files"][key]
-
-
-# ----------------------------------------------------------------------------- MathJax
-
-
-def mathjax_source() -> Path:
-    spec = importlib.util.find_spec("sphinx-mathjax-offline")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the package sphinx-mathjax-offline is missing: pip install -r requirements.txt"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
-
-
-def copy_mathjax(app, exc):
-    if exc is None and app.builder.format == "html":
-        target = Path(app.outdir) / "_static" / "mathjax"
-        if not (target / "tex-chtml.js").exists():
-            shutil.copytree(mathjax_source(), target, dirs_exist_ok=True)
 
 
 # ----------------------------------------------------------------------------- Colab
@@ -690,6 +668,5 @@ def setup(app):
     app.connect("missing-reference", resolve_reexports)
     app.connect("doctree-resolved", fill_claims)
     app.connect("html-page-context", point_colab_buttons, priority=600)
-    app.connect("build-finished", copy_mathjax)
     app.connect("build-finished", write_colab_notebooks)
     return {"parallel_read_safe": False, "parallel_write_safe": True}
