@@ -31,7 +31,7 @@ from lensbox.errors import ArgumentError
 from lensbox.connectivity.networks import BatchNormNetwork
 from lensbox.engine.optim import Optimizer, OptState, apply_updates
 from lensbox.engine.progress import step_bar
-from lensbox.engine.training import softmax_cross_entropy
+from lensbox.engine.training import softmax_cross_entropy, stack
 
 Params = Any
 
@@ -163,11 +163,6 @@ class Trainer:
 
     def __call__(self, state: SpawnState, data_key: jax.Array, stop) -> SpawnState:
         return self.steps(state, data_key, stop, self.X, self.y)
-
-
-def stack(states: Sequence[Any]) -> Any:
-    """Stack pytrees with the same structure along a new leading axis."""
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *states)
 
 
 def index(tree: Any, i) -> Any:

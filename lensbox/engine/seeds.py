@@ -40,6 +40,7 @@ from lensbox.engine.training import (
     get_loss,
     optimisation_step,
     predictions_tracker,
+    stack,
 )
 
 Params = Any
@@ -118,10 +119,6 @@ class SeedRuns:
     records: dict[str, Any]
     learning_rate: float
     seconds: float = field(default=0.0, repr=False)
-
-
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
 
 
 def init_seeds(
@@ -415,9 +412,9 @@ def train_seeds(
         check_steps=np.asarray(book.checks, int),
         train_loss=np.asarray(book.losses).reshape(-1, n_seeds),
         train_accuracy=np.asarray(book.accs).reshape(-1, n_seeds),
-        final=_stack(book.final) if trackers else {},
+        final=jax.device_get(stack(book.final)) if trackers else {},
         record_steps=np.asarray(rec_steps, int),
-        records={k: _stack([r[k] for r in recs]) for k in trackers}
+        records={k: jax.device_get(stack([r[k] for r in recs])) for k in trackers}
         if recs
         else {k: None for k in trackers},
         learning_rate=rate,

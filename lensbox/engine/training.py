@@ -288,6 +288,11 @@ class BatchOrder:
 # One step, and the compiled loop built once per (model, optimiser, loss, trackers)
 
 
+def stack(trees: Sequence[Any]) -> Any:
+    """Pytrees of one structure stacked along a new leading axis (seeds, children, records)."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
 def take_rows(X, idx):
     """Rows ``idx`` of an input array or of every leaf of an input pytree."""
     return tree_map(lambda a: a[idx], X)
