@@ -636,8 +636,8 @@ def smooth(
         (2, 23, 16)
 
         Before training the smoother uses no parameter (``S = 0``); trained, it uses some, but
-        fewer than the ``n = 16`` of an interpolating smoother. With the network's offset it
-        reproduces the telescoping model.
+        fewer than the ``n = 16`` of an interpolating smoother. Its realised reading (the offset
+        driven by the network's residuals) reproduces the telescoping model.
 
         >>> float(run.p_train[0])
         0.0
