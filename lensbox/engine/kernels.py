@@ -172,6 +172,17 @@ def _layer_blocks(params: Params, M: jax.Array):
         yield b, w
 
 
+def _columns(M, name: str, rows: int, what: str) -> jax.Array:
+    """``M`` as a 2-D array with ``rows`` rows, or a :class:`ShapeError` naming it."""
+    M = jnp.asarray(M)
+    if M.ndim != 2 or M.shape[0] != rows:
+        raise ShapeError(
+            f"{name} must be a 2-D array with one row per {what} ({rows}), one column per "
+            f"direction; got shape {M.shape}."
+        )
+    return M
+
+
 def jacobian_times(
     model: Model | Apply, params: Params, X, M, *, method: str = "auto"
 ) -> jax.Array:
@@ -187,6 +198,9 @@ def jacobian_times(
     method, model = route(model, method)
     X = as_inputs(X, "X")
     check_features(model, params, X, "X")
+    M = _columns(
+        M, "M", sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)), "p"
+    )
     if method == "structured":
         out = 0.0
         for (a, d), (b, w) in zip(
@@ -221,6 +235,7 @@ def jacobian_transpose_times(
     method, model = route(model, method)
     X = as_inputs(X, "X")
     check_features(model, params, X, "X")
+    V = _columns(V, "V", jax.tree_util.tree_leaves(X)[0].shape[0], "rows of X")
     if method == "structured":
         c, blocks = V.shape[1], []
         for a, d in layer_factors(model, params, X):

@@ -82,6 +82,10 @@ def test_jacobian_products_equal_the_jacobian_rows(activation, output, widths, m
         np.testing.assert_allclose(JM, J @ np.asarray(M), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(JtV, J.T @ np.asarray(V), rtol=1e-10, atol=1e-12)
         assert np.abs(JtV).max() > 1e-3
+    with pytest.raises(lensbox.ShapeError, match="one row per p"):
+        jacobian_times(model, params, X_R, np.ones(J.shape[1]), method=method)
+    with pytest.raises(lensbox.ShapeError, match="one row per rows of X"):
+        jacobian_transpose_times(model, params, X_R, np.ones((2, 1)), method=method)
 
 
 def test_generic_kernel_is_gradient_inner_product():
