@@ -336,6 +336,21 @@ def _update(step, apply, spec: tuple, X_R, y, n: int, basis, probes):
     return update
 
 
+def _readings(state, Sy, q: int) -> dict:
+    """The record fields both routes share: each reading's prediction ``S y + c`` and offset
+    (columns ``q`` and ``q + 1`` of the state), and the failure flags."""
+    coef = state["coef"]
+    return {
+        "closed_loop": Sy + coef[:, q],
+        "c_closed_loop": coef[:, q],
+        "realised": Sy + coef[:, q + 1],
+        "c_realised": coef[:, q + 1],
+        "nonfinite": state["failure"] == NONFINITE,
+        "failure": state["failure"],
+        "failed_at": state["failed_at"],
+    }
+
+
 def _probe_record(n: int, k: int, q: int):
     """The record of the probe route: ``p`` as the mean of the k probes' estimates, with its
     standard error, the tracked label columns ``SY`` (rows x (q - k): ``S y`` first) and the
@@ -359,13 +374,7 @@ def _probe_record(n: int, k: int, q: int):
             "p_train_se": p_train_se,
             "p_test_se": p_test_se,
             "SY": SY,
-            "closed_loop": SY[:, 0] + coef[:, q],
-            "c_closed_loop": coef[:, q],
-            "realised": SY[:, 0] + coef[:, q + 1],
-            "c_realised": coef[:, q + 1],
-            "nonfinite": state["failure"] == NONFINITE,
-            "failure": state["failure"],
-            "failed_at": state["failed_at"],
+            **_readings(state, SY[:, 0], q),
         }
 
     return record
@@ -380,13 +389,7 @@ def _record(y, n: int, record_weights: bool):
             "p_test": effective_parameters(S[n:], n)
             if m
             else jnp.asarray(jnp.nan, S.dtype),
-            "closed_loop": S @ y + coef[:, n],
-            "c_closed_loop": coef[:, n],
-            "realised": S @ y + coef[:, n + 1],
-            "c_realised": coef[:, n + 1],
-            "nonfinite": state["failure"] == NONFINITE,
-            "failure": state["failure"],
-            "failed_at": state["failed_at"],
+            **_readings(state, S @ y, n),
         }
         if record_weights:
             out["S"] = S
