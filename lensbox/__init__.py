@@ -72,6 +72,7 @@ _EXPORTS = {
     "train": "engine.training",
     "mean_and_se": "engine.statistics",
     "ClaimError": "runtime.claims",
+    "check": "runtime.claims",
     "claim": "runtime.claims",
     "budget": "runtime.scale",
     "by_scale": "runtime.scale",

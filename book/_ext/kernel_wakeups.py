@@ -14,7 +14,8 @@ message waiting (it runs a real ``zmq_poll`` on the way out), so the cell "succe
 slices of at most :data:`SLICE_S` seconds until the caller's timeout, so a missed edge costs at
 most one slice. Messages, their order and the timeouts callers see are unchanged. The build
 installs it (``lensbox_book.setup``), and so does the test session (``conftest.py``) for the
-chapters it executes through nbclient.
+chapters it executes through nbclient. No library does this: it stays until jupyter_client or
+pyzmq stops missing the edge.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ The code cells are kept as they are (the first one installs lensbox when it is m
 their outputs. A :class:`Resolver` answers the questions only the Sphinx build can answer
 (figure numbers, titles, URLs, citations); ``book/_ext/lensbox_book.py`` implements one over the
 build environment. :func:`leftover_myst` lists any MyST syntax that survived.
+
+It is here because no library does it: jupytext and nbconvert change a notebook's format but
+leave MyST roles and directives in its Markdown, and Jupyter Book's download button gives the
+source notebook, MyST and all.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ in two ways without changing :math:`\hat{\mathbf s}` or :math:`p`. The book call
 
 The **gap** of a reading is its prediction minus the network's, on the training and test rows
 (:class:`Gap`: its mean square, mean absolute value and largest absolute value, per seed).
-:func:`smoother_fit` trains seeds side by side (:func:`lensbox.engine.seeds.tracked_seeds`) and
+:func:`smoother_fit` trains seeds side by side (:func:`lensbox.engine.seeds.train_seeds`) and
 reads, at the end of training, the network's errors, the smoother's effective parameters and the
 gap of each reading. :func:`is_faithful` applies the book's bound, fixed before any run from one
 principle: a reading describes the network when it differs from the network by at most a tenth
@@ -31,13 +31,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
+from lensbox.engine.checks import as_matrix
 from lensbox.engine.models import Model, Params
 from lensbox.engine.optim import Optimizer
-from lensbox.engine.seeds import SeedRuns, StoppingRule, tracked_seeds
-from lensbox.engine.smoother import check_record, effective_parameters
-from lensbox.errors import ArgumentError
+from lensbox.engine.seeds import SeedRuns, StoppingRule, train_seeds
+from lensbox.engine.smoother import (
+    check_record,
+    effective_parameters,
+    smoother_tracker,
+)
+from lensbox.engine.telescoping import telescoping_tracker
+from lensbox.engine.training import predictions_tracker
+from lensbox.errors import ArgumentError, ShapeError
 
 #: The bound's principle: mean squared gap at most this fraction of the network's test MSE.
 FRACTION = 0.01
@@ -189,7 +197,9 @@ def smoother_fit(
         X_test, y_test: test inputs (m, d) and clean labels (m,).
         rule: the :class:`StoppingRule`.
         smoother: track the smoother (costly: its state has a column per training row, or per
-            probe); without it only the network is trained.
+            probe); without it only the network is trained. One smoother tracker serves every
+            seed (``S`` and the closed-loop offset never read the labels), given each seed's
+            labels (:func:`~lensbox.engine.smoother.smoother_tracker`'s ``labels``).
         realised: also track the realised-step telescoping model and its gap (needs ``smoother``).
         batch_size, record_at, seed: as in :func:`train_seeds`.
         probes, probe_seed: ``None`` for the exact smoother; k for the probe route, whose ``p``
@@ -197,30 +207,52 @@ def smoother_fit(
             (:func:`lensbox.engine.smoother.smoother_tracker`).
 
     Returns:
-        A :class:`SmootherFit`.
+        A :class:`SmootherFit`; its ``runs`` keep the trackers' records: ``"network"`` (the
+        network's predictions on the training rows, then the test rows), ``"smoother"`` and,
+        with ``realised``, ``"telescoping"``.
     """
     if realised and not smoother:
         raise ArgumentError(
             "realised=True reads the realised reading of the smoother; it needs smoother=True."
         )
-    runs, Y, f, y_test = tracked_seeds(
+    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
+    y_test = np.asarray(y_test, dtype=float)
+    if y_test.shape != (X_test.shape[0],):
+        raise ShapeError(
+            f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
+        )
+    Y = np.asarray(Y_train, dtype=float)
+    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
+    trackers = {"network": predictions_tracker(model, X_R)}
+    if smoother:
+        trackers["smoother"] = smoother_tracker(
+            model,
+            X_train,
+            Y if Y.ndim == 1 else Y[0],
+            X_test,
+            optimizer,
+            record_weights=probes is None,
+            probes=probes,
+            probe_seed=probe_seed,
+            labels=Y[1:] if Y.ndim == 2 else None,
+        )
+    if realised:
+        trackers["telescoping"] = telescoping_tracker(model, X_R)
+    runs = train_seeds(
         model,
         params,
         optimizer,
         X_train,
-        Y_train,
-        X_test,
-        y_test,
+        Y,
         rule=rule,
-        smoother=smoother,
-        telescoping=realised,
         batch_size=batch_size,
+        trackers=trackers,
         record_at=record_at,
         seed=seed,
-        probes=probes,
-        probe_seed=probe_seed,
     )
-    n_seeds, n = Y.shape
+    f = np.asarray(runs.final["network"], dtype=float)
+    n_seeds, n = len(runs.stop_steps), X_train.shape[0]
+    Y = np.broadcast_to(Y, (n_seeds, n)) if Y.ndim == 1 else Y
     nan = np.full(n_seeds, np.nan)
     readings = {"p_train": nan, "p_test": nan, "p_train_se": None, "p_test_se": None}
     closed_loop = realised_gap = S_test = None

@@ -121,7 +121,8 @@ def mlp(
     init: str = "standard",
     alpha: float = 1.0,
 ) -> Model:
-    """A fully-connected network ``x -> act(x W_1 + b_1) -> ... -> out_act(h W_L + b_L)``.
+    """A fully-connected network: ``h = act(h W_l + b_l)`` for each hidden layer, from ``h = x``,
+    then ``out_act(h W_L + b_L)``.
 
     Args:
         widths: hidden widths, e.g. ``(200, 200)`` for the paper's 3-layer width-200 MLP, or

@@ -8,9 +8,8 @@ seeds of one model side by side under it, in one compiled program (the seeds are
 so a width costs one compilation however many seeds it has), and lets any
 :class:`~lensbox.engine.training.Tracker`, such as :func:`lensbox.engine.smoother.smoother_tracker`, watch every
 step. Each seed stops on its own; its trackers are recorded at the step where it stopped.
-:func:`tracked_seeds` adds the trackers the effective-parameter case study reads (the network's
-predictions, the smoother, the telescoping model); its drivers are in
-:mod:`lensbox.complexity.faithfulness`.
+:func:`lensbox.complexity.faithfulness.smoother_fit` adds the trackers the effective-parameter
+case study reads (the network's predictions, the smoother, the telescoping model).
 
 The seeds share the inputs, the learning rate and the order of mini-batches; they differ in the
 initialisation and in the training labels (for instance in which labels are flipped).
@@ -31,15 +30,12 @@ from lensbox.engine.checks import as_counts, as_matrix, check_finite
 from lensbox.engine.models import Model, apply_of
 from lensbox.engine.optim import Optimizer, check_optimizer
 from lensbox.engine.progress import step_bar
-from lensbox.engine.smoother import smoother_tracker
-from lensbox.engine.telescoping import telescoping_tracker
 from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 from lensbox.engine.training import (
     BatchOrder,
     Tracker,
     get_loss,
     optimisation_step,
-    predictions_tracker,
     stack,
 )
 
@@ -422,90 +418,10 @@ def train_seeds(
     )
 
 
-def tracked_seeds(
-    model: Model,
-    params: Params,
-    optimizer: Optimizer,
-    X_train,
-    Y_train,
-    X_test,
-    y_test,
-    *,
-    rule: StoppingRule,
-    smoother: bool = True,
-    telescoping: bool = False,
-    batch_size: int | None = None,
-    record_at: Sequence[int] | None = None,
-    seed: int = 0,
-    probes: int | None = None,
-    probe_seed: int = 0,
-) -> tuple[SeedRuns, np.ndarray, np.ndarray, np.ndarray]:
-    """Train the seeds with squared loss under ``rule``, tracking the network's predictions
-    (``"network"``) on the training rows then the test rows, and optionally the smoother with its
-    weights (``"smoother"``) and the realised-step telescoping model (``"telescoping"``). With
-    labels per seed, the smoother's records keep ``S``, ``c``, ``p_*`` and the failure flags and
-    drop the fields built from one seed's labels (``closed_loop``, ``realised``,
-    ``c_realised``); rebuild the closed-loop prediction as ``S Y[s] + c_closed_loop``. With ``probes`` = k the smoother
-    takes the probe route (:func:`~lensbox.engine.smoother.smoother_tracker`, seeded by
-    ``probe_seed``): ``S`` is not kept, ``p_*`` come with their standard errors ``p_*_se``, and
-    ``SY`` carries ``S Y[s]`` for every seed's labels (column ``s``), so the prediction is
-    ``SY[:, s] + c_closed_loop``.
-
-    The run of :func:`~lensbox.complexity.faithfulness.smoother_fit`. Returns
-    ``(runs, Y, f, y_test)``: the :class:`SeedRuns`, the labels per seed (seeds, n), the network's
-    final predictions (seeds, n + m) and the test labels as a float vector.
-    """
-    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
-    y_test = np.asarray(y_test, dtype=float)
-    if y_test.shape != (X_test.shape[0],):
-        raise ShapeError(
-            f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
-        )
-    Y = np.asarray(Y_train, dtype=float)
-    X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
-    trackers = {"network": predictions_tracker(model, X_R)}
-    if smoother:
-        # S and the closed-loop c never read the labels, so one tracker serves every seed; the
-        # fields built from the tracker's own labels are dropped below when seeds differ.
-        trackers["smoother"] = smoother_tracker(
-            model,
-            X_train,
-            Y if Y.ndim == 1 else Y[0],
-            X_test,
-            optimizer,
-            record_weights=probes is None,
-            probes=probes,
-            probe_seed=probe_seed,
-            labels=Y[1:] if probes is not None and Y.ndim == 2 and len(Y) > 1 else None,
-        )
-    if telescoping:
-        trackers["telescoping"] = telescoping_tracker(model, X_R)
-    runs = train_seeds(
-        model,
-        params,
-        optimizer,
-        X_train,
-        Y,
-        rule=rule,
-        batch_size=batch_size,
-        trackers=trackers,
-        record_at=record_at,
-        seed=seed,
-    )
-    if smoother and Y.ndim == 2:
-        for record in (runs.final["smoother"], runs.records["smoother"] or {}):
-            for label_bound in ("closed_loop", "realised", "c_realised"):
-                record.pop(label_bound, None)
-    n_seeds = len(runs.stop_steps)
-    Y = np.broadcast_to(Y, (n_seeds, X_train.shape[0])) if Y.ndim == 1 else Y
-    return runs, Y, np.asarray(runs.final["network"], dtype=float), y_test
-
-
 __all__ = [
     "SeedRuns",
     "StoppingRule",
     "init_seeds",
     "kernel_learning_rate",
-    "tracked_seeds",
     "train_seeds",
 ]

@@ -62,7 +62,7 @@ from jax.flatten_util import ravel_pytree
 from lensbox.engine import kernels as _kernels
 from lensbox.engine import transforms as tx
 from lensbox.engine.checks import as_matrix, as_targets
-from lensbox.errors import ArgumentError
+from lensbox.errors import ArgumentError, ShapeError
 from lensbox.engine.models import Model
 from lensbox.engine.optim import Optimizer, check_optimizer
 from lensbox.engine.telescoping import telescoping_tracker
@@ -336,22 +336,28 @@ def _update(step, apply, spec: tuple, X_R, y, n: int, basis, probes):
     return update
 
 
-def _readings(state, Sy, q: int) -> dict:
-    """The record fields both routes share: each reading's prediction ``S y + c`` and offset
-    (columns ``q`` and ``q + 1`` of the state), and the failure flags."""
+def _readings(state, Sy, q: int, one_label: bool) -> dict:
+    """The record fields both routes share: the closed-loop offset (column ``q`` of the state),
+    the failure flags and, when the run has ``one_label`` vector (``y``), each reading's
+    prediction ``S y + c`` and the realised offset (column ``q + 1``), which are built from ``y``
+    and hold for no other label vector."""
     coef = state["coef"]
-    return {
-        "closed_loop": Sy + coef[:, q],
+    out = {
         "c_closed_loop": coef[:, q],
-        "realised": Sy + coef[:, q + 1],
-        "c_realised": coef[:, q + 1],
         "nonfinite": state["failure"] == NONFINITE,
         "failure": state["failure"],
         "failed_at": state["failed_at"],
     }
+    if one_label:
+        out.update(
+            closed_loop=Sy + coef[:, q],
+            realised=Sy + coef[:, q + 1],
+            c_realised=coef[:, q + 1],
+        )
+    return out
 
 
-def _probe_record(n: int, k: int, q: int):
+def _probe_record(n: int, k: int, q: int, one_label: bool):
     """The record of the probe route: ``p`` as the mean of the k probes' estimates, with its
     standard error, the tracked label columns ``SY`` (rows x (q - k): ``S y`` first) and the
     exact prediction from its first column."""
@@ -374,13 +380,13 @@ def _probe_record(n: int, k: int, q: int):
             "p_train_se": p_train_se,
             "p_test_se": p_test_se,
             "SY": SY,
-            **_readings(state, SY[:, 0], q),
+            **_readings(state, SY[:, 0], q, one_label),
         }
 
     return record
 
 
-def _record(y, n: int, record_weights: bool):
+def _record(y, n: int, record_weights: bool, one_label: bool):
     def record(state, params):
         coef = state["coef"]
         S, m = coef[:, :n], coef.shape[0] - n
@@ -389,7 +395,7 @@ def _record(y, n: int, record_weights: bool):
             "p_test": effective_parameters(S[n:], n)
             if m
             else jnp.asarray(jnp.nan, S.dtype),
-            **_readings(state, S @ y, n),
+            **_readings(state, S @ y, n, one_label),
         }
         if record_weights:
             out["S"] = S
@@ -444,15 +450,18 @@ def smoother_tracker(
             route is supported; ``record_weights`` is not (``S`` is never formed). Worth it when
             k + 1 is well below n: the cost of a step grows with the number of columns.
         probe_seed: seeds the probes (:func:`probe_basis`); the same seed, the same probes.
-        labels: probe route only: further label vectors (L, n) whose predictions ``S y_l`` are
-            carried exactly beside ``S y`` and recorded in ``SY`` (rows x (1 + L)); the
-            per-seed labels of :func:`lensbox.engine.seeds.tracked_seeds`.
+        labels: further label vectors (L, n) the run's seeds train on beside ``y_train`` (the
+            per-seed labels of :func:`lensbox.complexity.faithfulness.smoother_fit`). ``S`` and
+            ``c_closed_loop`` never read the labels, so one tracker serves every seed; the
+            record then leaves out what is built from ``y_train`` alone (``closed_loop``,
+            ``realised``, ``c_realised``). The probe route carries each ``S y_l`` exactly beside
+            ``S y`` in ``SY`` (rows x (1 + L)); on the exact route record ``S`` to form them.
 
     Returns:
         A tracker whose ``record`` gives ``p_train``, ``p_test``, the two readings' predictions
         ``closed_loop`` (R,) = ``S y + c_closed_loop`` and ``realised`` = ``S y + c_realised``
-        (the realised-step telescoping model), their offsets ``c_closed_loop`` and
-        ``c_realised``, ``failure`` (0, or 1 for a
+        (the realised-step telescoping model) and their offsets ``c_closed_loop`` and
+        ``c_realised`` (without ``labels``: with them only ``c_closed_loop``), ``failure`` (0, or 1 for a
         non-finite update, 2 for a batch row beyond ``X_train``), ``failed_at`` (its step),
         ``nonfinite`` and, with ``record_weights``, ``S``; the probe route adds ``p_train_se``,
         ``p_test_se`` and ``SY``. :func:`check_record` raises on failures.
@@ -464,6 +473,14 @@ def smoother_tracker(
         )
     pieces, spec = check_optimizer(optimizer).pieces, optimizer.config.spec
     X_R, y, n = tracked_rows(X_train, y_train, X_eval)
+    if labels is not None:
+        labels = np.atleast_2d(np.asarray(labels, dtype=float))
+        if labels.ndim != 2 or labels.shape[1] != n:
+            raise ShapeError(
+                f"labels must have shape (L, {n}), one row per label vector; got "
+                f"{np.shape(labels)}."
+            )
+    one_label = labels is None or labels.shape[0] == 0
     basis = None
     if probes is not None:
         if not (isinstance(probes, (int, np.integer)) and probes >= 2):
@@ -475,22 +492,7 @@ def smoother_tracker(
                 "record_weights needs the exact route (probes=None): the probe route never "
                 "forms S."
             )
-        if labels is not None and np.shape(labels)[-1:] != (n,):
-            raise ArgumentError(
-                f"labels must have shape (L, {n}), one row per label vector; got "
-                f"{np.shape(labels)}."
-            )
-        basis = probe_basis(
-            y,
-            int(probes),
-            int(probe_seed),
-            None if labels is None else np.atleast_2d(labels),
-        )
-    elif labels is not None:
-        raise ArgumentError(
-            "labels is for the probe route (probes=k); the exact route records S itself "
-            "(record_weights=True), so S y is at hand for any y."
-        )
+        basis = probe_basis(y, int(probes), int(probe_seed), labels)
     q = n if basis is None else basis.shape[1]
     method, model = _kernels.route(model, method)
     apply = model.apply
@@ -515,9 +517,9 @@ def smoother_tracker(
     return Tracker(
         _init_state(apply, pieces, X_R, q, parameter_space),
         _update(step, apply, spec, X_R, y, n, basis, probes),
-        _record(y, n, record_weights)
+        _record(y, n, record_weights, one_label)
         if basis is None
-        else _probe_record(n, int(probes), q),
+        else _probe_record(n, int(probes), q, one_label),
     )
 
 

@@ -261,10 +261,16 @@ def test_api_reference_documents_every_public_module():
     import lensbox
 
     site = _site()
-    html = (site / "book" / "api.html").read_text()
+    index = (site / "book" / "api.html").read_text()
+    assert 'href="api/lensbox.html"' in index
     for module in pkgutil.walk_packages(lensbox.__path__, prefix="lensbox."):
         if not any(part.startswith("_") for part in module.name.split(".")):
-            assert f'id="module-{module.name}"' in html, module.name
+            page = site / "book" / "api" / f"{module.name}.html"
+            assert page.exists(), module.name
+            assert f'id="module-{module.name}"' in page.read_text(), module.name
+    # a module's page documents its functions in full, not only in the summary table
+    models = (site / "book" / "api" / "lensbox.engine.models.html").read_text()
+    assert 'id="lensbox.engine.models.count_parameters"' in models
 
 
 def test_figures_have_alt_text_and_open_at_full_size_and_wide_outputs_scroll():

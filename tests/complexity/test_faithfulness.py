@@ -214,3 +214,55 @@ def test_the_probe_route_keeps_each_seeds_prediction_and_estimates_p():
         faithfulness.smoother_fit(
             model, params, opt, X, Y, X_test, y_test, smoother=False, **run
         )
+
+
+def test_one_smoother_tracker_serves_every_seeds_labels():
+    """One smoother tracker, built with seed 0's labels, serves all seeds: S and c hold for each
+    seed, so S Y[s] + c is each seed's closed-loop prediction; the fields built from seed 0's
+    labels are recorded when the labels are shared (where the realised reading equals the
+    realised-step telescoping model) and left out when they differ."""
+    X, y = sign_task(10, 3, 0)
+    model = lensbox.mlp((4,))
+    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 3)
+    rule = fixed_rule(20, check_every=10)
+    args = (model, params, lensbox.sgd(0.2), X)
+    shared = faithfulness.smoother_fit(
+        *args, y, X[:4], y[:4], rule=rule, realised=True, record_at=[10]
+    ).runs
+    rec = shared.final["smoother"]
+    np.testing.assert_allclose(rec["realised"], shared.final["telescoping"], atol=1e-5)
+    Y = np.stack([y, 1 - y])
+    fit = faithfulness.smoother_fit(
+        *args, Y, X[:4], y[:4], rule=rule, realised=True, record_at=[10]
+    )
+    for record in (fit.runs.final["smoother"], fit.runs.records["smoother"]):
+        assert not {"closed_loop", "realised", "c_realised"} & set(record)
+        assert {"S", "c_closed_loop", "p_train", "p_test"} <= set(record)
+    # Seed 1 alone, with its own labels in its own tracker, has the same S and c, and the same
+    # closed-loop gap.
+    alone = faithfulness.smoother_fit(
+        model,
+        jax.tree_util.tree_map(lambda a: a[1:], params),
+        lensbox.sgd(0.2),
+        X,
+        Y[1],
+        X[:4],
+        y[:4],
+        rule=rule,
+    )
+    for name in ("S", "c_closed_loop"):
+        np.testing.assert_allclose(
+            fit.runs.final["smoother"][name][1],
+            alone.runs.final["smoother"][name][0],
+            atol=1e-6,
+        )
+    np.testing.assert_allclose(
+        fit.closed_loop.mse[1], alone.closed_loop.mse[0], rtol=1e-4, atol=1e-9
+    )
+
+
+def test_the_smoother_tracker_refuses_labels_of_another_length():
+    X, y = sign_task(10, 3, 0)
+    opt = lensbox.sgd(0.1)
+    with pytest.raises(lensbox.ShapeError, match=r"labels must have shape \(L, 10\)"):
+        lensbox.smoother_tracker(lensbox.mlp((4,)), X, y, X[:2], opt, labels=y[:5])

@@ -129,47 +129,6 @@ def test_train_seeds_rejects_labels_of_the_wrong_shape():
         )
 
 
-def test_tracked_seeds_keeps_only_what_holds_for_every_seeds_labels():
-    """One smoother tracker, built with seed 0's labels, serves all seeds: S and c hold for each
-    seed, so S Y[s] + c is each seed's closed-loop prediction; the fields built from seed 0's
-    labels are kept when the labels are shared (where the network offset equals the realised
-    telescoping model) and dropped when they differ."""
-    X, y = sign_task(10, 3, 0)
-    model = lensbox.mlp((4,))
-    params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 2), 3)
-    rule = fixed_rule(20, check_every=10)
-    args = (model, params, lensbox.sgd(0.2), X)
-    shared, _, _, _ = seeds.tracked_seeds(
-        *args, y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
-    )
-    rec = shared.final["smoother"]
-    np.testing.assert_allclose(rec["realised"], shared.final["telescoping"], atol=1e-5)
-    Y = np.stack([y, 1 - y])
-    per_seed, Y_out, _, _ = seeds.tracked_seeds(
-        *args, Y, X[:4], y[:4], rule=rule, telescoping=True, record_at=[10]
-    )
-    for record in (per_seed.final["smoother"], per_seed.records["smoother"]):
-        assert not {"closed_loop", "realised", "c_realised"} & set(record)
-        assert {"S", "c_closed_loop", "p_train", "p_test"} <= set(record)
-    # Seed 1 alone, with its own labels in its own tracker, has the same S and c.
-    alone, _, _, _ = seeds.tracked_seeds(
-        model,
-        jax.tree_util.tree_map(lambda a: a[1:], params),
-        lensbox.sgd(0.2),
-        X,
-        Y[1],
-        X[:4],
-        y[:4],
-        rule=rule,
-    )
-    for field in ("S", "c_closed_loop"):
-        np.testing.assert_allclose(
-            per_seed.final["smoother"][field][1],
-            alone.final["smoother"][field][0],
-            atol=1e-6,
-        )
-
-
 def test_a_diverging_seed_is_a_divergence_error_naming_the_check_step():
     X, y = sign_task()
     model = lensbox.mlp((4,))

@@ -11,6 +11,7 @@ def test_claim_passes_fails_and_records(monkeypatch, tmp_path, capsys):
     from lensbox.runtime import claims
 
     monkeypatch.setenv("LENSBOX_CLAIMS_DIR", str(tmp_path))
+    monkeypatch.setenv("LENSBOX_SCALE", "book")
     lensbox.setup(seed=0, chapter="toy", style=False)
     lensbox.claim("Fig. 1: the error falls", "error 0.1 -> 0.01", 0.01 < 0.1)
     lensbox.claim(
@@ -32,7 +33,8 @@ def test_claim_passes_fails_and_records(monkeypatch, tmp_path, capsys):
         (False, True),
         (True, False),
     ]
-    assert {r["chapter"] for r in records} == {"toy"} and records[0]["scale"] == "smoke"
+    assert {r["chapter"] for r in records} == {"toy"} and records[0]["scale"] == "book"
+    assert all(r["judged"] for r in records)
     # a new setup of the same chapter starts its record afresh
     lensbox.setup(seed=0, chapter="toy", style=False)
     assert not (tmp_path / "toy.jsonl").exists()
@@ -113,3 +115,42 @@ def test_the_book_states_the_rule_once_in_the_words_of_the_code():
     root = Path(__file__).resolve().parents[2]
     page = " ".join((root / "book" / "paper_vs_book.md").read_text().split())
     assert RULE in page
+
+
+def test_smoke_budgets_do_not_judge_a_claim_unless_it_holds_at_any_budget(
+    monkeypatch, tmp_path, capsys
+):
+    import json
+
+    from lensbox.runtime import claims
+
+    monkeypatch.setenv("LENSBOX_CLAIMS_DIR", str(tmp_path))
+    monkeypatch.setenv("LENSBOX_SCALE", "smoke")
+    lensbox.setup(seed=0, chapter="toy", style=False)
+    assert not claims.judged()
+    lensbox.claim("Fig. 3: a peak", "no peak in 5 steps", False)  # raises nothing
+    lensbox.claim("Fig. 3: a peak", "a peak in 5 steps", True, expect=False)
+    assert (
+        "[claim not judged at smoke budgets] paper: Fig. 3" in capsys.readouterr().out
+    )
+    with pytest.raises(lensbox.ClaimError, match="states that this finding reproduces"):
+        lensbox.claim("Eq. 4: exact", "error 1e-3", False, any_budget=True)
+    lensbox.check("the order matters", False)  # not judged either
+    records = [
+        json.loads(line) for line in (tmp_path / "toy.jsonl").read_text().splitlines()
+    ]
+    assert [r["judged"] for r in records] == [False, False, True]
+    # the paper code path at smoke sizes is not judged; book and paper are
+    monkeypatch.setenv("LENSBOX_SCALE", "paper")
+    monkeypatch.setenv("LENSBOX_PAPER_BUDGET", "smoke")
+    assert not claims.judged()
+    monkeypatch.delenv("LENSBOX_PAPER_BUDGET")
+    assert claims.judged()
+    with pytest.raises(lensbox.ClaimError, match="states that the order matters.*: 3"):
+        lensbox.check("the order matters", False, detail=3)
+    lensbox.check("the order matters", True)
+    with pytest.raises(TypeError, match="check: statement"):
+        lensbox.check("", True)
+    with pytest.raises(TypeError, match="check: holds"):
+        lensbox.check("x", [True, False])
+    claims.set_chapter(None)
