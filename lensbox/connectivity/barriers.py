@@ -20,7 +20,6 @@ same mix of the endpoints. This module measures it for networks with BatchNorm
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -29,7 +28,7 @@ import numpy as np
 
 from lensbox.errors import ArgumentError
 from lensbox.connectivity.networks import BatchNormNetwork, get_layer, layer_names
-from lensbox.engine.training import softmax_cross_entropy
+from lensbox.engine.training import cached_program, softmax_cross_entropy
 
 Params = Any
 tree_map = jax.tree_util.tree_map
@@ -334,9 +333,16 @@ def eq10_comparison(
     }
 
 
-@functools.lru_cache(maxsize=32)
 def _compiled(net: BatchNormNetwork, what: str, bn: str = "", alphas: tuple = ()):
-    """Jitted measurements over a leading axis of runs, compiled once per network and kind."""
+    """Jitted measurements over a leading axis of runs, compiled once per network and kind
+    (:func:`~lensbox.engine.training.cached_program`)."""
+    return cached_program(
+        ("barrier measurements", net, what, bn, alphas),
+        lambda: _measurements(net, what, bn, alphas),
+    )
+
+
+def _measurements(net: BatchNormNetwork, what: str, bn: str, alphas: tuple):
     if what == "curve":
         return jax.jit(
             lambda a, b, X, y, Xs: jax.lax.map(

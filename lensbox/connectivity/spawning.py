@@ -19,7 +19,6 @@ children (seeds, checkpoints, children) side by side under one ``vmap``.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -31,7 +30,7 @@ from lensbox.errors import ArgumentError
 from lensbox.connectivity.networks import BatchNormNetwork
 from lensbox.engine.optim import Optimizer, OptState, apply_updates
 from lensbox.engine.progress import step_bar
-from lensbox.engine.training import softmax_cross_entropy, stack
+from lensbox.engine.training import cached_program, softmax_cross_entropy, stack
 
 Params = Any
 
@@ -170,11 +169,14 @@ def index(tree: Any, i) -> Any:
     return jax.tree_util.tree_map(lambda leaf: leaf[i], tree)
 
 
-@functools.lru_cache(maxsize=16)
 def _vectorised(steps):
     """``jit(vmap(steps))`` over states, keys and stops (the data shared), built once per
-    trainer so that repeated calls reuse the compilation."""
-    return jax.jit(jax.vmap(steps, in_axes=(0, 0, 0, None, None)))
+    trainer (:func:`~lensbox.engine.training.cached_program`) so that repeated calls reuse the
+    compilation."""
+    return cached_program(
+        ("spawning steps", steps),
+        lambda: jax.jit(jax.vmap(steps, in_axes=(0, 0, 0, None, None))),
+    )
 
 
 def train_many(

@@ -340,8 +340,28 @@ class CompiledLoop(NamedTuple):
     record: Callable  # (tracker states, params) -> records
 
 
-_COMPILED: "OrderedDict[tuple, CompiledLoop]" = OrderedDict()
+_COMPILED: "OrderedDict[tuple, Any]" = OrderedDict()
 _COMPILED_MAX = 32
+
+
+def cached_program(key: tuple, build: Callable[[], Any]) -> Any:
+    """``build()``, made once per ``key`` and kept: lensbox's one cache of compiled programs.
+
+    Every jitted program that lensbox builds from objects a caller passes again (a model, an
+    optimiser, trackers, a network) goes through it, so calling again with the same objects
+    reuses the compilation. It keeps the 32 most recently used; a ``key`` with an unhashable
+    piece is built each time, without caching.
+    """
+    try:
+        hit = _COMPILED.get(key)
+    except TypeError:  # an unhashable piece: build without caching
+        return build()
+    if hit is None:
+        hit = _COMPILED[key] = build()
+        while len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    _COMPILED.move_to_end(key)
+    return hit
 
 
 def compiled_loop(
@@ -352,23 +372,21 @@ def compiled_loop(
 ) -> CompiledLoop:
     """The jitted training loop and recorder for this (model, optimiser, loss, trackers).
 
-    Built once and kept (the 32 most recent), so calling :func:`train` again with the same objects
-    reuses the compiled program; ``X`` and ``y`` are arguments, not constants, so new data of the
-    same shapes reuses it too.
+    Built once and kept (:func:`cached_program`), so calling :func:`train` again with the same
+    objects reuses the compiled program; ``X`` and ``y`` are arguments, not constants, so new data
+    of the same shapes reuses it too.
     """
     key = (
+        "training loop",
         apply,
         loss_fn,
         optimizer,
         tuple(sorted(trackers.items(), key=lambda kv: kv[0])),
     )
-    try:
-        hit = _COMPILED.get(key)
-    except TypeError:  # an unhashable piece: build without caching
-        key, hit = None, None
-    if hit is not None:
-        _COMPILED.move_to_end(key)
-        return hit
+    return cached_program(key, lambda: _build_loop(apply, loss_fn, optimizer, trackers))
+
+
+def _build_loop(apply, loss_fn, optimizer, trackers) -> CompiledLoop:
     names = sorted(trackers)
 
     @jax.jit
@@ -388,12 +406,7 @@ def compiled_loop(
     def record(tstates, params):
         return {k: trackers[k].record(tstates[k], params) for k in names}
 
-    compiled = CompiledLoop(run, record)
-    if key is not None:
-        _COMPILED[key] = compiled
-        while len(_COMPILED) > _COMPILED_MAX:
-            _COMPILED.popitem(last=False)
-    return compiled
+    return CompiledLoop(run, record)
 
 
 # ----------------------------------------------------------------------------------------------

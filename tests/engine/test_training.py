@@ -375,3 +375,25 @@ def test_the_compiled_step_is_built_once_per_model_optimiser_loss_and_trackers()
         apply, params, lensbox.sgd(0.2), X, y, steps=10
     )  # another optimiser: a new program
     assert traces["n"] > first
+
+
+def test_compiled_programs_are_built_once_per_key_and_the_cache_is_bounded():
+    from lensbox.engine import training
+
+    built = []
+
+    def build():
+        built.append(1)
+        return object()
+
+    first = training.cached_program(("test program", 1), build)
+    assert training.cached_program(("test program", 1), build) is first
+    assert len(built) == 1
+    # an unhashable key is built every time, without caching
+    training.cached_program(("test program", [1]), build)
+    training.cached_program(("test program", [1]), build)
+    assert len(built) == 3
+    for i in range(training._COMPILED_MAX + 5):
+        training.cached_program(("test program", "fill", i), build)
+    assert len(training._COMPILED) == training._COMPILED_MAX
+    assert ("test program", 1) not in training._COMPILED  # the least recently used left
