@@ -346,8 +346,9 @@ class SphinxResolver:
         )
         if docname is None:
             return target, None
-        if role == "numref":
-            figtype, number = self._number(docname, node_id)
+        figtype, number = self._number(docname, node_id)
+        if role == "numref" or (role == "ref" and figtype == "exercise"):
+            # sphinx-exercise turns a {ref} to a numbered exercise into a {numref}
             if figtype is None:
                 secnum = self.env.toc_secnumbers.get(docname, {}).get(f"#{node_id}")
                 figtype, number = "section", ".".join(map(str, secnum or ()))
@@ -556,8 +557,18 @@ def complete_executed_copies(app, env):
 # ----------------------------------------------------------------------------- pages
 
 
+def caption_words(node: nodes.Node) -> str:
+    """The plain text of a caption, its math in words (:func:`lensbox_colab.tex_words`)."""
+    if isinstance(node, nodes.math):
+        return lensbox_colab.tex_words(node.astext())
+    if isinstance(node, nodes.Text):
+        return node.astext()
+    return "".join(caption_words(child) for child in node.children)
+
+
 def alt_text(app, doctree):
-    """Every image gets alt text: its figure's caption, or a description of the output."""
+    """Every image gets alt text: its figure's caption (math in words), or a description of the
+    output."""
     for image in doctree.findall(nodes.image):
         if image.get("alt"):
             continue
@@ -569,7 +580,7 @@ def alt_text(app, doctree):
             if figure is not None
             else None
         )
-        text = " ".join(caption.astext().split()) if caption is not None else ""
+        text = " ".join(caption_words(caption).split()) if caption is not None else ""
         image["alt"] = text[:400] or "A figure drawn by the code cell above."
 
 

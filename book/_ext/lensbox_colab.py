@@ -4,9 +4,13 @@ Plain Jupyter and Colab render neither MyST roles nor directives. This converter
 chapter's Markdown so they are not needed:
 
 * ``{glue:text}`` and the other glue roles become the values the build measured, and
-  ``{glue:figure}`` the stored figure (a cell attachment) with its numbered caption;
-* ``{numref}``, ``{ref}``, ``{doc}``, ``{eq}`` become text with a link to the website, and
-  ``{cite:p}`` / ``{cite:t}`` author-year text with a reference list at the end;
+  ``{glue:figure}`` its numbered caption: with the stored figure (a cell attachment) only when no
+  code cell of the notebook draws it (:func:`lensbox.runtime.plotting.glue` shows a figure in
+  place outside the book build, so a stored copy would show it twice, with other numbers);
+* ``{numref}``, ``{ref}``, ``{doc}``, ``{eq}`` become their text (numbers included, as on the
+  website) with a link: to an anchor of the notebook when the target is in this chapter, to the
+  website otherwise; ``{cite:p}`` / ``{cite:t}`` become author-year text with a reference list at
+  the end;
 * exercises become Markdown, and solutions move to a "Solutions" section at the end, their code
   cells guarded so "Run all" skips them;
 * other directives (admonitions, dropdowns, ``math``, ``figure``) become Markdown or HTML.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import re
+from ast import literal_eval
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +43,10 @@ EXPLICIT = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
 # The shell command `true` receives the cell as input and ignores it: the cell does nothing, in
 # every IPython version (Colab ships IPython 7, where `%%script false` options differ).
 SOLUTION_GUARD = "%%script true"
+# A call of lensbox's glue naming its key literally: glue("fig-a", fig) or glue('fig-a', ...)
+GLUE_CALL = re.compile(r"""\bglue\(\s*(?P<quote>["'])(?P<key>[^"'\n]+)(?P=quote)""")
+LOCAL_LINK = re.compile(r"\]\(#(?P<anchor>[^)\s]+)\)")
+ANCHOR = re.compile(r'<a id="(?P<anchor>[^"]+)"')
 ADMONITIONS = {
     "note",
     "warning",
@@ -75,7 +84,9 @@ class Resolver(Protocol):
     """What the converter asks the build: numbers, titles and links of labels, and citations."""
 
     def reference(self, role: str, target: str) -> tuple[str, str | None]:
-        """Text and URL of ``{role}`target``` (``numref`` text carries the number)."""
+        """Text and URL of ``{role}`target``` as the website shows it: ``numref`` text, and
+        ``ref`` text of a numbered exercise, carry the number ("Exercise 1.3"). A target on
+        this chapter's page has the URL ``page_url() + "#" + anchor``."""
 
     def number(self, label: str) -> str | None:
         """The number of a numbered object (figure, exercise, equation) by label, if any."""
@@ -97,6 +108,10 @@ class _State:
     cited: list[str] = field(default_factory=list)
     attachments: dict = field(default_factory=dict)
     exercises: int = 0
+    page: str = ""  # the website URL of this chapter, without fragment
+    drawn: set[str] = field(default_factory=set)  # glue keys a code cell draws in place
+    # the website URL of every target linked inside the notebook, by anchor
+    local: dict[str, str] = field(default_factory=dict)
 
 
 def glue_outputs(nb) -> dict:
@@ -117,9 +132,21 @@ def glue_outputs(nb) -> dict:
     return found
 
 
-def _format_plain(text: str, spec: str) -> str:
-    from ast import literal_eval
+def drawn_by_code(nb) -> set[str]:
+    """The glue keys that a code cell of ``nb`` passes, literally, to ``glue``.
 
+    Outside the book build :func:`lensbox.runtime.plotting.glue` shows a glued figure under its
+    code cell, so a reader running the notebook sees those figures there.
+    """
+    return {
+        m["key"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for m in GLUE_CALL.finditer(cell.source)
+    }
+
+
+def _format_plain(text: str, spec: str) -> str:
     try:
         value = literal_eval(text)
     except (SyntaxError, ValueError):
@@ -149,8 +176,21 @@ def _glue_text(state: _State, content: str, markdown: bool = False) -> str:
     return _format_plain(data["text/plain"], spec)
 
 
-def _link(text: str, url: str | None) -> str:
-    return f"[{text}]({url})" if url else text
+def _anchor(label: str) -> str:
+    """An HTML anchor a link ``#label`` of the notebook scrolls to."""
+    return f'<a id="{label}" name="{label}"></a>'
+
+
+def _link(state: _State, text: str, url: str | None, target: str) -> str:
+    """``text`` linked to ``url``, or to the notebook's anchor ``target`` when ``url`` is on this
+    chapter's page (:func:`convert` restores the URL if the notebook has no such anchor)."""
+    if not url:
+        return text
+    page, _, fragment = url.partition("#")
+    if fragment and state.page and page == state.page:
+        state.local[target] = url
+        return f"[{text}](#{target})"
+    return f"[{text}]({url})"
 
 
 def _role(state: _State, match: re.Match) -> str:
@@ -172,7 +212,7 @@ def _role(state: _State, match: re.Match) -> str:
         if explicit and explicit["text"]:
             number = text.split(" ", 1)[-1] if name == "numref" else text
             text = explicit["text"].replace("%s", number).replace("{number}", number)
-        return _link(text, url)
+        return _link(state, text, url, target)
     if name == "math":
         return f"${content}$"
     if name in ("sub", "sup"):
@@ -244,7 +284,7 @@ def _text(state: _State, lines: list[str]) -> str:
     for line in lines:
         label = LABEL_LINE.match(line)
         if label:
-            kept.append(f'<a id="{label["label"]}"></a>')
+            kept.append(_anchor(label["label"]))
         elif re.match(r"^%( |$)", line) or line.strip() == "+++":
             continue  # MyST comments and block breaks
         else:
@@ -274,10 +314,125 @@ def _caption_number(state: _State, label: str | None, kind: str) -> str:
     return f"{kind} {number}" if number else kind
 
 
+# TeX commands read as words or symbols in alt text; any other command reads as its name
+# (\gamma: gamma). Fonts keep their argument (\mathbf{k}: k), accents name themselves (\tilde f:
+# tilde f).
+TEX_SYMBOLS = {
+    "leq": "≤",
+    "le": "≤",
+    "geq": "≥",
+    "ge": "≥",
+    "neq": "≠",
+    "ne": "≠",
+    "approx": "≈",
+    "sim": "~",
+    "propto": "∝",
+    "times": "×",
+    "cdot": "·",
+    "pm": "±",
+    "to": "→",
+    "rightarrow": "→",
+    "mapsto": "→",
+    "infty": "infinity",
+    "ldots": "...",
+    "dots": "...",
+    "cdots": "...",
+    "mid": "|",
+    "vert": "|",
+    "lvert": "|",
+    "rvert": "|",
+    "Vert": "||",
+    "lVert": "||",
+    "rVert": "||",
+    "top": "T",
+    "prime": "'",
+    "varepsilon": "epsilon",
+    "vartheta": "theta",
+    "varphi": "phi",
+    "quad": " ",
+    "qquad": " ",
+}
+TEX_DROPPED = {
+    "left",
+    "right",
+    "big",
+    "Big",
+    "bigg",
+    "Bigg",
+    "bigl",
+    "bigr",
+    "Bigl",
+    "Bigr",
+    "displaystyle",
+    "limits",
+    "nolimits",
+}
+TEX_FONTS = (
+    "mathbf|mathrm|mathit|mathsf|mathtt|mathcal|mathbb|mathfrak|boldsymbol|bm|text|textrm|"
+    "textit|textbf|mathnormal|operatorname"
+)
+TEX_ACCENTS = "tilde|widetilde|hat|widehat|bar|overline|vec|dot|ddot|check|breve"
+TEX_STRUCTURE = set(f"{TEX_FONTS}|{TEX_ACCENTS}|frac|dfrac|tfrac|sqrt".split("|"))
+TEX_SIMPLE = re.compile(r"^-?[\w.']+$")
+
+
+def _tex_group(text: str) -> str:
+    """A sub- or superscript, or a fraction's part: bare when one token, else in brackets."""
+    return text if TEX_SIMPLE.match(text) else f"({text})"
+
+
+def tex_words(tex: str) -> str:
+    """TeX math as plain text for alt text: ``\\gamma \\leq 10^{-3}`` reads "gamma ≤ 10^-3",
+    ``f_{\\theta_0}(x)`` "f_theta_0(x)", ``\\tilde{f}`` "tilde f"."""
+    text = tex.replace("\\{", "\x00").replace("\\}", "\x01").replace("\\|", "||")
+    text = re.sub(r"\\[,;:! ]|~", " ", text)
+    text = re.sub(r"\\[&%$#_]", lambda m: m[0][1], text)
+
+    def command(m: re.Match) -> str:
+        name = m[1]
+        if name in TEX_STRUCTURE:
+            return m[0]
+        word = "" if name in TEX_DROPPED else TEX_SYMBOLS.get(name, name)
+        if not word.isalpha():
+            return word
+        before, after = text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]
+        space_before = " " if before.isalnum() or before == "}" else ""
+        space_after = " " if after.isalnum() or after == "\\" else ""
+        return f"{space_before}{word}{space_after}"
+
+    text = re.sub(r"\\([A-Za-z]+)", command, text)
+    rules = [
+        (rf"\\(?:{TEX_FONTS})\s*\{{([^{{}}]*)\}}", lambda m: m[1]),
+        (rf"\\({TEX_ACCENTS})\s*\{{([^{{}}]*)\}}", lambda m: f"{m[1]} {m[2]}"),
+        (
+            r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}",
+            lambda m: f"{_tex_group(m[1])}/{_tex_group(m[2])}",
+        ),
+        (r"\\sqrt\s*\{([^{}]*)\}", lambda m: f"sqrt({m[1]})"),
+        (r"([_^])\{([^{}]*)\}", lambda m: m[1] + _tex_group(m[2].strip())),
+    ]
+    changed = True
+    while changed:
+        changed = False
+        for pattern, replace in rules:
+            text, n = re.subn(pattern, replace, text)
+            changed = changed or n > 0
+    text = re.sub(rf"\\({TEX_ACCENTS})\b\s*", r"\1 ", text)
+    text = re.sub(rf"\\({TEX_FONTS}|[A-Za-z]+)\b\s*", "", text)
+    text = re.sub(r"[{}\\]", "", text).replace("\x00", "{").replace("\x01", "}")
+    return " ".join(text.split())
+
+
 def _plain(markdown: str) -> str:
-    """Rough plain text of a Markdown caption, for alt text."""
+    """Rough plain text of a Markdown caption, for alt text: no markup, its math in words."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
-    text = re.sub(r"[*_`$\\]", "", text)
+    parts = re.split(r"(\$\$?[^$]+\$\$?)", text)
+    text = "".join(
+        tex_words(part.strip("$"))
+        if part.startswith("$")
+        else re.sub(r"[*`\\]|(?<!\w)_|_(?!\w)", "", part)
+        for part in parts
+    )
     return " ".join(text.split())[:300]
 
 
@@ -288,16 +443,20 @@ def _directive(
     if name in ("glue:figure", "glue", "glue:", "glue:any"):
         label = options.get("name")
         caption = inner.strip()
-        image = _image(state, arg, options.get("alt") or _plain(caption))
-        if not image and arg in state.glue:
-            return _glue_text(state, arg)
-        head = (
-            f"**{_caption_number(state, label, 'Figure')}.** "
-            if caption or label
-            else ""
+        drawn = arg in state.drawn and "image/png" in state.glue.get(arg, {})
+        image = (
+            "" if drawn else _image(state, arg, options.get("alt") or _plain(caption))
         )
-        anchor = f'<a id="{label}"></a>\n' if label else ""
-        return f"{anchor}{image}\n\n{head}{caption}".rstrip()
+        if not image and not drawn and arg in state.glue:
+            return _glue_text(state, arg)
+        number = _caption_number(state, label, "Figure")
+        head = f"**{number}.** " if caption or label else ""
+        if (
+            drawn
+        ):  # the figure is under the code cell that glues it, when the reader runs it
+            head = f"**{number}** (drawn by the code above). "
+        anchor = f"{_anchor(label)}\n" if label else ""
+        return "\n\n".join(p for p in (f"{anchor}{image}".strip(), head + caption) if p)
     if name in ("glue:md",):
         return _glue_text(state, arg, markdown=True)
     if name in ("glue:math", "math"):
@@ -305,7 +464,8 @@ def _directive(
         label = options.get("label") or options.get("name")
         number = state.resolver.number(label) if label else None
         tag = f" \\tag{{{number}}}" if number else ""
-        return f"$$\n{tex}{tag}\n$$"
+        anchor = f"{_anchor(label)}\n\n" if label else ""
+        return f"{anchor}$$\n{tex}{tag}\n$$"
     if name in ("figure", "image"):
         alt = options.get("alt") or _plain(inner)
         return f"![{alt}]({arg})\n\n{inner}".rstrip()
@@ -314,7 +474,8 @@ def _directive(
         label = options.get("label")
         number = state.resolver.number(label) if label else None
         title = f" ({_inline(state, arg)})" if arg else ""
-        return f"**Exercise {number or state.exercises}{title}.**\n\n{inner}".rstrip()
+        anchor = f"{_anchor(label)}\n" if label else ""
+        return f"{anchor}**Exercise {number or state.exercises}{title}.**\n\n{inner}".rstrip()
     if name in ADMONITIONS:
         title = _inline(state, arg) if arg else name.capitalize()
         return _quote(f"**{title}.** {inner}".rstrip())
@@ -377,7 +538,12 @@ def convert(
     values = glue_outputs(executed)
     for key, output in (glue or {}).items():
         values.setdefault(key, output.get("data", output))
-    state = _State(glue=values, resolver=resolver)
+    state = _State(
+        glue=values,
+        resolver=resolver,
+        page=resolver.page_url().partition("#")[0],
+        drawn=drawn_by_code(executed),
+    )
     main: list = []
     solutions: list = []
     target = main
@@ -440,6 +606,7 @@ def convert(
                 "## References\n\n" + "\n".join(f"* {r}" for r in refs)
             )
         )
+    _unlink_missing_anchors(state, cells)
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {
         "kernelspec": {
@@ -451,6 +618,30 @@ def convert(
         "colab": {"provenance": []},
     }
     return nb
+
+
+def _unlink_missing_anchors(state: _State, cells: list) -> None:
+    """Point a link to a target of this chapter that has no anchor in the notebook (a label the
+    converter does not anchor) back at the website."""
+    anchors = {
+        m["anchor"]
+        for cell in cells
+        if cell.cell_type == "markdown"
+        for m in ANCHOR.finditer(cell.source)
+    }
+    missing = {k: url for k, url in state.local.items() if k not in anchors}
+    if not missing:
+        return
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            cell.source = LOCAL_LINK.sub(
+                lambda m: (
+                    f"]({missing[m['anchor']]})"
+                    if m["anchor"] in missing
+                    else m.group(0)
+                ),
+                cell.source,
+            )
 
 
 MYST_LEFT = [

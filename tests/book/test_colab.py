@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -19,7 +20,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
+import lensbox_book
 import lensbox_colab as colab  # noqa: E402
+from docutils import nodes
 from fixtures import built_site
 
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
@@ -144,6 +147,151 @@ def test_a_missing_glue_key_is_an_error_naming_it():
     )
     with pytest.raises(KeyError, match="nope"):
         colab.convert(nb, FakeResolver())
+
+
+class SamePageResolver(FakeResolver):
+    """Targets named ``here-*`` or ``ex-one`` are on this chapter's page, the rest elsewhere."""
+
+    def reference(self, role, target):
+        if target == "ex-one":
+            return "Exercise 2.3", "https://site/page.html#ex-one"
+        if target.startswith("here-"):
+            return f"Title of {target}", f"https://site/page.html#{target}"
+        return super().reference(role, target)
+
+
+def test_a_reference_keeps_its_number_and_links_inside_the_notebook_when_the_target_is_here():
+    """ "(Exercise 2.3 checks this)" links to the exercise in the notebook, as the website's
+    text does; a target on another page keeps its website link."""
+    md = nbformat.v4.new_markdown_cell
+    nb = _executed(
+        [
+            md(
+                "({ref}`ex-one` checks this; see {numref}`fig-a`, {ref}`here-sec`, "
+                "{ref}`here-nowhere`)\n\n(here-sec)=\n## A section"
+            ),
+            md("```{exercise} Do it\n:label: ex-one\n\nProve it.\n```\n"),
+        ]
+    )
+    out = colab.convert(nb, SamePageResolver())
+    text = "\n".join(c.source for c in out.cells if c.cell_type == "markdown")
+    assert "([Exercise 2.3](#ex-one) checks this;" in text
+    assert '<a id="ex-one"' in out.cells[1].source
+    assert out.cells[1].source.index('<a id="ex-one"') < out.cells[1].source.index(
+        "**Exercise 2.3"
+    )
+    assert "[Fig. 2.1](https://site/fig-a)" in text  # another page: the website
+    assert "[Title of here-sec](#here-sec)" in text and '<a id="here-sec"' in text
+    # a target of this page that the notebook has no anchor for keeps the website link
+    assert "[Title of here-nowhere](https://site/page.html#here-nowhere)" in text
+
+
+def _sphinx_resolver() -> lensbox_book.SphinxResolver:
+    """A SphinxResolver over a stand-in build: chapter ``book/ch`` with Exercise 1.3 and Fig. 1.2."""
+    resolver = lensbox_book.SphinxResolver.__new__(lensbox_book.SphinxResolver)
+    resolver.docname = "book/ch"
+    resolver.site = "https://site/"
+    resolver.bib = {}
+    resolver.std = SimpleNamespace(
+        labels={
+            "ex-error-sum": ("book/ch", "ex-error-sum", "Exercise"),
+            "fig-a": ("book/ch", "fig-a", ""),
+            "sec-x": ("book/ch", "sec-x", "A section"),
+        },
+        anonlabels={},
+    )
+    resolver.env = SimpleNamespace(
+        toc_fignumbers={
+            "book/ch": {
+                "exercise": {"ex-error-sum": (1, 3)},
+                "figure": {"fig-a": (1, 2)},
+            }
+        },
+        toc_secnumbers={"book/ch": {"": (1,)}},
+        titles={},
+    )
+    resolver.app = SimpleNamespace(
+        config=SimpleNamespace(
+            numfig_format={"figure": "Fig. %s", "exercise": "Exercise %s"}
+        ),
+        builder=SimpleNamespace(get_target_uri=lambda docname: f"{docname}.html"),
+    )
+    return resolver
+
+
+def test_the_sphinx_resolver_numbers_a_ref_to_an_exercise_as_the_website_does():
+    resolver = _sphinx_resolver()
+    assert resolver.reference("ref", "ex-error-sum") == (
+        "Exercise 1.3",
+        "https://site/book/ch.html#ex-error-sum",
+    )
+    assert resolver.reference("numref", "fig-a")[0] == "Fig. 1.2"
+    assert resolver.reference("ref", "sec-x")[0] == "A section"  # a section: its title
+
+
+def test_a_figure_a_code_cell_draws_is_shown_once_with_its_caption_below():
+    """Run in Jupyter, ``glue("fig-a", fig)`` shows the figure under its cell: the caption keeps
+    its number and anchor, without a stored copy of the figure."""
+    png = "iVBORw0KGgo="
+    nb = _executed(
+        [
+            nbformat.v4.new_code_cell('fig = plot()\nglue("fig-a", fig)'),
+            nbformat.v4.new_markdown_cell(
+                "```{glue:figure} fig-a\n:name: fig-a\n\nA *caption*.\n```"
+            ),
+        ]
+    )
+    out = colab.convert(
+        nb, FakeResolver(), glue={"fig-a": {"data": {"image/png": png}}}
+    )
+    figure = out.cells[1]
+    assert "attachments" not in figure and "attachment:" not in figure.source
+    assert figure.source.startswith('<a id="fig-a"')
+    assert "**Figure 2.1** (drawn by the code above). A *caption*." in figure.source
+    assert colab.leftover_myst(out) == []
+
+
+def test_figure_alt_text_reads_tex_as_words():
+    png = "iVBORw0KGgo="
+    caption = (
+        r"The slope for $\gamma \leq 10^{-3}$ is 2; the model starts at "
+        r"$f_{\theta_0}(x)$ and adds $\Delta\tilde f_t(x)$ per step."
+    )
+    nb = _executed(
+        [
+            nbformat.v4.new_code_cell("fig"),
+            nbformat.v4.new_markdown_cell(
+                f"```{{glue:figure}} fig-a\n:name: fig-a\n\n{caption}\n```"
+            ),
+        ]
+    )
+    out = colab.convert(
+        nb, FakeResolver(), glue={"fig-a": {"data": {"image/png": png}}}
+    )
+    alt = out.cells[1].source.split("](attachment:")[0].split("![", 1)[1]
+    assert alt == (
+        "The slope for gamma ≤ 10^-3 is 2; the model starts at f_theta_0(x) and adds "
+        "Delta tilde f_t(x) per step."
+    )
+    assert colab.tex_words(r"\alpha \in \{5, 6\}, \frac{1}{n}, \mathbf{k}_t") == (
+        "alpha in {5, 6}, 1/n, k_t"
+    )
+
+
+def test_the_website_alt_text_of_a_figure_reads_its_math_as_words():
+    image = nodes.image(uri="fig.png")
+    caption = nodes.caption(
+        "",
+        "",
+        nodes.Text("Slope for "),
+        nodes.math(text=r"\gamma \leq 10^{-3}"),
+        nodes.Text(", from "),
+        nodes.math(text=r"f_{\theta_0}(x)"),
+    )
+    doctree = nodes.document(None, None)
+    doctree += nodes.figure("", image, caption)
+    lensbox_book.alt_text(None, doctree)
+    assert image["alt"] == "Slope for gamma ≤ 10^-3, from f_theta_0(x)"
 
 
 # --------------------------------------------------------------------------- built site
