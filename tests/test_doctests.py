@@ -25,7 +25,7 @@ DOCUMENTED = {
     "lensbox.engine.kernels": ["tangent_kernel"],
     "lensbox.engine.statistics": ["mean_and_se"],
     "lensbox.runtime.scale": ["budget"],
-    "lensbox.runtime.claims": ["claim"],
+    "lensbox.runtime.claims": ["claim", "check"],
 }
 
 
@@ -51,3 +51,42 @@ def test_every_documented_function_is_a_top_level_name():
     for name, functions in DOCUMENTED.items():
         for function in functions:
             assert getattr(lensbox, function).__module__ == name, function
+
+
+def _public_docstrings():
+    """(name, docstring) of every public module of lensbox, its public functions and classes,
+    and their public methods and properties."""
+    import inspect
+    import pkgutil
+
+    for info in pkgutil.walk_packages(lensbox.__path__, prefix="lensbox."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        module = importlib.import_module(info.name)
+        yield info.name, module.__doc__
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != info.name:
+                continue
+            yield f"{info.name}.{name}", getattr(obj, "__doc__", None)
+            if inspect.isclass(obj):
+                for member, value in vars(obj).items():
+                    if not member.startswith("_"):
+                        value = getattr(
+                            value, "fget", getattr(value, "__func__", value)
+                        )
+                        yield (
+                            f"{info.name}.{name}.{member}",
+                            getattr(value, "__doc__", None),
+                        )
+
+
+def test_no_public_docstring_holds_a_control_character():
+    """A backslash sequence in a docstring that is not raw (``\\theta`` written as ``\theta``)
+    becomes a control character (here a tab), which help() and the API page show as is."""
+    found = [
+        (name, sorted({hex(ord(ch)) for ch in doc if ord(ch) < 32 and ch != "\n"}))
+        for name, doc in _public_docstrings()
+        if isinstance(doc, str)
+        and any(ord(ch) < 32 and ch != "\n" or ord(ch) == 127 for ch in doc)
+    ]
+    assert not found, found

@@ -31,6 +31,21 @@ Momentum comes in two conventions, named explicitly because the paper's algebra 
 
 :mod:`lensbox.engine.smoother` runs the same pieces on the smoother's parameter-space state, so a new
 optimiser written here is also a new smoother.
+
+Any `optax <https://optax.readthedocs.io>`_ ``GradientTransformation`` is accepted wherever the
+realised steps are all that is needed (:func:`lensbox.train`, :func:`lensbox.telescope`: the
+telescoping model of Eqs. 4-5 (i) reads only the applied updates): :func:`check_optimizer` wraps it
+(:func:`from_optax`). The smoother form needs an update linear in the gradients given the
+optimiser's state, read from the pieces; an optax transformation does not show its pieces, so
+:func:`lensbox.smooth` refuses it and names the lensbox optimiser that computes the same steps:
+
+=====================================  =============================================
+``optax.sgd(lr)``                      ``lensbox.sgd(lr)``
+``optax.sgd(lr, momentum=b)``          ``lensbox.sgd(lr, momentum=b)`` (heavy ball)
+``optax.adam(lr, b1, b2, eps)``        ``lensbox.adam(lr, b1=b1, b2=b2, eps=eps)``
+``optax.adamw(lr, b1, b2, eps,``       ``lensbox.adamw(lr, b1=b1, b2=b2, eps=eps,``
+``weight_decay=l)``                    ``weight_decay=l)`` (optax's default l is 1e-4)
+=====================================  =============================================
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from lensbox.engine import transforms as tx
 from lensbox.errors import ArgumentError, ArgumentTypeError
@@ -56,8 +72,10 @@ class OptimizerConfig:
     """What an optimiser is, in the paper's symbols: a description of its ``pieces``.
 
     Attributes:
-        name: ``sgd``, ``adam``, ``adamw`` or the name given to :func:`chain`.
-        schedule: the learning rate :math:`\\gamma_t` (a :class:`~lensbox.engine.transforms.Schedule`).
+        name: ``sgd``, ``adam``, ``adamw``, the name given to :func:`chain`, or ``optax`` for a
+            wrapped optax transformation (:func:`from_optax`).
+        schedule: the learning rate :math:`\\gamma_t` (a :class:`~lensbox.engine.transforms.Schedule`);
+            ``None`` for an optax transformation, whose learning rate lensbox cannot read.
         momentum: :math:`\\beta_1` (0 for none).
         momentum_style: ``heavy_ball`` or ``ema``.
         weight_decay: :math:`\\lambda`.
@@ -67,7 +85,7 @@ class OptimizerConfig:
     """
 
     name: str
-    schedule: Schedule
+    schedule: Schedule | None
     momentum: float = 0.0
     momentum_style: str = "heavy_ball"
     weight_decay: float = 0.0
@@ -78,12 +96,18 @@ class OptimizerConfig:
 
     @property
     def learning_rate(self) -> float:
-        """:math:`\\gamma`, the learning rate after warm-up and before any decay."""
-        return self.schedule.peak
+        """:math:`\\gamma`, the learning rate after warm-up and before any decay (``nan`` for an
+        optax transformation)."""
+        return float("nan") if self.schedule is None else self.schedule.peak
+
+    @property
+    def opaque(self) -> bool:
+        """Whether the update is a wrapped optax transformation, whose pieces lensbox cannot see."""
+        return self.schedule is None
 
     @property
     def warmup_steps(self) -> int:
-        return self.schedule.warmup_steps
+        return 0 if self.schedule is None else self.schedule.warmup_steps
 
     @property
     def spec(self) -> tuple:
@@ -126,25 +150,118 @@ class Optimizer(NamedTuple):
 
 
 def learning_rate_at(config: OptimizerConfig, t) -> jax.Array:
-    """:math:`\\gamma_t` for step ``t`` (1-based), from the optimiser's schedule."""
+    """:math:`\\gamma_t` for step ``t`` (1-based), from the optimiser's schedule (``nan`` for an
+    optax transformation)."""
+    if config.schedule is None:
+        return jnp.full(jnp.shape(t), jnp.nan)
     return config.schedule(t)
 
 
 def check_optimizer(optimizer, name: str = "optimizer") -> Optimizer:
-    """Return ``optimizer`` if it is a lensbox :class:`Optimizer`; otherwise a ``TypeError`` naming
-    the argument, what was expected and what arrived (e.g. the string ``"sgd"``)."""
+    """``optimizer`` as a lensbox :class:`Optimizer`: itself, or an optax ``GradientTransformation``
+    wrapped by :func:`from_optax`; otherwise a ``TypeError`` naming the argument, what was
+    expected and what arrived (e.g. the string ``"sgd"``)."""
     if isinstance(optimizer, Optimizer) and isinstance(
         optimizer.config, OptimizerConfig
     ):
         return optimizer
+    if isinstance(optimizer, optax.GradientTransformation):
+        return from_optax(optimizer)
     hint = (
         f" (build it with lensbox.{optimizer}(learning_rate, ...))"
         if isinstance(optimizer, str) and optimizer in ("sgd", "adam", "adamw")
         else ""
     )
+    what = (
+        f"the string {optimizer!r}"
+        if isinstance(optimizer, str) and len(optimizer) <= 40
+        else f"a {type(optimizer).__name__}"
+    )
     raise ArgumentTypeError(
-        f"{name} must be a lensbox optimiser such as lensbox.sgd(0.1) or "
-        f"lensbox.adamw(1e-3); got {optimizer!r:.80}{hint}."
+        f"{name} must be a lensbox optimiser such as lensbox.sgd(0.1) or an optax "
+        f"GradientTransformation such as optax.adamw(1e-3); got {what}{hint}."
+    )
+
+
+def check_smoother_optimizer(optimizer, name: str = "optimizer") -> Optimizer:
+    """:func:`check_optimizer`, refusing an optax transformation: the smoother needs the update's
+    pieces (see the module docstring), and the error names the lensbox optimiser to use."""
+    optimizer = check_optimizer(optimizer, name)
+    if optimizer.config.opaque:
+        raise ArgumentError(
+            f"the smoother needs a lensbox optimiser: it reads how the update depends on the "
+            f"gradients from the optimiser's pieces, which an optax transformation does not "
+            f"show. Use the lensbox optimiser that computes the same steps: optax.sgd(lr) -> "
+            f"lensbox.sgd(lr); optax.sgd(lr, momentum=b) -> lensbox.sgd(lr, momentum=b); "
+            f"optax.adam(lr) -> lensbox.adam(lr); optax.adamw(lr, weight_decay=l) -> "
+            f"lensbox.adamw(lr, weight_decay=l) (optax's default l is 1e-4, lensbox's 0.01). "
+            f"lensbox.train and lensbox.telescope take the optax transformation itself."
+        )
+    return optimizer
+
+
+@dataclass(frozen=True)
+class _OptaxInit:
+    """``init`` of a wrapped optax transformation (a value, so that two wraps of the same
+    transformation are equal and share a compiled training loop)."""
+
+    transformation: Any
+    spec: tuple
+
+    def __call__(self, params) -> OptState:
+        inner = self.transformation.init(params)
+        return OptState(jnp.zeros((), jnp.int32), (inner,), (), self.spec)
+
+
+@dataclass(frozen=True)
+class _OptaxUpdate:
+    """``update`` of a wrapped optax transformation: optax's updates are the step to add."""
+
+    transformation: Any
+    spec: tuple
+
+    def __call__(self, grads, state, params):
+        if getattr(state, "spec", None) != self.spec:
+            raise ArgumentError(
+                f"the optimiser state was made by another optimiser "
+                f"({getattr(state, 'spec', type(state))}); this one is {self.spec}."
+            )
+        delta, inner = self.transformation.update(grads, state.traces[0], params)
+        return delta, OptState(state.count + 1, (inner,), (), self.spec)
+
+
+def from_optax(transformation: optax.GradientTransformation) -> Optimizer:
+    r"""A lensbox :class:`Optimizer` that runs an optax ``GradientTransformation``.
+
+    Its ``update`` returns optax's updates as the realised step :math:`\Delta\theta_t` (optax's
+    updates are added to the parameters, as lensbox's are), with the step count lensbox's training
+    loop reads. Everything that needs only the realised steps works with it (training, the
+    telescoping model of Eqs. 4-5 (i)); the smoother refuses it (:func:`check_smoother_optimizer`).
+
+    Examples:
+        ``optax.sgd`` and ``lensbox.sgd`` take the same steps:
+
+        >>> import jax.numpy as jnp, numpy as np, optax
+        >>> import lensbox
+        >>> from lensbox.engine.optim import from_optax
+        >>> opt = from_optax(optax.sgd(0.1, momentum=0.9))
+        >>> params, grads = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([1.0, 1.0])}
+        >>> state = opt.init(params)
+        >>> for _ in range(2):
+        ...     delta, state = opt.update(grads, state, params)
+        >>> bool(np.allclose(delta["w"], -0.19)), int(state.count)  # -lr * (0.9 g + g)
+        (True, 2)
+    """
+    if not isinstance(transformation, optax.GradientTransformation):
+        raise ArgumentTypeError(
+            f"transformation must be an optax GradientTransformation; got a "
+            f"{type(transformation).__name__}."
+        )
+    spec = (("optax", id(transformation.update)),)
+    return Optimizer(
+        _OptaxInit(transformation, spec),
+        _OptaxUpdate(transformation, spec),
+        OptimizerConfig("optax", None),
     )
 
 

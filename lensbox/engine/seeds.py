@@ -372,7 +372,7 @@ def train_seeds(
         A :class:`SeedRuns`.
     """
     started = time.perf_counter()
-    check_optimizer(optimizer)
+    optimizer = check_optimizer(optimizer)
     apply, X = apply_of(model), as_matrix(X, "X")
     n_seeds, n = _seed_count(params), X.shape[0]
     Y = _seed_labels(Y, n_seeds, n, X.dtype)

@@ -64,7 +64,7 @@ from lensbox.engine import transforms as tx
 from lensbox.engine.checks import as_matrix, as_targets
 from lensbox.errors import ArgumentError, ShapeError
 from lensbox.engine.models import Model
-from lensbox.engine.optim import Optimizer, check_optimizer
+from lensbox.engine.optim import Optimizer, check_smoother_optimizer
 from lensbox.engine.telescoping import telescoping_tracker
 from lensbox.engine.training import (
     StepInfo,
@@ -471,7 +471,8 @@ def smoother_tracker(
             f"the smoother form exists for squared loss only (Eqs. 6-8); got loss={loss!r}. "
             "Use lensbox.telescope for other losses."
         )
-    pieces, spec = check_optimizer(optimizer).pieces, optimizer.config.spec
+    optimizer = check_smoother_optimizer(optimizer)
+    pieces, spec = optimizer.pieces, optimizer.config.spec
     X_R, y, n = tracked_rows(X_train, y_train, X_eval)
     if labels is not None:
         labels = np.atleast_2d(np.asarray(labels, dtype=float))

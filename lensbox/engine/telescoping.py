@@ -88,7 +88,19 @@ def linearised_tracker(model: Model | Apply, X_eval) -> Tracker:
 
 
 def approximation_error(f, f_approx, axis: int | tuple[int, ...] = -1):
-    r"""Mean absolute error :math:`\frac1m\sum_x |f(x) - \tilde f(x)|` over ``axis`` (section 2.5)."""
+    r"""Mean absolute error :math:`\frac1m\sum_x |f(x) - \tilde f(x)|` over ``axis`` (section 2.5).
+
+    Takes two arrays of predictions, not a run: for a :class:`TelescopeRun` use its
+    ``telescoping_error`` and ``linearised_error`` (this function applied to ``run.network`` and
+    ``run.telescoping`` or ``run.linearised``, per recorded step).
+
+    Examples:
+        >>> import numpy as np
+        >>> from lensbox.engine.telescoping import approximation_error
+        >>> f = np.array([[1.0, 2.0], [3.0, 5.0]])  # (records, rows)
+        >>> approximation_error(f, f + [[0.1, -0.3], [0.0, 1.0]]).round(3).tolist()
+        [0.2, 0.5]
+    """
     return np.mean(np.abs(np.asarray(f) - np.asarray(f_approx)), axis=axis)
 
 
@@ -134,16 +146,38 @@ def telescope(
     optimizer,
     X,
     y,
-    X_eval,
+    X_eval=None,
     *,
     steps: int,
     record_at: Sequence[int] | None = None,
     **train_kwargs,
 ) -> TelescopeRun:
-    """Train and track the network, the telescoping model and the linearised model on ``X_eval``.
+    r"""Train and track the network, the telescoping model and the linearised model on ``X_eval``.
 
-    Takes the arguments of :func:`lensbox.train` plus the evaluation inputs ``X_eval`` (an array
-    or pytree with the same per-row shape as ``X``).
+    At each recorded step :math:`t` it keeps, on every row of ``X_eval``, the network
+    :math:`f_{\theta_t}`, the telescoping model :math:`\tilde f_{\theta_t}` (Eq. 5 (i): the
+    network at initialisation plus one first-order update per step, from the realised steps) and
+    the model linearised at initialisation :math:`f^{lin}_{\theta_t}` (section 2.3).
+
+    Args:
+        model: a :class:`~lensbox.engine.models.Model` or an ``apply(params, X)`` function.
+        params: :math:`\theta_0`, or a :class:`~lensbox.engine.training.TrainState` to continue.
+        optimizer: a lensbox optimiser (:mod:`lensbox.engine.optim`) or any optax
+            ``GradientTransformation``: only the realised steps are read.
+        X, y: training inputs and targets, as in :func:`lensbox.train`.
+        X_eval: the inputs on which the three models are tracked (an array or pytree with the
+            per-row shape of ``X``); ``None`` tracks them on the training inputs ``X``, as
+            :func:`lensbox.smooth` does.
+        steps: number of optimisation steps T.
+        record_at: the steps at which to record (in [0, T]); by default only steps 0 and T.
+            :func:`lensbox.recording_steps` makes log- or evenly-spaced ones.
+        **train_kwargs: the other arguments of :func:`lensbox.train`: ``batch_size`` (default
+            ``None``: full batch), ``loss`` (default squared), ``seed`` (the batch order),
+            ``progress``, ``trackers`` (more trackers, recorded in ``run.train.records``), ...
+
+    Returns:
+        A :class:`TelescopeRun`; ``run.telescoping_error`` and ``run.linearised_error`` give
+        each model's mean absolute gap to the network at each recorded step.
 
     Examples:
         >>> import jax, jax.numpy as jnp, numpy as np
@@ -168,7 +202,7 @@ def telescope(
         >>> bool(run.telescoping_error[-1] < run.linearised_error[-1])
         True
     """
-    X_eval = as_inputs(X_eval, "X_eval")
+    X_eval = as_inputs(X if X_eval is None else X_eval, "X_eval")
     shapes = [
         (np.shape(a)[1:], np.shape(b)[1:])
         for a, b in zip(jax.tree_util.tree_leaves(X), jax.tree_util.tree_leaves(X_eval))

@@ -529,18 +529,19 @@ def train(
     progress: bool | None = None,
     divergence_factor: float = 1e6,
 ) -> TrainResult:
-    """Train ``model`` for ``steps`` optimisation steps, from scratch or from a :class:`TrainState`.
+    r"""Train ``model`` for ``steps`` optimisation steps, from scratch or from a :class:`TrainState`.
 
     Args:
         model: a :class:`~lensbox.engine.models.Model` or an ``apply(params, X)`` function.
         params: :math:`\theta_0`, or a :class:`TrainState` (such as ``result.state`` of an earlier
             run) to continue from: its parameters, optimiser state and step count ``t_0``.
-        optimizer: from :mod:`lensbox.engine.optim` (``init``/``update``).
+        optimizer: from :mod:`lensbox.engine.optim`, or any optax ``GradientTransformation``
+            (such as ``optax.adamw(1e-3)``; see :func:`lensbox.engine.optim.from_optax`).
         X, y: training inputs (an array with a leading row axis, or a pytree of them) and targets
             ((n,) for one output; (n, k), or labels (n,) with ``softmax_cross_entropy``, for k).
         steps: number of steps T this call takes (steps :math:`t_0+1 .. t_0+T`).
         batch_size: mini-batch size; ``None`` for full batch.
-        loss: ``"squared"`` (:math:`\\tfrac12\\|y-f\\|^2`), ``"binary_cross_entropy"``,
+        loss: ``"squared"`` (:math:`\tfrac12\|y-f\|^2`), ``"binary_cross_entropy"``,
             ``"softmax_cross_entropy"``, or a function ``(pred, y) -> per-example loss``.
         seed: seeds the order of mini-batches (ignored when ``order`` is given).
         order: an explicit :class:`BatchOrder` over the rows of ``X``.
@@ -584,6 +585,7 @@ def train(
         >>> more.state.step
         250
     """
+    optimizer = check_optimizer(optimizer)
     model, start, steps = (
         as_model(model),
         _starting_state(params, optimizer),

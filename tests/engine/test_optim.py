@@ -327,3 +327,69 @@ def test_state_of_another_optimiser_is_refused():
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     with pytest.raises(ValueError, match="made by another optimiser"):
         optim.sgd(0.1, momentum=0.8).update(grads, state, params)
+
+
+# ----------------------------------------------------------------------------------------------
+# optax transformations in lensbox.train and lensbox.telescope; the smoother refuses them
+
+OPTAX_RUNS = {
+    "sgd": ("sgd", "sgd"),
+    "momentum": ("heavy_ball", "heavy_ball"),
+    "adam": ("adam", "adam"),
+    "adamw": ("adamw", "adamw"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTAX_RUNS))
+def test_telescope_takes_an_optax_transformation_and_matches_lensbox(name):
+    import lensbox
+
+    ours, theirs = CASES[OPTAX_RUNS[name][0]]
+    X = jax.random.normal(jax.random.PRNGKey(1), (40, 5))
+    y, X_eval = jnp.sin(X[:, 0]), X[:8] + 0.1
+    net = lensbox.mlp((16,))
+    params = net.init(jax.random.PRNGKey(0), 5)
+    kw = dict(steps=30, batch_size=10, record_at=[0, 10, 30], progress=False)
+    a = lensbox.telescope(net, params, theirs, X, y, X_eval, **kw)
+    b = lensbox.telescope(net, params, ours, X, y, X_eval, **kw)
+    for field in ("network", "telescoping", "linearised"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), atol=1e-12)
+    assert np.all(np.isfinite(a.telescoping_error))
+    # a run goes on from its state with the optax transformation
+    first = lensbox.train(
+        net, params, theirs, X, y, steps=30, batch_size=10, progress=False
+    )
+    more = lensbox.train(net, first.state, theirs, X, y, steps=5, progress=False)
+    assert more.state.step == 35
+
+
+def test_two_wraps_of_one_optax_transformation_are_equal_so_training_compiles_once():
+    tx = optax.adam(1e-3)
+    assert optim.from_optax(tx) == optim.from_optax(tx)
+    assert optim.from_optax(tx) != optim.from_optax(optax.adam(1e-3))
+
+
+def test_the_smoother_refuses_an_optax_transformation_naming_the_lensbox_optimiser():
+    import lensbox
+
+    X = jax.random.normal(jax.random.PRNGKey(1), (12, 3))
+    net = lensbox.mlp((4,))
+    params = net.init(jax.random.PRNGKey(0), 3)
+    with pytest.raises(
+        lensbox.ArgumentError, match=r"optax.adamw\(lr, weight_decay=l\) ->"
+    ):
+        lensbox.smooth(net, params, optax.adamw(1e-3), X, X[:, 0], X[:2], steps=2)
+    with pytest.raises(lensbox.ArgumentError, match="lensbox.sgd"):
+        lensbox.smoother_tracker(net, X, X[:, 0], None, optax.sgd(0.1))
+
+
+def test_a_wrong_optimizer_is_named_by_its_type_not_a_cut_repr():
+    import lensbox
+
+    X = jnp.ones((4, 2))
+    net = lensbox.mlp((3,))
+    params = net.init(jax.random.PRNGKey(0), 2)
+    with pytest.raises(
+        TypeError, match=r"or an optax GradientTransformation .*got a dict\.$"
+    ):
+        lensbox.train(net, params, {"lr": 0.1}, X, X[:, 0], steps=1)

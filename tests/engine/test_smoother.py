@@ -313,7 +313,9 @@ def test_bad_inputs_give_clear_errors():
         )
     with pytest.raises(TypeError, match="optimizer must be a lensbox optimiser"):
         smoother_tracker(model, X, y, X_eval, object())
-    with pytest.raises(TypeError, match=r"got 'sgd' \(build it with lensbox.sgd"):
+    with pytest.raises(
+        TypeError, match=r"got the string 'sgd' \(build it with lensbox.sgd"
+    ):
         smooth(model, params, "sgd", X, y, X_eval, steps=2)
     with pytest.raises(ValueError, match="entries but the inputs have"):
         smoother_tracker(model, X, y[:-1], X_eval, optim.sgd(0.1))

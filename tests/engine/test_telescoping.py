@@ -134,3 +134,23 @@ def test_eval_inputs_must_match_the_training_features():
             np.ones((3, 10)),
             steps=1,
         )
+
+
+def test_telescope_without_evaluation_inputs_tracks_the_training_inputs_like_smooth():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import lensbox
+
+    X = jax.random.normal(jax.random.PRNGKey(2), (12, 3))
+    y = jnp.tanh(X[:, 0])
+    net = lensbox.mlp((8,))
+    params = net.init(jax.random.PRNGKey(0), 3)
+    kw = dict(steps=5, batch_size=4, record_at=[0, 5], progress=False)
+    alone = lensbox.telescope(net, params, lensbox.sgd(0.1), X, y, **kw)
+    given = lensbox.telescope(net, params, lensbox.sgd(0.1), X, y, X, **kw)
+    assert alone.network.shape == (2, 12)
+    np.testing.assert_array_equal(alone.telescoping, given.telescoping)
+    smooth = lensbox.smooth(net, params, lensbox.sgd(0.1), X, y, None, **kw)
+    np.testing.assert_allclose(smooth.network, alone.network, atol=1e-6)

@@ -205,7 +205,7 @@ def test_an_optimiser_given_by_name_is_a_clear_error():
     model = lensbox.mlp((4,))
     with pytest.raises(
         lensbox.ArgumentTypeError,
-        match=r"got 'adam' \(build it with lensbox.adam\(learning_rate",
+        match=r"got the string 'adam' \(build it with lensbox.adam\(learning_rate",
     ):
         train(model, model.init(jax.random.PRNGKey(0), 3), "adam", X, y, steps=1)
 
