@@ -42,7 +42,8 @@ from lensbox.engine.models import mlp
 from lensbox.engine.optim import adam
 from lensbox.engine.statistics import mean_and_se
 from lensbox.engine.training import Tracker, train
-from lensbox.errors import ArgumentError, DivergenceError
+from lensbox.engine.checks import as_count, as_matrix, check_finite
+from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 
 PROPORTIONS = (0.0, 0.125, 0.25, 0.375, 0.5)
 IRREGULAR_FRACTION = 0.1
@@ -95,10 +96,19 @@ def irregular_split(
 ) -> IrregularSplit:
     """Split ``(X, y)`` by App. C.2's protocol (module docstring). ``n_train`` counts all training
     rows, validation included (``None``: every regular row not used for testing)."""
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if y.shape[0] != X.shape[0]:
-        raise ArgumentError(f"y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
+    X = np.asarray(as_matrix(X, "X"), dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != (X.shape[0],):
+        raise ShapeError(
+            f"y must hold one target per row of X, shape ({X.shape[0]},); got {y.shape}."
+        )
+    check_finite(y, "y")
+    n_test, n_val = (
+        as_count(n_test, "n_test", minimum=1),
+        as_count(n_val, "n_val", minimum=1),
+    )
+    n_train = None if n_train is None else as_count(n_train, "n_train", minimum=2)
+    seed = as_count(seed, "seed")
     if (
         not (0 < fraction < 1)
         or not proportions
@@ -115,7 +125,7 @@ def irregular_split(
     order = np.argsort(-score, kind="stable")
     irr, reg = rng.permutation(order[:n_irr]), rng.permutation(order[n_irr:])
     k_max = int(round(max(proportions) * n_test))
-    n_train = len(reg) - n_test if n_train is None else int(n_train)
+    n_train = len(reg) - n_test if n_train is None else n_train
     if k_max > len(irr) or n_test + n_train > len(reg) or not (0 < n_val < n_train):
         raise ArgumentError(
             f"not enough rows: {len(reg)} regular and {len(irr)} irregular; asked for n_test="

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from lensbox.complexity.classical import leaf_kernel
-from lensbox.errors import ArgumentError, ArgumentTypeError
+from lensbox.engine.checks import check_finite
+from lensbox.errors import ArgumentError, ArgumentTypeError, ShapeError
 
 __all__ = [
     "check_gbt",
@@ -160,15 +161,67 @@ def dense_kernel_norms(model: Any, X, X_train) -> np.ndarray:
     return out
 
 
+def check_training_set(model: Any, X_train, y_train) -> tuple[np.ndarray, np.ndarray]:
+    """``(X_train, y_train)`` as float arrays, checked to be the set ``model`` was fitted on, as
+    far as the fitted trees record it (with ``subsample = 1``): every tree's leaves hold as many
+    of these rows as it was grown on, the default initial model is their mean target, and the
+    first tree's leaf values are the mean residuals of these targets. Eq. 9 and the smoother
+    weights are sums over the training rows, so another set gives plausible, wrong numbers.
+
+    Raises:
+        ShapeError: ``y_train`` is not one target per row of ``X_train``.
+        NonFiniteError: non-finite targets.
+        ArgumentError: a set that is not the model's training set.
+    """
+    X_train = check_gbt(model, X_train, name="X_train")
+    y = np.asarray(y_train, dtype=np.float64)
+    if y.shape != (X_train.shape[0],):
+        raise ShapeError(
+            f"y_train must hold one target per row of X_train, shape ({X_train.shape[0]},); "
+            f"got {y.shape}."
+        )
+    check_finite(y, "y_train")
+    if model.subsample < 1:
+        return X_train, y
+    leaves = _training_leaves(model, X_train)
+    residual = y - _initial(model, X_train)
+    means = _leaf_means(leaves[:, 0], residual, leaves[:, 0])
+    fitted = model.estimators_[0, 0].tree_.value[leaves[:, 0], 0, 0]
+    scale = max(1.0, float(np.max(np.abs(residual))))
+    if not np.allclose(means, fitted, rtol=1e-6, atol=1e-9 * scale):
+        raise ArgumentError(
+            "y_train is not the targets the model was fitted on: the first tree's leaf values "
+            "are not the mean residuals of these targets. Pass the targets given to model.fit."
+        )
+    return X_train, y
+
+
+def _training_leaves(model: Any, X_train: np.ndarray) -> np.ndarray:
+    """The leaves of ``X_train``, checked to hold as many rows as every tree was grown on
+    (``subsample = 1``): otherwise ``X_train`` is not the model's training set."""
+    grown_on = int(model.estimators_[0, 0].tree_.n_node_samples[0])
+    leaves = leaf_indices(model, X_train)
+    counts_match = all(
+        np.array_equal(
+            np.bincount(leaves[:, t], minlength=t_.node_count)[t_.children_left == -1],
+            t_.n_node_samples[t_.children_left == -1],
+        )
+        for t, t_ in enumerate(_trees(model))
+    )
+    if X_train.shape[0] != grown_on or not counts_match:
+        raise ArgumentError(
+            f"X_train is not the set the model was fitted on: its {X_train.shape[0]} rows do "
+            f"not fall into the trees' leaves as the {grown_on} training rows did. Pass the "
+            "rows given to model.fit."
+        )
+    return leaves
+
+
 def negative_gradients(model: Any, X_train, y_train) -> np.ndarray:
     r"""The residuals :math:`-g_{it} = y_i - \hat f_{t-1}(x_i)` each tree was fitted to, ``(n, T)``,
-    from ``staged_predict`` (squared loss :math:`\tfrac12(y - f)^2`)."""
-    X_train = check_gbt(model, X_train, name="X_train")
-    y = np.asarray(y_train, dtype=np.float64).reshape(-1)
-    if y.shape[0] != X_train.shape[0]:
-        raise ArgumentError(
-            f"y_train has {y.shape[0]} entries but X_train has {X_train.shape[0]} rows."
-        )
+    from ``staged_predict`` (squared loss :math:`\tfrac12(y - f)^2`); ``(X_train, y_train)`` must be
+    the model's training set (:func:`check_training_set`)."""
+    X_train, y = check_training_set(model, X_train, y_train)
     T = len(model.estimators_)
     f = np.empty((X_train.shape[0], T))
     f[:, 0] = _initial(model, X_train)
@@ -238,7 +291,7 @@ def smoother_weights(model: Any, X_train, X) -> np.ndarray:
         )
     X, X_train = check_gbt(model, X), check_gbt(model, X_train, name="X_train")
     n = X_train.shape[0]
-    la, lb = leaf_indices(model, X), leaf_indices(model, X_train)
+    la, lb = leaf_indices(model, X), _training_leaves(model, X_train)
     S_train, S_x = np.full((n, n), 1.0 / n), np.full((X.shape[0], n), 1.0 / n)
     for t in range(la.shape[1]):
         resid = np.eye(n) - S_train

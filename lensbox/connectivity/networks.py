@@ -37,8 +37,10 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lensbox.errors import ArgumentError
+from lensbox.engine.checks import as_count
+from lensbox.errors import ArgumentError, ArgumentTypeError
 
 Params = Any
 BN_MOMENTUM = 0.1  # PyTorch's default
@@ -133,6 +135,7 @@ def batch_norm(
     in training mode as ``(1 - momentum) s + momentum * batch statistic`` (``momentum = 1`` makes
     them the statistics of this batch).
     """
+    check_momentum(momentum)
     axes = tuple(range(x.ndim - 1))
     if train:
         mean = jnp.mean(x, axis=axes)
@@ -332,20 +335,44 @@ def residual_mlp(
 
 
 def _check_spec(widths, blocks, classes) -> ResNetSpec:
-    widths = tuple(int(w) for w in widths)
-    if not widths or any(w < 1 for w in widths):
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise ArgumentTypeError(
+            f"widths must be a sequence of channel counts; got {widths!r}."
+        )
+    widths = tuple(as_count(w, "widths", minimum=1) for w in widths)
+    if not widths:
         raise ArgumentError(
-            f"widths must be a non-empty sequence of positive integers; got {widths}."
+            "widths must be a non-empty sequence of positive integers; got ()."
         )
     if any(not (a <= b <= 3 * a) for a, b in zip(widths, widths[1:])):
         raise ArgumentError(
             f"widths: each stage must keep or widen (at most 3x) the channels; got {widths}."
         )
-    if int(blocks) < 1 or int(classes) < 1:
-        raise ArgumentError(
-            f"blocks and classes must be positive; got blocks={blocks}, classes={classes}."
+    blocks = as_count(blocks, "blocks", minimum=1)
+    return ResNetSpec(widths, blocks, as_count(classes, "classes", minimum=1))
+
+
+def check_momentum(momentum) -> None:
+    """BatchNorm's ``momentum`` must be a number in [0, 1] (PyTorch's convention: the weight of
+    the batch statistic); outside it the running variance can turn negative. A value traced
+    inside a compiled program is not checked (it is checked where it was given)."""
+    if isinstance(momentum, jax.core.Tracer):
+        return
+    if isinstance(momentum, (bool, str)) or np.ndim(momentum) != 0:
+        raise ArgumentTypeError(
+            f"momentum must be a number in [0, 1]; got {momentum!r} ({type(momentum).__name__})."
         )
-    return ResNetSpec(widths, int(blocks), int(classes))
+    try:
+        value = float(momentum)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(
+            f"momentum must be a number in [0, 1]; got {momentum!r} ({type(momentum).__name__})."
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise ArgumentError(
+            f"momentum must lie in [0, 1] (the batch statistic's weight in the running "
+            f"statistics); got {momentum!r}."
+        )
 
 
 def layer_names(params: Params) -> list[tuple[str, str]]:

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox.errors import ArgumentError
+from lensbox.engine.checks import as_count, check_finite
+from lensbox.errors import ArgumentError, DivergenceError, ShapeError
 from lensbox.connectivity.networks import BatchNormNetwork
 from lensbox.engine.optim import Optimizer, OptState, apply_updates
 from lensbox.engine.progress import step_bar
@@ -99,14 +100,28 @@ def make_trainer(
     """
     n = int(X.shape[0])
     if X.ndim != 4:
-        raise ArgumentError(
+        raise ShapeError(
             f"X must be images (n, height, width, channels); got shape {X.shape}."
         )
+    check_finite(np.asarray(X), "X")
     if y.shape != (n,):
-        raise ArgumentError(
+        raise ShapeError(
             f"y must hold one integer label per image, shape ({n},); got {y.shape}."
         )
-    if not (1 <= int(batch_size) <= n):
+    labels = np.asarray(y)
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise ArgumentError(
+                f"y must hold integer class labels; got values such as {labels[:3].tolist()}."
+            )
+    classes = net.spec.classes
+    if n and (labels.min() < 0 or labels.max() >= classes):
+        raise ArgumentError(
+            f"y must hold class labels in [0, {classes - 1}] (the network has {classes} "
+            f"outputs); got labels from {labels.min()} to {labels.max()}."
+        )
+    batch_size = as_count(batch_size, "batch_size", minimum=1)
+    if batch_size > n:
         raise ArgumentError(
             f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}."
         )
@@ -198,6 +213,7 @@ def train_many(
     Returns:
         ``(states, interrupted)``.
     """
+    chunk = as_count(chunk, "chunk", minimum=1)
     stops = jnp.asarray(stops, jnp.int32)
     if stops.shape != states.step.shape:
         raise ArgumentError(
@@ -209,12 +225,24 @@ def train_many(
     bounds = list(range(first + chunk, last, chunk)) + [last]
     bar = step_bar(max(last - first, 0), progress, desc)
     done = first
+    previous = states
     try:
         for bound in bounds:
             states = run(
                 states, data_keys, jnp.minimum(stops, bound), advance.X, advance.y
             )
             jax.block_until_ready(states.step)
+            finite = _finite_runs(states.params)
+            if not finite.all():
+                bad = np.flatnonzero(~finite)
+                raise DivergenceError(
+                    f"training diverged by step {bound}: run(s) {bad[:5].tolist()} of "
+                    f"{len(finite)} have non-finite parameters (lower the learning rate). "
+                    "The states before this chunk are in this error's `partial` attribute.",
+                    bound,
+                    previous,
+                )
+            previous = states
             if bar is not None:
                 bar.update(bound - done)
             done = bound
@@ -226,16 +254,23 @@ def train_many(
     return states, False
 
 
+def _finite_runs(params: Params) -> np.ndarray:
+    """Whether each run (leading axis) has finite parameters."""
+    leaves = jax.tree_util.tree_leaves(params)
+    flags = [
+        jnp.all(jnp.isfinite(leaf.reshape(leaf.shape[0], -1)), axis=1)
+        for leaf in leaves
+    ]
+    return np.asarray(jnp.all(jnp.stack(flags), axis=0))
+
+
 def spawn(parents: SpawnState, n_children: int) -> SpawnState:
     """``n_children`` copies of each parent state, leading axes ``(parents..., n_children)``.
 
     Children share parameters, BatchNorm statistics, the optimiser state (momentum) and the step:
     everything but the data order, which the caller gives each child through its own key.
     """
-    if int(n_children) < 1:
-        raise ArgumentError(
-            f"n_children must be a positive integer; got {n_children!r}."
-        )
+    n_children = as_count(n_children, "n_children", minimum=1)
     axis = int(np.ndim(parents.step))  # after the parents' own leading axes
     return jax.tree_util.tree_map(
         lambda leaf: jnp.stack([leaf] * int(n_children), axis=axis), parents
@@ -272,8 +307,8 @@ def train_to_checkpoints(
         KeyboardInterrupt: re-raised if training was interrupted, so no half-trained parent is
             mistaken for a checkpoint.
     """
-    checkpoints = [int(c) for c in checkpoints]
-    if checkpoints != sorted(checkpoints) or (checkpoints and checkpoints[0] < 0):
+    checkpoints = [as_count(c, "checkpoints") for c in checkpoints]
+    if checkpoints != sorted(checkpoints):
         raise ArgumentError(
             f"checkpoints must be sorted non-negative steps; got {checkpoints}."
         )
@@ -318,7 +353,7 @@ def train_children(
         advance,
         flat,
         keys,
-        jnp.full(flat.step.shape, int(stop)),
+        jnp.full(flat.step.shape, as_count(stop, "stop")),
         progress=progress,
         desc="children",
     )

@@ -50,7 +50,7 @@ def test_split_refuses_impossible_sizes():
         irr.irregular_split(
             X, y, n_train=50, n_val=10, n_test=60
         )  # needs 30 irregular, has 10
-    with pytest.raises(ValueError, match="y has"):
+    with pytest.raises(ValueError, match="y must hold one target per row of X"):
         irr.irregular_split(X, y[:-1], n_train=50, n_val=10, n_test=10)
 
 

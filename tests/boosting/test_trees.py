@@ -145,7 +145,7 @@ def test_clear_errors():
         trees.kernel_norms(model, Xt[:, :3])
     with pytest.raises(ValueError, match="X_train must have shape"):
         trees.telescoping_predict(model, X[:, :2], y, Xt)
-    with pytest.raises(ValueError, match="y_train has"):
+    with pytest.raises(ValueError, match="y_train must hold one target per row"):
         trees.telescoping_predict(model, X, y[:-1], Xt)
     with pytest.raises(ValueError, match="t must index"):
         trees.tree_kernel(model, Xt, X, 5)
