@@ -30,6 +30,7 @@ from lensbox.errors import ArgumentError, ArgumentTypeError, ShapeError
 
 __all__ = [
     "check_gbt",
+    "check_training_set",
     "dense_kernel_norms",
     "kernel_norms",
     "leaf_counts",
