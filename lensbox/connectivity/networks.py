@@ -358,11 +358,9 @@ def check_momentum(momentum) -> None:
     inside a compiled program is not checked (it is checked where it was given)."""
     if isinstance(momentum, jax.core.Tracer):
         return
-    if isinstance(momentum, (bool, str)) or np.ndim(momentum) != 0:
-        raise ArgumentTypeError(
-            f"momentum must be a number in [0, 1]; got {momentum!r} ({type(momentum).__name__})."
-        )
     try:
+        if isinstance(momentum, (bool, str)) or np.ndim(momentum) != 0:
+            raise TypeError
         value = float(momentum)
     except (TypeError, ValueError):
         raise ArgumentTypeError(
