@@ -29,6 +29,7 @@ from lensbox._lazy import attach
 from lensbox.errors import (
     ArgumentError,
     ArgumentTypeError,
+    DataFileError,
     DivergenceError,
     LensboxError,
     NonFiniteError,
@@ -86,6 +87,7 @@ __all__ = sorted(
         *_EXPORTS,
         "ArgumentError",
         "ArgumentTypeError",
+        "DataFileError",
         "DivergenceError",
         "LensboxError",
         "NonFiniteError",

@@ -29,6 +29,11 @@ class ArgumentTypeError(LensboxError, TypeError):
     """An argument has the wrong type (an optimiser given as a string, a width given as an int)."""
 
 
+class DataFileError(LensboxError, ValueError):
+    """A data file is not what its format says: truncated, corrupt, or not the official file.
+    The message names the file and what is wrong with it."""
+
+
 class DivergenceError(LensboxError, RuntimeError):
     """Training diverged from finite initial parameters. ``step`` is the first bad step; ``partial``
     the result up to the last completed chunk before it, so nothing already computed is lost."""

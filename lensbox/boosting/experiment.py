@@ -100,6 +100,10 @@ def units(config: Mapping[str, Any]) -> list[str]:
 
 def _parse(unit: str) -> tuple[str, int]:
     name, _, seed = unit.rpartition("-seed")
+    if not (name and seed.isdigit()):
+        raise ArgumentError(
+            f"unit must name a table and a seed, {unit_name('diamonds', 0)!r} say; got {unit!r}."
+        )
     return name, int(seed)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lensbox.engine.checks import as_count, as_targets
+from lensbox.engine.checks import as_count, as_targets, check_finite
 from lensbox.errors import ArgumentError, ShapeError
 
 
@@ -27,6 +27,8 @@ def _inputs(X, X_test) -> tuple[np.ndarray, np.ndarray]:
             f"X and X_test must be 2-D with the same number of features; got shapes "
             f"{X.shape} and {X_test.shape}."
         )
+    check_finite(X, "X")
+    check_finite(X_test, "X_test")
     if X.shape[0] == 0:
         raise ArgumentError(
             "X has no rows; a smoother needs at least one training example."
@@ -84,8 +86,20 @@ def leaf_kernel(leaf_rows: np.ndarray, leaf_train: np.ndarray) -> np.ndarray:
     Every row must fall in a leaf that holds a training row (true for the tree's own fit). The
     tree smoother here and each tree of a boosted ensemble (Eq. 9, :mod:`lensbox.boosting.trees`)
     are built from it."""
+    leaf_rows, leaf_train = np.asarray(leaf_rows), np.asarray(leaf_train)
+    if leaf_rows.ndim != 1 or leaf_train.ndim != 1:
+        raise ShapeError(
+            "leaf_rows and leaf_train must be vectors of leaf indices (one per row); got shapes "
+            f"{leaf_rows.shape} and {leaf_train.shape}."
+        )
     same = (leaf_rows[:, None] == leaf_train[None, :]).astype(np.float64)
-    return same / same.sum(1, keepdims=True)
+    counts = same.sum(1, keepdims=True)
+    if np.any(counts == 0):
+        raise ArgumentError(
+            f"leaf_rows puts {int(np.sum(counts == 0))} row(s) in leaves that no row of leaf_train "
+            "falls in; were the leaves read from another tree?"
+        )
+    return same / counts
 
 
 def tree_smoother(

@@ -28,6 +28,8 @@ from lensbox.data import balanced_subsample, flip_labels, identity, load
 from lensbox.engine.models import Model, Params, mlp
 from lensbox.engine.optim import Optimizer, sgd
 from lensbox.engine.seeds import StoppingRule, init_seeds, kernel_learning_rate
+from lensbox.engine.checks import as_count
+from lensbox.errors import ArgumentError
 from lensbox.runtime.results import Experiment
 
 #: The paper's 22 widths (App. C.1).
@@ -91,6 +93,9 @@ def training_data(config: Mapping[str, Any]):
 
 def labels(y, noise: float, seeds: int) -> np.ndarray:
     """Each seed's training labels, with its own ``noise`` fraction flipped (seed ``1000 + s``)."""
+    seeds = as_count(seeds, "seeds", minimum=1)
+    if not 0.0 <= float(noise) <= 1.0:
+        raise ArgumentError(f"noise must be a fraction in [0, 1]; got {noise!r}.")
     return np.stack([flip_labels(y, noise, seed=1000 + s)[0] for s in range(seeds)])
 
 
@@ -166,7 +171,12 @@ def run_unit(config: Mapping[str, Any], unit: str) -> SmootherFit:
     """One width of the main sweep: label noise ``config["noise"]``, both readings tracked."""
     X, y, X_test, y_test = training_data(config)
     Y = labels(y, config["noise"], config["seeds"])
-    width = int(unit.removeprefix("width"))
+    digits = unit.removeprefix("width")
+    if not (unit.startswith("width") and digits.isdigit()):
+        raise ArgumentError(
+            f"unit must name a width, {unit_name(20)!r} say; got {unit!r}."
+        )
+    width = int(digits)
     return fit_width(width, X, Y, X_test, y_test, config, rule=stopping_rule(config))
 
 

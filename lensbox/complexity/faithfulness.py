@@ -34,10 +34,17 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox.engine.checks import as_matrix
+from lensbox.engine.checks import as_matrix, as_targets
 from lensbox.engine.models import Model, Params
 from lensbox.engine.optim import Optimizer
-from lensbox.engine.seeds import SeedRuns, StoppingRule, train_seeds
+from lensbox.engine.seeds import (
+    SeedRuns,
+    StoppingRule,
+    check_rule,
+    seed_count,
+    seed_labels,
+    train_seeds,
+)
 from lensbox.engine.smoother import (
     check_record,
     effective_parameters,
@@ -69,7 +76,14 @@ class Gap:
     @classmethod
     def between(cls, prediction, network) -> Gap:
         """The gap of ``prediction`` to ``network``, both (seeds, rows)."""
-        gap = np.asarray(prediction, dtype=float) - np.asarray(network, dtype=float)
+        prediction = np.asarray(prediction, dtype=float)
+        network = np.asarray(network, dtype=float)
+        if prediction.ndim != 2 or prediction.shape != network.shape:
+            raise ShapeError(
+                "prediction and network must both have shape (seeds, rows); got "
+                f"{prediction.shape} and {network.shape}."
+            )
+        gap = prediction - network
         return cls(
             np.mean(gap**2, axis=1),
             np.mean(np.abs(gap), axis=1),
@@ -215,13 +229,14 @@ def smoother_fit(
         raise ArgumentError(
             "realised=True reads the realised reading of the smoother; it needs smoother=True."
         )
-    X_train, X_test = as_matrix(X_train, "X_train"), as_matrix(X_test, "X_test")
-    y_test = np.asarray(y_test, dtype=float)
-    if y_test.shape != (X_test.shape[0],):
-        raise ShapeError(
-            f"y_test must have one label per test row ({X_test.shape[0]}); got shape {y_test.shape}."
-        )
+    check_rule(rule)
+    X_train = as_matrix(X_train, "X_train")
+    X_test = as_matrix(X_test, "X_test", n_features=X_train.shape[1])
+    y_test = np.asarray(
+        as_targets(y_test, "y_test", n_rows=X_test.shape[0]), dtype=float
+    )
     Y = np.asarray(Y_train, dtype=float)
+    seed_labels(Y, seed_count(params), X_train.shape[0], name="Y_train")
     X_R = jnp.concatenate([X_train, X_test.astype(X_train.dtype)])
     trackers = {"network": predictions_tracker(model, X_R)}
     if smoother:
@@ -290,8 +305,13 @@ def is_faithful(gap_mse, test_mse, fraction: float = FRACTION) -> np.ndarray:
         np.asarray(test_mse, dtype=float),
     )
     if gap_mse.shape != test_mse.shape:
-        raise ArgumentError(
+        raise ShapeError(
             f"gap_mse and test_mse must have the same shape; got {gap_mse.shape} and {test_mse.shape}."
+        )
+    if np.any(test_mse < 0) or np.any(gap_mse < 0):
+        raise ArgumentError(
+            "gap_mse and test_mse are mean squared errors and cannot be negative; got "
+            f"gap_mse {gap_mse.min()} and test_mse {test_mse.min()} at least."
         )
     return np.isfinite(gap_mse) & (gap_mse <= fraction * test_mse)
 

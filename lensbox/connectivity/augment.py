@@ -11,13 +11,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lensbox.errors import ArgumentError
+from lensbox.connectivity.networks import check_images
+from lensbox.engine.checks import as_count
+from lensbox.errors import ArgumentTypeError
 
 
-def _check_images(x: jax.Array) -> None:
-    if x.ndim != 4:
-        raise ArgumentError(
-            f"x must be a batch of images (n, height, width, channels); got shape {x.shape}."
+def _check_key(key) -> None:
+    """A JAX random key: a typed key, or the ``uint32`` pair ``jax.random.PRNGKey`` returns."""
+    if isinstance(key, jax.core.Tracer):
+        return
+    typed = hasattr(key, "dtype") and jax.dtypes.issubdtype(
+        key.dtype, jax.dtypes.prng_key
+    )
+    raw = hasattr(key, "dtype") and key.dtype == jnp.uint32 and key.shape == (2,)
+    if not (typed or raw):
+        raise ArgumentTypeError(
+            f"key must be a JAX random key, e.g. jax.random.PRNGKey(0); got {key!r}."
         )
 
 
@@ -27,9 +36,9 @@ def random_crop(key: jax.Array, x: jax.Array, pad: int) -> jax.Array:
     The window's top-left corner is uniform on ``{0, ..., 2 pad}`` in each direction, independently
     per image; ``pad = 0`` returns ``x``.
     """
-    _check_images(x)
-    if int(pad) != pad or pad < 0:
-        raise ArgumentError(f"pad must be a non-negative integer; got {pad!r}.")
+    _check_key(key)
+    x = check_images(x, "x", allow_empty=True)
+    pad = as_count(pad, "pad")
     if pad == 0:
         return x
     n, h, w, c = x.shape
@@ -44,7 +53,8 @@ def random_crop(key: jax.Array, x: jax.Array, pad: int) -> jax.Array:
 
 def random_flip(key: jax.Array, x: jax.Array) -> jax.Array:
     """Mirror each image left-right with probability one half, independently per image."""
-    _check_images(x)
+    _check_key(key)
+    x = check_images(x, "x", allow_empty=True)
     flip = jax.random.bernoulli(key, 0.5, (x.shape[0],))
     return jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
 
@@ -57,6 +67,9 @@ def augment(
     ``pad = 4`` and ``flip = True`` are the standard CIFAR-10 settings; ``flip = False`` suits images
     whose meaning changes when mirrored (handwritten digits).
     """
+    if not isinstance(flip, bool):
+        raise ArgumentTypeError(f"flip must be True or False; got {flip!r}.")
+    _check_key(key)
     k_crop, k_flip = jax.random.split(key)
     x = random_crop(k_crop, x, pad)
     return random_flip(k_flip, x) if flip else x

@@ -26,8 +26,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox.errors import ArgumentError
-from lensbox.connectivity.networks import BatchNormNetwork, get_layer, layer_names
+from lensbox.connectivity.networks import (
+    BatchNormNetwork,
+    check_images,
+    check_labels,
+    get_layer,
+    layer_names,
+)
+from lensbox.engine.checks import as_count, check_finite
+from lensbox.errors import ArgumentError, ShapeError
 from lensbox.engine.training import cached_program, softmax_cross_entropy
 
 Params = Any
@@ -57,6 +64,18 @@ def interpolate(theta_1: Params, theta_2: Params, alphas) -> Params:
     if jax.tree_util.tree_structure(theta_1) != jax.tree_util.tree_structure(theta_2):
         raise ArgumentError(
             "theta_1 and theta_2 must be pytrees of the same structure."
+        )
+    shapes = [
+        (jnp.shape(u), jnp.shape(v))
+        for u, v in zip(
+            jax.tree_util.tree_leaves(theta_1), jax.tree_util.tree_leaves(theta_2)
+        )
+        if jnp.shape(u) != jnp.shape(v)
+    ]
+    if shapes:
+        raise ShapeError(
+            f"theta_1 and theta_2 must hold arrays of the same shapes; {len(shapes)} differ, "
+            f"the first {shapes[0][0]} against {shapes[0][1]}."
         )
 
     def mix(p1, p2):
@@ -103,8 +122,10 @@ def evaluate(
     chunk: int = 1000,
 ) -> tuple[jax.Array, jax.Array]:
     """Mean softmax cross-entropy and accuracy on ``(X, y)`` in evaluation mode (running statistics)."""
+    X = check_images(X, "X")
+    y = check_labels(net, y, X.shape[0], "y")
+    chunk = as_count(chunk, "chunk", minimum=1)
     logits = _chunked_logits(net, params, bn_state, X, chunk)
-    y = jnp.asarray(y).astype(jnp.int32)
     return (
         jnp.mean(softmax_cross_entropy(logits, y)),
         jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(logits.dtype)),
@@ -140,6 +161,10 @@ def interpolation_curve(
         raise ArgumentError(
             "bn='recompute' needs X_stats, the training inputs to recompute on."
         )
+    X = check_images(X, "X")
+    y = check_labels(net, y, X.shape[0], "y")
+    if X_stats is not None:
+        X_stats = check_images(X_stats, "X_stats")
     thetas = interpolate(child_1[0], child_2[0], alphas)
     stats = interpolate(child_1[1], child_2[1], alphas)
 
@@ -171,7 +196,9 @@ def barrier(
     """
     a = _alphas(alphas)
     v = jnp.asarray(values)
-    if v.shape[-1] != a.shape[0]:
+    if not isinstance(values, jax.core.Tracer):
+        check_finite(v, "values")
+    if v.ndim == 0 or v.shape[-1] != a.shape[0]:
         raise ArgumentError(
             f"values must end with one entry per alpha ({a.shape[0]}); got {v.shape}."
         )
@@ -216,10 +243,8 @@ def layer_gradient_change(
     chunk: int = 32,
 ) -> dict:
     """:func:`gradient_change` as JAX scalars (jit- and map-able); same arguments."""
-    if X.ndim != 4:
-        raise ArgumentError(
-            f"X must be images (n, height, width, channels); got shape {X.shape}."
-        )
+    X = check_images(X, "X")
+    chunk = as_count(chunk, "chunk", minimum=1)
     n = X.shape[0]
 
     def jac(params, bn_state, xb):
@@ -302,6 +327,13 @@ def eq10_comparison(
         ``acc_spawn``: test accuracies (JAX scalars; the function is jit- and map-able).
     """
 
+    if not isinstance(alpha, jax.core.Tracer) and not 0.0 <= float(alpha) <= 1.0:
+        raise ArgumentError(
+            f"alpha must lie in [0, 1] (a point between the children); got {alpha!r}."
+        )
+    X, X_stats = check_images(X, "X"), check_images(X_stats, "X_stats")
+    y = check_labels(net, y, X.shape[0], "y")
+
     def f(params, bn_state):
         return net.apply(
             params, recompute_statistics(net, params, bn_state, X_stats), X, False
@@ -320,7 +352,6 @@ def eq10_comparison(
     lin = f_spawn + jvp
     rms = lambda d: jnp.sqrt(jnp.mean(jnp.square(d)))  # noqa: E731
     scale = rms(ens - f_spawn)
-    y = jnp.asarray(y).astype(jnp.int32)
     acc = lambda logits: jnp.mean((jnp.argmax(logits, -1) == y).astype(logits.dtype))  # noqa: E731
     return {
         "gap_wa_ens": rms(wa - ens) / scale,

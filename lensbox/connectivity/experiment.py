@@ -42,6 +42,7 @@ from lensbox.connectivity.spawning import (
 )
 from lensbox.data import Dataset, identity, load
 from lensbox.engine.optim import Optimizer, Schedule, sgd
+from lensbox.engine.checks import as_count
 from lensbox.errors import ArgumentError
 from lensbox.runtime.results import Experiment
 
@@ -56,6 +57,7 @@ PAPER_FT_DECAY_AT = [6_400, 9_600]
 
 def scaled_schedule(steps: int) -> list[int]:
     """The paper's boundaries at 51 % and 76 % of its 63,000 steps, scaled to ``steps``."""
+    steps = as_count(steps, "steps", minimum=1)
     return [int(0.51 * steps), int(0.76 * steps)]
 
 

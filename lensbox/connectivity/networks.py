@@ -39,8 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox.engine.checks import as_count
-from lensbox.errors import ArgumentError, ArgumentTypeError
+from lensbox.engine.checks import as_count, check_finite
+from lensbox.errors import ArgumentError, ArgumentTypeError, ShapeError
 
 Params = Any
 BN_MOMENTUM = 0.1  # PyTorch's default
@@ -371,6 +371,49 @@ def check_momentum(momentum) -> None:
             f"momentum must lie in [0, 1] (the batch statistic's weight in the running "
             f"statistics); got {momentum!r}."
         )
+
+
+def check_images(X, name: str = "X", *, allow_empty: bool = False) -> jax.Array:
+    """``X`` as a finite batch of images ``(n, height, width, channels)``, a JAX array. A value
+    traced inside a compiled program is returned unchecked (it is checked where it was given)."""
+    if isinstance(X, jax.core.Tracer):
+        return X
+    arr = np.asarray(X)
+    if arr.ndim != 4:
+        raise ShapeError(
+            f"{name} must be images (n, height, width, channels); got shape {arr.shape}."
+        )
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ArgumentError(f"{name} has no images; at least one is needed.")
+    check_finite(arr, name)
+    return jnp.asarray(X)
+
+
+def check_labels(net: BatchNormNetwork, y, n: int, name: str = "y") -> jax.Array:
+    """``y`` as ``n`` integer class labels in ``[0, net.spec.classes)``, an ``int32`` JAX array;
+    a float array is accepted when every entry is a whole number. Traced values pass unchecked."""
+    if isinstance(y, jax.core.Tracer):
+        return y.astype(jnp.int32)
+    labels = np.asarray(y)
+    if labels.shape != (n,):
+        raise ShapeError(
+            f"{name} must hold one integer label per image, shape ({n},); got {labels.shape}."
+        )
+    if not np.issubdtype(labels.dtype, np.integer) and (
+        not np.issubdtype(labels.dtype, np.number)
+        or not np.all(np.isfinite(labels))
+        or np.any(labels != np.round(labels))
+    ):
+        raise ArgumentError(
+            f"{name} must hold integer class labels; got values such as {labels[:3].tolist()}."
+        )
+    classes = net.spec.classes
+    if n and (labels.min() < 0 or labels.max() >= classes):
+        raise ArgumentError(
+            f"{name} must hold class labels in [0, {classes - 1}] (the network has {classes} "
+            f"outputs); got labels from {labels.min()} to {labels.max()}."
+        )
+    return jnp.asarray(labels).astype(jnp.int32)
 
 
 def layer_names(params: Params) -> list[tuple[str, str]]:

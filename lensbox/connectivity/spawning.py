@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lensbox.engine.checks import as_count, check_finite
-from lensbox.errors import ArgumentError, DivergenceError, ShapeError
-from lensbox.connectivity.networks import BatchNormNetwork
+from lensbox.engine.checks import as_count
+from lensbox.errors import ArgumentError, DivergenceError
+from lensbox.connectivity.networks import BatchNormNetwork, check_images, check_labels
 from lensbox.engine.optim import Optimizer, OptState, apply_updates
 from lensbox.engine.progress import step_bar
 from lensbox.engine.training import cached_program, softmax_cross_entropy, stack
@@ -98,34 +98,14 @@ def make_trainer(
         augment: ``augment(key, images) -> images`` applied to every batch (e.g.
             :func:`lensbox.connectivity.augment.augment`), or ``None``.
     """
+    X = check_images(X, "X")
     n = int(X.shape[0])
-    if X.ndim != 4:
-        raise ShapeError(
-            f"X must be images (n, height, width, channels); got shape {X.shape}."
-        )
-    check_finite(np.asarray(X), "X")
-    if y.shape != (n,):
-        raise ShapeError(
-            f"y must hold one integer label per image, shape ({n},); got {y.shape}."
-        )
-    labels = np.asarray(y)
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            raise ArgumentError(
-                f"y must hold integer class labels; got values such as {labels[:3].tolist()}."
-            )
-    classes = net.spec.classes
-    if n and (labels.min() < 0 or labels.max() >= classes):
-        raise ArgumentError(
-            f"y must hold class labels in [0, {classes - 1}] (the network has {classes} "
-            f"outputs); got labels from {labels.min()} to {labels.max()}."
-        )
+    y = check_labels(net, y, n, "y")
     batch_size = as_count(batch_size, "batch_size", minimum=1)
     if batch_size > n:
         raise ArgumentError(
             f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}."
         )
-    X, y = jnp.asarray(X), jnp.asarray(y).astype(jnp.int32)
     per_epoch = n // batch_size
 
     def loss(params, bn_state, xb, yb):

@@ -25,6 +25,7 @@ from lensbox.data.download import (
     ensure,
     fixtures_dir,
 )
+from lensbox.errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -212,8 +213,8 @@ def identity(name: str, scale: str) -> str:
 
 def info(name: str) -> DataInfo:
     if name not in CATALOGUE:
-        raise ValueError(
-            f"unknown data set {name!r}; lensbox.data knows {', '.join(CATALOGUE)}."
+        raise ArgumentError(
+            f"name must be a data set lensbox.data knows ({', '.join(CATALOGUE)}); got {name!r}."
         )
     return CATALOGUE[name]
 
@@ -324,9 +325,9 @@ def load(name: str, *, seed: int = 0, scale: str | None = None) -> Dataset:
     entry = info(name)
     scale = current_scale() if scale is None else scale
     if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}.")
+        raise ArgumentError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}.")
     if int(seed) != seed:
-        raise ValueError(f"seed must be an integer; got {seed!r}.")
+        raise ArgumentError(f"seed must be an integer; got {seed!r}.")
     if scale == "paper" or entry.offline is None:
         data = entry.real(seed=int(seed))
         if fixtures_dir() is not None and not entry.generated:

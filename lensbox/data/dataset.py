@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from lensbox.errors import LensboxError, ShapeError
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(LensboxError, RuntimeError):
     """A data set cannot be provided here: no honest offline stand-in, or no file and no network."""
 
 
@@ -47,7 +48,7 @@ class Dataset:
         for split in ("train", "test"):
             X, y = getattr(self, f"X_{split}"), getattr(self, f"y_{split}")
             if len(X) != len(y):
-                raise ValueError(
+                raise ShapeError(
                     f"{self.name}: X_{split} has {len(X)} rows but y_{split} has {len(y)} entries."
                 )
 

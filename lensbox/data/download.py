@@ -24,8 +24,11 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from lensbox.errors import ArgumentError, DataFileError, LensboxError
 
 ENV_VAR = "LENSBOX_DATA"
 FIXTURES_ENV_VAR = "LENSBOX_DATA_FIXTURES"
@@ -33,11 +36,11 @@ TIMEOUT_S = 30.0
 _CHUNK = 1 << 20
 
 
-class DownloadError(OSError):
+class DownloadError(LensboxError, OSError):
     """A file is not in the cache and could not be downloaded (no network, server error)."""
 
 
-class ChecksumError(OSError):
+class ChecksumError(LensboxError, OSError):
     """A file's contents do not match its pinned checksum."""
 
 
@@ -54,6 +57,10 @@ class RemoteFile:
         size: the size in bytes, when known.
         unpinned: why no checksum is pinned, for files with neither ``sha256`` nor ``md5``;
             such files are checked by structure when read.
+        check: for an unpinned file, a function that reads the file and raises
+            :class:`~lensbox.errors.DataFileError` when it is not what it should be (a server's
+            error page instead of a data description). A download that fails it is not stored,
+            and a cached copy that fails it is removed and downloaded again.
     """
 
     filename: str
@@ -62,12 +69,13 @@ class RemoteFile:
     md5: str | None = None
     size: int | None = None
     unpinned: str = ""
+    check: Callable[[Path], None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not self.urls:
-            raise ValueError(f"{self.filename}: at least one URL is needed.")
+            raise ArgumentError(f"{self.filename}: at least one URL is needed.")
         if self.sha256 is None and self.md5 is None and not self.unpinned:
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.filename}: pin a checksum or say why none can be pinned."
             )
 
@@ -126,6 +134,13 @@ def verify(remote: RemoteFile, path: Path) -> None:
                     f"{path} does not match the {algorithm.upper()} pinned for {remote.filename}: "
                     f"expected {expected}, found {found}."
                 )
+    if remote.check is not None:
+        try:
+            remote.check(path)
+        except DataFileError as err:
+            raise ChecksumError(
+                f"{path} is not a valid {remote.filename}: {err}"
+            ) from err
 
 
 def manual_instructions(remote: RemoteFile) -> str:
@@ -170,6 +185,10 @@ def ensure(
             )
         return path
     path = cached_path(remote)
+    if path.exists() and _downloaded_but_invalid(remote, path):
+        # A reply stored by an earlier version that did not check it: remove it and fetch again.
+        path.unlink()
+        _sidecar(path).unlink(missing_ok=True)
     if path.exists():
         verify(remote, path)
         recorded = recorded_sha256(remote) if remote.sha256 is None else None
@@ -183,6 +202,7 @@ def ensure(
         raise DownloadError(
             f"{remote.filename} is not in the cache.\n" + manual_instructions(remote)
         )
+    created = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in remote.urls:
@@ -193,8 +213,9 @@ def ensure(
             failures.append(err)
         except (urllib.error.URLError, OSError, ValueError) as err:
             failures.append(DownloadError(f"{url}: {err}"))
-    with contextlib.suppress(OSError):
-        path.parent.rmdir()  # only succeeds when empty: leave no trace of a failed download
+    for folder in created:  # deepest first; leave no trace of a failed download
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
     if any(isinstance(f, ChecksumError) for f in failures):
         raise ChecksumError(
             f"every download of {remote.filename} failed verification; nothing was cached.\n"
@@ -223,6 +244,17 @@ def _download_to(url: str, remote: RemoteFile, path: Path, timeout: float) -> No
             _sidecar(path).write_text(json.dumps({"sha256": sha256, "url": url}))
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _downloaded_but_invalid(remote: RemoteFile, path: Path) -> bool:
+    """Whether ``path`` was downloaded by lensbox (it has a sidecar) and fails ``remote.check``."""
+    if remote.check is None or not _sidecar(path).exists():
+        return False
+    try:
+        remote.check(path)
+    except DataFileError:
+        return True
+    return False
 
 
 def _sidecar(path: Path) -> Path:

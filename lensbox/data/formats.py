@@ -6,14 +6,19 @@ is not the official one fails loudly even where no checksum could be pinned.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import pickle
 import tarfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from lensbox.errors import DataFileError
 
 # ITU-R BT.601 luma weights, as in PIL's ``convert("L")``.
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -27,17 +32,50 @@ _IDX_TYPES = {
 }
 
 
+# What a damaged file raises inside the standard readers: a truncated or non-gzip stream, a
+# damaged archive or pickle, text that is not UTF-8, a number that does not parse.
+_DAMAGE = (
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    tarfile.TarError,
+    pickle.UnpicklingError,
+    UnicodeDecodeError,
+    ValueError,
+    IndexError,
+    KeyError,
+)
+
+
+@contextlib.contextmanager
+def reading(path: Path | str, kind: str) -> Iterator[None]:
+    """Turn what a damaged file raises inside a reader into a :class:`~lensbox.errors.DataFileError`
+    that names the file and its format; a missing file stays a ``FileNotFoundError``."""
+    try:
+        yield
+    except DataFileError:
+        raise
+    except _DAMAGE as err:
+        raise DataFileError(
+            f"{path} is not a readable {kind} (truncated or corrupt?): "
+            f"{type(err).__name__}: {err}. Delete it and download it again."
+        ) from err
+
+
 def read_idx(path: Path | str) -> np.ndarray:
     """Read a gzip-compressed IDX file (the MNIST format): magic ``00 00 type ndim``, then dims."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path} is not an IDX file (magic bytes {raw[:4].hex()}).")
-    ndim = raw[3]
-    shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    data = np.frombuffer(raw, _IDX_TYPES[raw[2]], offset=4 + 4 * ndim)
+    with reading(path, "gzip-compressed IDX file"):
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+        if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+            raise DataFileError(
+                f"{path} is not an IDX file (magic bytes {raw[:4].hex()})."
+            )
+        ndim = raw[3]
+        shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+        data = np.frombuffer(raw, _IDX_TYPES[raw[2]], offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise ValueError(
+        raise DataFileError(
             f"{path}: header says shape {shape} but holds {data.size} values."
         )
     return data.reshape(shape)
@@ -56,16 +94,18 @@ def read_cifar10(
         try:
             f = tar.extractfile(f"cifar-10-batches-py/{member}")
         except KeyError:
-            raise ValueError(f"{path} has no cifar-10-batches-py/{member}.") from None
+            raise DataFileError(
+                f"{path} has no cifar-10-batches-py/{member}."
+            ) from None
         d = pickle.load(f, encoding="bytes")  # noqa: S301 (verified official archive)
         X = np.asarray(d[b"data"], dtype=np.uint8)
         if X.ndim != 2 or X.shape[1] != 3072:
-            raise ValueError(
+            raise DataFileError(
                 f"{path}:{member} holds data of shape {X.shape}, not (n, 3072)."
             )
         return X.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(d[b"labels"])
 
-    with tarfile.open(path, "r:gz") as tar:
+    with reading(path, "CIFAR-10 python archive"), tarfile.open(path, "r:gz") as tar:
         train = [batch(tar, f"data_batch_{i}") for i in range(1, 6)]
         X_test, y_test = batch(tar, "test_batch")
     X_train = np.concatenate([b[0] for b in train])
@@ -81,12 +121,13 @@ def read_svhn(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     """
     from scipy.io import loadmat
 
-    mat = loadmat(path)
+    with reading(path, "MATLAB file"):
+        mat = loadmat(path)
     if "X" not in mat or "y" not in mat:
-        raise ValueError(f"{path} has no 'X' and 'y' arrays (found {sorted(mat)}).")
+        raise DataFileError(f"{path} has no 'X' and 'y' arrays (found {sorted(mat)}).")
     X, y = np.asarray(mat["X"]), np.asarray(mat["y"]).ravel().astype(np.int64)
     if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.shape[3] != y.size:
-        raise ValueError(
+        raise DataFileError(
             f"{path}: X has shape {X.shape} and y {y.shape}; expected (32, 32, 3, n), (n,)."
         )
     return X.transpose(3, 0, 1, 2), y % 10
@@ -97,6 +138,11 @@ def read_arff(path: Path | str) -> dict[str, np.ndarray]:
 
     Numeric columns become ``float64`` (``?`` is NaN); other columns stay strings.
     """
+    with reading(path, "ARFF table"):
+        return _read_arff(path)
+
+
+def _read_arff(path: Path | str) -> dict[str, np.ndarray]:
     names, numeric, rows = [], [], []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -123,14 +169,14 @@ def read_arff(path: Path | str) -> dict[str, np.ndarray]:
             if not row or row[0].startswith("%"):
                 continue
             if row[0].startswith("{"):
-                raise ValueError(f"{path}: sparse ARFF is not supported.")
+                raise DataFileError(f"{path}: sparse ARFF is not supported.")
             if len(row) != len(names):
-                raise ValueError(
+                raise DataFileError(
                     f"{path}: a data row has {len(row)} values for {len(names)} attributes."
                 )
             rows.append(row)
     if not names:
-        raise ValueError(f"{path} declares no @attribute: not an ARFF file.")
+        raise DataFileError(f"{path} declares no @attribute: not an ARFF file.")
     cols = list(zip(*rows)) if rows else [()] * len(names)
     table = {}
     for name, is_num, col in zip(names, numeric, cols):
@@ -147,16 +193,17 @@ def read_cal_housing(path: Path | str) -> np.ndarray:
     Columns: longitude, latitude, housingMedianAge, totalRooms, totalBedrooms, population,
     households, medianIncome, medianHouseValue.
     """
-    with tarfile.open(path, "r:gz") as tar:
-        try:
-            raw = tar.extractfile("CaliforniaHousing/cal_housing.data").read()
-        except KeyError:
-            raise ValueError(
-                f"{path} has no CaliforniaHousing/cal_housing.data."
-            ) from None
-    data = np.loadtxt(io.BytesIO(raw), delimiter=",", ndmin=2)
+    with reading(path, "California housing archive"):
+        with tarfile.open(path, "r:gz") as tar:
+            try:
+                raw = tar.extractfile("CaliforniaHousing/cal_housing.data").read()
+            except KeyError:
+                raise DataFileError(
+                    f"{path} has no CaliforniaHousing/cal_housing.data."
+                ) from None
+        data = np.loadtxt(io.BytesIO(raw), delimiter=",", ndmin=2)
     if data.shape[1] != 9:
-        raise ValueError(
+        raise DataFileError(
             f"{path}: cal_housing.data has {data.shape[1]} columns, expected 9."
         )
     return data

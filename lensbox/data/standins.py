@@ -18,6 +18,7 @@ import numpy as np
 
 from lensbox.data import images
 from lensbox.data.dataset import Dataset, as_float, standardise_channels
+from lensbox.errors import ArgumentError
 
 DIGITS_SOURCE = (
     "scikit-learn load_digits (UCI Optical Recognition of Handwritten Digits)"
@@ -52,7 +53,7 @@ def digits_pair(
     for c in (a, b):
         idx = rng.permutation(np.flatnonzero(y == c))
         if len(idx) <= n_train_per_class:
-            raise ValueError(
+            raise ArgumentError(
                 f"digit {c} has {len(idx)} images; cannot put {n_train_per_class} in training "
                 "and keep some for testing."
             )
@@ -134,7 +135,7 @@ def mnist_split(
     for c in classes:
         idx = rng.permutation(np.flatnonzero(labels == c))
         if len(idx) < n_train_per_class + n_test_per_class:
-            raise ValueError(
+            raise ArgumentError(
                 f"digit {c} has {len(idx)} images; a split of {n_train_per_class} + "
                 f"{n_test_per_class} needs more."
             )

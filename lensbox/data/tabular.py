@@ -19,12 +19,14 @@ transforms of skewed features, target rescaling, normalised inputs"):
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
 from lensbox.data.dataset import Dataset, as_float
 from lensbox.data.download import RemoteFile, ensure, fixtures_dir
 from lensbox.data.formats import read_arff, read_cal_housing
+from lensbox.errors import ArgumentError, DataFileError
 
 OPENML_LICENCE = "BSD 3-Clause (OpenML, as listed by the paper)"
 OPENML_SETS = {
@@ -51,11 +53,37 @@ MIN_DISTINCT = 10
 SKEW_THRESHOLD = 1.0
 
 
+def check_openml_description(path: Path) -> None:
+    """Raise :class:`~lensbox.errors.DataFileError` unless ``path`` holds an OpenML data
+    description in JSON with the fields the loader reads (``name``, ``url``, ``md5_checksum``):
+    a server's error page or a rate-limit reply is refused before it reaches the cache."""
+    try:
+        description = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataFileError(f"{path} is not JSON ({err}).") from None
+    d = (
+        description.get("data_set_description")
+        if isinstance(description, dict)
+        else None
+    )
+    missing = [
+        k
+        for k in ("name", "url", "md5_checksum")
+        if not isinstance(d, dict) or k not in d
+    ]
+    if missing:
+        raise DataFileError(
+            f"{path} is not an OpenML data description: no data_set_description "
+            f"{', '.join(missing)}."
+        )
+
+
 def openml_description(data_id: int) -> RemoteFile:
     return RemoteFile(
         f"openml/{data_id}/description.json",
         (f"https://api.openml.org/api/v1/json/data/{data_id}",),
         unpinned="OpenML serves this description; it carries the table's own MD5, checked next.",
+        check=check_openml_description,
     )
 
 
@@ -112,7 +140,9 @@ def preprocess_tabular(
     X = (X - mean) / np.where(std > 0, std, 1.0)
     if log_target:
         if np.any(y <= 0):
-            raise ValueError("log_target needs positive targets.")
+            raise ArgumentError(
+                f"log_target needs positive targets; y holds {int(np.sum(y <= 0))} value(s) <= 0."
+            )
         y = np.log(y)
     t_mean, t_std = float(y[train].mean()), float(y[train].std())
     y = (y - t_mean) / t_std
@@ -167,9 +197,8 @@ def _dataset(name, X, y, names, log_target, seed, **kw) -> Dataset:
 def openml_files(name: str, *, download: bool = True, timeout: float = 30.0) -> list:
     data_id = OPENML_SETS[name][0]
     desc_path = ensure(openml_description(data_id), download=download, timeout=timeout)
+    check_openml_description(desc_path)
     description = json.loads(desc_path.read_text())
-    if "data_set_description" not in description:
-        raise ValueError(f"{desc_path} is not an OpenML data description.")
     table = ensure(
         openml_table(data_id, description), download=download, timeout=timeout
     )
@@ -183,12 +212,12 @@ def load_openml(name: str, seed: int = 0) -> Dataset:
     target = d.get("default_target_attribute") or TARGET_HINTS[name]
     table = read_arff(table_path)
     if target not in table:
-        raise ValueError(
+        raise DataFileError(
             f"{table_path}: target {target!r} is not a column ({sorted(table)})."
         )
     n = len(table[target])
     if n != rows and fixtures_dir() is None:
-        raise ValueError(
+        raise DataFileError(
             f"{table_path} has {n:,} rows; the benchmark's {name} has {rows:,}."
         )
     X, y, names = _select_numerical(table, target)
@@ -209,7 +238,7 @@ def load_openml(name: str, seed: int = 0) -> Dataset:
 def load_california(seed: int = 0) -> Dataset:
     raw = read_cal_housing(ensure(CALIFORNIA))
     if len(raw) != CALIFORNIA_ROWS and fixtures_dir() is None:
-        raise ValueError(
+        raise DataFileError(
             f"cal_housing.data has {len(raw):,} rows, expected {CALIFORNIA_ROWS:,}."
         )
     lon, lat, age, rooms, bedrooms, pop, households, income, value = raw.T

@@ -44,6 +44,8 @@ def from_equinox(module, *, batched: bool = False) -> tuple[Model, Params]:
         raise ArgumentTypeError(
             f"module must be an equinox.Module; got {type(module).__name__}."
         )
+    if not isinstance(batched, bool):
+        raise ArgumentTypeError(f"batched must be True or False; got {batched!r}.")
     params, static = eqx.partition(module, eqx.is_inexact_array)
 
     def apply(p: Params, X) -> jax.Array:

@@ -30,7 +30,12 @@ from lensbox.engine.checks import as_counts, as_matrix, check_finite
 from lensbox.engine.models import Model, apply_of
 from lensbox.engine.optim import Optimizer, check_optimizer
 from lensbox.engine.progress import step_bar
-from lensbox.errors import ArgumentError, DivergenceError, ShapeError
+from lensbox.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    DivergenceError,
+    ShapeError,
+)
 from lensbox.engine.training import (
     BatchOrder,
     Tracker,
@@ -172,7 +177,8 @@ def kernel_learning_rate(
     return fraction * X.shape[0] / lam
 
 
-def _seed_count(params: Params) -> int:
+def seed_count(params: Params) -> int:
+    """The length of the leading seed axis every parameter array carries."""
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
         raise ArgumentError("params is empty: the model has no parameters to train.")
@@ -182,16 +188,30 @@ def _seed_count(params: Params) -> int:
     return n_seeds
 
 
-def _seed_labels(Y, n_seeds: int, n: int, dtype) -> jax.Array:
+def seed_labels(Y, n_seeds: int, n: int, *, name: str = "Y") -> np.ndarray:
+    """Each seed's labels ``(n_seeds, n)`` from labels per seed or one shared vector ``(n,)``.
+
+    Raises:
+        ShapeError: ``Y`` has another shape; NonFiniteError: it holds NaN or infinite labels.
+    """
     Y = np.asarray(Y, dtype=float)
     if Y.ndim == 1:
         Y = np.broadcast_to(Y, (n_seeds, Y.shape[0]))
     if Y.shape != (n_seeds, n):
         raise ShapeError(
-            f"Y must have shape (seeds, n) = ({n_seeds}, {n}) or ({n},); got {Y.shape}."
+            f"{name} must have shape (seeds, n) = ({n_seeds}, {n}) or ({n},); got {Y.shape}."
         )
-    check_finite(Y, "Y")
-    return jnp.asarray(Y, dtype=dtype)
+    check_finite(Y, name)
+    return Y
+
+
+def check_rule(rule) -> StoppingRule:
+    """``rule`` itself when it is a :class:`StoppingRule`, else an ``ArgumentTypeError``."""
+    if not isinstance(rule, StoppingRule):
+        raise ArgumentTypeError(
+            f"rule must be a StoppingRule, e.g. StoppingRule(max_epochs=1000); got {rule!r}."
+        )
+    return rule
 
 
 class _SeedPrograms(NamedTuple):
@@ -372,10 +392,10 @@ def train_seeds(
         A :class:`SeedRuns`.
     """
     started = time.perf_counter()
-    optimizer = check_optimizer(optimizer)
+    optimizer, rule = check_optimizer(optimizer), check_rule(rule)
     apply, X = apply_of(model), as_matrix(X, "X")
-    n_seeds, n = _seed_count(params), X.shape[0]
-    Y = _seed_labels(Y, n_seeds, n, X.dtype)
+    n_seeds, n = seed_count(params), X.shape[0]
+    Y = jnp.asarray(seed_labels(Y, n_seeds, n), dtype=X.dtype)
     trackers = dict(trackers or {})
     order = BatchOrder(n, batch_size, seed)
     check_steps, max_steps = (
@@ -421,7 +441,10 @@ def train_seeds(
 __all__ = [
     "SeedRuns",
     "StoppingRule",
+    "check_rule",
     "init_seeds",
     "kernel_learning_rate",
+    "seed_count",
+    "seed_labels",
     "train_seeds",
 ]

@@ -19,7 +19,7 @@ def get(name: str) -> Experiment:
     """The registered experiment ``name``."""
     if name not in REGISTRY:
         raise ArgumentError(
-            f"no experiment {name!r}; registered: {', '.join(sorted(REGISTRY))}."
+            f"name must be a registered experiment ({', '.join(sorted(REGISTRY))}); got {name!r}."
         )
     return REGISTRY[name]
 

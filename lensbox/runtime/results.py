@@ -49,7 +49,7 @@ import numpy as np
 from lensbox.engine.progress import shared_steps
 from lensbox.errors import ArgumentError
 from lensbox.runtime.chapter import precision
-from lensbox.runtime.scale import paper_budget_is_smoke, scale_in_force
+from lensbox.runtime.scale import SCALES, paper_budget_is_smoke, scale_in_force
 from lensbox.runtime.scale import scale as current_scale
 
 #: The scales an experiment is configured for; ``long`` exists only here (the runner's scale).
@@ -527,6 +527,11 @@ def load_or_run(
     (``long`` then ``book`` at ``book`` scale, ``paper`` at ``paper``), else the current scale's
     configuration computed live (not stored; with ``progress``, under a bar over the units)."""
     scale = current_scale() if scale is None else scale
+    if scale not in SCALES:
+        raise ArgumentError(
+            f"scale must be one of {', '.join(SCALES)} (or None for LENSBOX_SCALE); "
+            f"got {scale!r}."
+        )
     if scale == "paper" and paper_budget_is_smoke():
         order, label = (), "paper (smoke budget)"
     else:

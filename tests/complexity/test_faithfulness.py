@@ -76,7 +76,7 @@ def test_smoother_fit_rejects_misshapen_test_labels():
     model = lensbox.mlp((2,))
     params = seeds.init_seeds(model, jax.random.split(jax.random.PRNGKey(0), 1), 3)
     with pytest.raises(
-        lensbox.ShapeError, match="y_test must have one label per test row"
+        lensbox.ShapeError, match="y_test has 2 entries but the inputs have 3 rows"
     ):
         faithfulness.smoother_fit(
             model, params, lensbox.sgd(0.1), X, y, X[:3], y[:2], rule=fixed_rule(10)

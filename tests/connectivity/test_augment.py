@@ -58,7 +58,7 @@ def test_augment_is_seeded_and_can_skip_the_flip(rng):
 
 
 def test_bad_input_is_named(rng):
-    with pytest.raises(ValueError, match="x must be a batch of images"):
+    with pytest.raises(ValueError, match="x must be images"):
         random_flip(jax.random.PRNGKey(0), jnp.ones((3, 4)))
     with pytest.raises(ValueError, match="pad"):
         random_crop(jax.random.PRNGKey(0), _images(rng), -1)

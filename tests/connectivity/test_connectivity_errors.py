@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lensbox
-from lensbox.connectivity import networks, spawning
+from lensbox.connectivity import augment, barriers, networks, spawning
 from lensbox.engine.optim import sgd
 
 
@@ -118,3 +118,198 @@ def test_a_diverging_spawning_run_is_a_divergence_error_naming_the_step():
         spawning.train_many(advance, states, keys, [30, 30], chunk=10, progress=False)
     assert caught.value.step in (10, 20, 30)
     assert np.all(np.asarray(caught.value.partial.step) <= caught.value.step)
+
+
+# ------------------------------------------------ barriers, augmentation (measurement side)
+
+
+P, S = NET.init(jax.random.PRNGKey(0), (2, 2, 1))
+XI, YI = _images(6)
+A = [0.0, 0.5, 1.0]
+KEY = jax.random.PRNGKey(0)
+
+BARRIER_MISTAKES = {
+    "alphas 2-D": (
+        lambda: barriers.interpolate(P, P, [[0.0, 1.0]]),
+        lensbox.ArgumentError,
+        "alphas must be a non-empty 1-D",
+    ),
+    "alphas beyond one": (
+        lambda: barriers.interpolate(P, P, [0, 1.5]),
+        lensbox.ArgumentError,
+        r"alphas must lie in \[0, 1\]",
+    ),
+    "other structure": (
+        lambda: barriers.interpolate(P, {"a": 1.0}, A),
+        lensbox.ArgumentError,
+        "theta_1 and theta_2 must be pytrees",
+    ),
+    "other shapes": (
+        lambda: barriers.interpolate({"a": jnp.ones(2)}, {"a": jnp.ones(3)}, A),
+        lensbox.ShapeError,
+        r"theta_1 and theta_2 must hold arrays of the same shapes; 1 differ, the first \(2,\)",
+    ),
+    "unknown bn": (
+        lambda: barriers.interpolation_curve(
+            NET, (P, S), (P, S), XI, YI, A, bn="recomputed"
+        ),
+        lensbox.ArgumentError,
+        "bn must be one of",
+    ),
+    "recompute without X_stats": (
+        lambda: barriers.interpolation_curve(
+            NET, (P, S), (P, S), XI, YI, A, bn="recompute"
+        ),
+        lensbox.ArgumentError,
+        "needs X_stats",
+    ),
+    "curve labels short": (
+        lambda: barriers.interpolation_curve(NET, (P, S), (P, S), XI, YI[:-1], A),
+        lensbox.ShapeError,
+        r"y must hold one integer label per image, shape \(6,\)",
+    ),
+    "X_stats flat": (
+        lambda: barriers.interpolation_curve(
+            NET, (P, S), (P, S), XI, YI, A, bn="recompute", X_stats=XI.reshape(6, -1)
+        ),
+        lensbox.ShapeError,
+        "X_stats must be images",
+    ),
+    "labels beyond the classes": (
+        lambda: barriers.evaluate(NET, P, S, XI, YI + 3),
+        lensbox.ArgumentError,
+        r"y must hold class labels in \[0, 2\]",
+    ),
+    "X flat": (
+        lambda: barriers.evaluate(NET, P, S, XI.reshape(6, -1), YI),
+        lensbox.ShapeError,
+        "X must be images",
+    ),
+    "X with NaN": (
+        lambda: barriers.evaluate(NET, P, S, XI.at[0].set(jnp.nan), YI),
+        lensbox.NonFiniteError,
+        "X contains 4 non-finite",
+    ),
+    "no images": (
+        lambda: barriers.evaluate(NET, P, S, XI[:0], YI[:0]),
+        lensbox.ArgumentError,
+        "X has no images",
+    ),
+    "chunk zero": (
+        lambda: barriers.evaluate(NET, P, S, XI, YI, chunk=0),
+        lensbox.ArgumentError,
+        "chunk must be at least 1",
+    ),
+    "chunk fractional": (
+        lambda: barriers.evaluate(NET, P, S, XI, YI, chunk=2.5),
+        lensbox.ArgumentTypeError,
+        "chunk must be an integer",
+    ),
+    "barrier kind": (
+        lambda: barriers.barrier(jnp.ones(3), A, kind="mean"),
+        lensbox.ArgumentError,
+        "kind must be 'max' or 'midpoint'",
+    ),
+    "barrier values short": (
+        lambda: barriers.barrier(jnp.ones(4), A),
+        lensbox.ArgumentError,
+        "values must end with one entry per alpha",
+    ),
+    "barrier without the children": (
+        lambda: barriers.barrier(jnp.ones(2), [0.2, 0.5]),
+        lensbox.ArgumentError,
+        "alphas must contain 0 and 1",
+    ),
+    "midpoint without one half": (
+        lambda: barriers.barrier(jnp.ones(2), [0.0, 1.0], kind="midpoint"),
+        lensbox.ArgumentError,
+        "alpha = 0.5",
+    ),
+    "barrier of NaN losses": (
+        lambda: barriers.barrier(jnp.array([1.0, jnp.nan, 1.0]), A),
+        lensbox.NonFiniteError,
+        "values contains 1 non-finite",
+    ),
+    "gradient change flat X": (
+        lambda: barriers.gradient_change(NET, (P, S), (P, S), XI.reshape(6, -1)),
+        lensbox.ShapeError,
+        "X must be images",
+    ),
+    "gradient change chunk zero": (
+        lambda: barriers.gradient_change(NET, (P, S), (P, S), XI, chunk=0),
+        lensbox.ArgumentError,
+        "chunk must be at least 1",
+    ),
+    "gradient change no images": (
+        lambda: barriers.gradient_change(NET, (P, S), (P, S), XI[:0]),
+        lensbox.ArgumentError,
+        "X has no images",
+    ),
+    "Eq. 10 alpha outside": (
+        lambda: barriers.eq10_comparison(
+            NET, (P, S), (P, S), (P, S), XI, YI, XI, alpha=2.0
+        ),
+        lensbox.ArgumentError,
+        r"alpha must lie in \[0, 1\]",
+    ),
+    "Eq. 10 labels short": (
+        lambda: barriers.eq10_comparison(NET, (P, S), (P, S), (P, S), XI, YI[:2], XI),
+        lensbox.ShapeError,
+        "y must hold one integer label per image",
+    ),
+    "crop of one image": (
+        lambda: augment.random_crop(KEY, XI[0], 1),
+        lensbox.ShapeError,
+        "x must be images",
+    ),
+    "negative pad": (
+        lambda: augment.random_crop(KEY, XI, -1),
+        lensbox.ArgumentError,
+        "pad must be at least 0",
+    ),
+    "fractional pad": (
+        lambda: augment.random_crop(KEY, XI, 1.5),
+        lensbox.ArgumentTypeError,
+        "pad must be an integer",
+    ),
+    "pad as text": (
+        lambda: augment.random_crop(KEY, XI, "4"),
+        lensbox.ArgumentTypeError,
+        "pad must be an integer",
+    ),
+    "crop key an int": (
+        lambda: augment.random_crop(0, XI, 1),
+        lensbox.ArgumentTypeError,
+        "key must be a JAX random key",
+    ),
+    "flip key an int": (
+        lambda: augment.random_flip(3, XI),
+        lensbox.ArgumentTypeError,
+        "key must be a JAX random key",
+    ),
+    "flip as text": (
+        lambda: augment.augment(KEY, XI, flip="no"),
+        lensbox.ArgumentTypeError,
+        "flip must be True or False",
+    ),
+    "augment NaN images": (
+        lambda: augment.augment(KEY, XI.at[0].set(jnp.inf)),
+        lensbox.NonFiniteError,
+        "x contains 4 non-finite",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BARRIER_MISTAKES))
+def test_measurement_mistakes_name_the_argument(case):
+    call, error, named = BARRIER_MISTAKES[case]
+    with pytest.raises(error, match=named):
+        call()
+
+
+def test_checked_measurements_still_run_inside_jit_and_accept_typed_keys():
+    loss, acc = jax.jit(lambda X, y: barriers.evaluate(NET, P, S, X, y))(XI, YI)
+    assert np.isfinite(loss) and 0 <= acc <= 1
+    out = augment.augment(jax.random.key(1), XI, pad=1, flip=True)
+    assert out.shape == XI.shape
+    assert jax.jit(lambda k, x: augment.augment(k, x, pad=1))(KEY, XI).shape == XI.shape

@@ -203,7 +203,7 @@ def test_scale_comes_from_the_environment(monkeypatch):
 
 
 def test_load_validates_its_arguments():
-    with pytest.raises(ValueError, match="unknown data set"):
+    with pytest.raises(ValueError, match="name must be a data set"):
         D.load("mnist")
     with pytest.raises(ValueError, match="scale"):
         D.load("polynomial", scale="huge")

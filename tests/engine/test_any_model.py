@@ -190,3 +190,12 @@ def test_an_equinox_model_telescopes_through_the_adapter():
     assert run.telescoping_error[-1] < 0.1 * run.linearised_error[-1]
     with pytest.raises(lensbox.ArgumentTypeError, match="must be an equinox.Module"):
         lensbox.engine.adapters.from_equinox(lambda x: x)
+
+
+def test_from_equinox_refuses_a_batched_flag_that_is_not_a_bool():
+    eqx = pytest.importorskip("equinox")
+    module = eqx.nn.Linear(2, 1, key=jax.random.PRNGKey(0))
+    with pytest.raises(
+        lensbox.ArgumentTypeError, match="batched must be True or False"
+    ):
+        lensbox.engine.adapters.from_equinox(module, batched="yes")

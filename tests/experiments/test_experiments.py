@@ -76,7 +76,9 @@ def test_the_command_line_lists_and_runs(tmp_path, monkeypatch, capsys):
     assert "2/2 units stored" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["run", "no-such-experiment"])
-    with pytest.raises(lensbox.ArgumentError, match="registered: boosting"):
+    with pytest.raises(
+        lensbox.ArgumentError, match=r"name must be a registered experiment \(boosting"
+    ):
         E.get("no-such-experiment")
 
 
