@@ -43,7 +43,7 @@ from lensbox.engine.optim import adam
 from lensbox.engine.statistics import mean_and_se
 from lensbox.engine.training import Tracker, train
 from lensbox.engine.checks import as_count, as_matrix, check_finite
-from lensbox.errors import ArgumentError, DivergenceError, ShapeError
+from lensbox.errors import ArgumentError, ArgumentTypeError, DivergenceError, ShapeError
 
 PROPORTIONS = (0.0, 0.125, 0.25, 0.375, 0.5)
 IRREGULAR_FRACTION = 0.1
@@ -172,7 +172,17 @@ def normalised_max_norm(test_norms, train_norms) -> float:
 def relative_gap(mse_nn, mse_gbt) -> np.ndarray:
     r"""The relative MSE gap :math:`(MSE^p_{NN} - MSE^p_{GBT}) / (MSE^0_{NN} - MSE^0_{GBT})` by
     ``p`` (entry 0 is ``p = 0``; last axis is ``p``)."""
-    diff = np.asarray(mse_nn, dtype=float) - np.asarray(mse_gbt, dtype=float)
+    mse_nn, mse_gbt = np.asarray(mse_nn, dtype=float), np.asarray(mse_gbt, dtype=float)
+    if mse_nn.shape != mse_gbt.shape or mse_nn.ndim == 0 or mse_nn.shape[-1] == 0:
+        raise ShapeError(
+            "mse_nn and mse_gbt must have the same shape, with p on a non-empty last axis; "
+            f"got {mse_nn.shape} and {mse_gbt.shape}."
+        )
+    diff = mse_nn - mse_gbt  # NaN stays NaN: a diverged network's MSE (train_network)
+    if np.any(diff[..., 0] == 0):
+        raise ArgumentError(
+            "mse_nn and mse_gbt are equal at p = 0 (entry 0), so the relative gap divides by zero."
+        )
     return diff / diff[..., :1]
 
 
@@ -198,6 +208,16 @@ def fit_gbt(X, y, params: dict, seed: int = 0):
     """A squared-loss ``GradientBoostingRegressor`` with ``subsample=1`` (so Eq. 9 is exact)."""
     from sklearn.ensemble import GradientBoostingRegressor
 
+    fixed = {"loss", "subsample", "random_state"}
+    allowed = set(GradientBoostingRegressor().get_params()) - fixed
+    if not isinstance(params, dict):
+        raise ArgumentTypeError(f"params must be a dict of settings; got {params!r}.")
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ArgumentError(
+            f"params holds {unknown}, which fit_gbt does not take (loss, subsample and "
+            f"random_state are fixed; it takes {', '.join(sorted(allowed))})."
+        )
     return GradientBoostingRegressor(
         loss="squared_error", subsample=1.0, random_state=seed, **params
     ).fit(X, y)
@@ -207,6 +227,8 @@ def search_gbt(
     split: IrregularSplit, runs: int, seed: int = 0, max_estimators: int = 1000
 ):
     """Random search on the validation rows; returns ``(best params, validation MSEs)``."""
+    runs = as_count(runs, "runs", minimum=1)
+    max_estimators = as_count(max_estimators, "max_estimators", minimum=1)
     rng = np.random.default_rng([seed, 1])
     Xf, yf = split.X_train[: split.n_fit], split.y_train[: split.n_fit]
     Xv, yv = split.X_train[split.n_fit :], split.y_train[split.n_fit :]
@@ -233,9 +255,10 @@ def kernel_norm_tracker(model, X_rows, X_train, *, chunk: int = 512):
     r"""A ``lensbox.Tracker`` recording :math:`\|\mathbf k_t(x)\|_2` for every row of ``X_rows``,
     with :math:`\mathbf k_t(x) = \frac1n[\nabla f_{\theta_t}(x)^\top\nabla f_{\theta_t}(x_i)]_{i\le n}`
     over all ``n`` rows of ``X_train`` (``lensbox.tangent_kernel``, rows in chunks of ``chunk``)."""
-    X_rows, X_train = jnp.asarray(X_rows), jnp.asarray(X_train)
+    X_train = as_matrix(X_train, "X_train")
+    X_rows = as_matrix(X_rows, "X_rows", n_features=X_train.shape[1])
     rows, n = X_rows.shape[0], X_train.shape[0]
-    chunk = max(1, min(int(chunk), rows))
+    chunk = max(1, min(as_count(chunk, "chunk", minimum=1), rows))
     pad = -rows % chunk
     chunks = jnp.concatenate([X_rows, jnp.zeros((pad, X_rows.shape[1]), X_rows.dtype)])
     chunks = chunks.reshape(-1, chunk, X_rows.shape[1])
@@ -265,6 +288,9 @@ def train_network(
     given, the kernel-weight norms ``(rows, checkpoints)`` at ``checkpoints`` evenly spaced
     parameters :math:`\\theta_0, \\dots` (else ``None``). A diverged run predicts ``nan``.
     """
+    X = as_matrix(X, "X")
+    steps = as_count(steps, "steps", minimum=1)
+    checkpoints = as_count(checkpoints, "checkpoints", minimum=1)
     model = mlp(WIDTHS)
     params = model.init(jax.random.PRNGKey(seed), X.shape[1])
     record_at = np.unique(np.linspace(0, steps, checkpoints + 1).astype(int)[:-1])
@@ -294,6 +320,7 @@ def train_network(
 
 def search_network(split: IrregularSplit, runs: int, *, steps: int, seed: int = 0):
     """Random search of the learning rate on the validation rows; ``(best lr, validation MSEs)``."""
+    runs = as_count(runs, "runs", minimum=1)
     rng = np.random.default_rng([seed, 2])
     Xf, yf = split.X_train[: split.n_fit], split.y_train[: split.n_fit]
     Xv, yv = split.X_train[split.n_fit :], split.y_train[split.n_fit :]

@@ -110,3 +110,59 @@ def test_irregular_split_refuses_bad_arrays(which, error, named):
         y[0] = np.inf
     with pytest.raises(error, match=named):
         irregular.irregular_split(X, y, n_train=100, n_val=20, n_test=40)
+
+
+def _split():
+    X, y = _data()
+    return irregular.irregular_split(X, y, n_train=50, n_val=10, n_test=20)
+
+
+@pytest.mark.parametrize(
+    "case, error, named",
+    [
+        (
+            "gap shapes",
+            lensbox.ShapeError,
+            "mse_nn and mse_gbt must have the same shape",
+        ),
+        ("gap zero at p = 0", lensbox.ArgumentError, r"equal at p = 0"),
+        ("unknown GBT setting", lensbox.ArgumentError, r"params holds \['depth'\]"),
+        ("fixed GBT setting", lensbox.ArgumentError, r"params holds \['subsample'\]"),
+        ("GBT settings a list", lensbox.ArgumentTypeError, "params must be a dict"),
+        ("no GBT runs", lensbox.ArgumentError, "runs must be at least 1"),
+        ("no network runs", lensbox.ArgumentError, "runs must be at least 1"),
+        ("fractional steps", lensbox.ArgumentTypeError, "steps must be an integer"),
+        (
+            "fractional checkpoints",
+            lensbox.ArgumentTypeError,
+            "checkpoints must be an integer",
+        ),
+        ("tracked rows other features", lensbox.ShapeError, "X_rows has 3 features"),
+    ],
+)
+def test_the_protocols_helpers_name_the_argument(case, error, named):
+    X, y = _data()
+    call = {
+        "gap shapes": lambda: irregular.relative_gap(np.ones(3), np.ones(4)),
+        "gap zero at p = 0": lambda: irregular.relative_gap(np.ones(3), np.ones(3)),
+        "unknown GBT setting": lambda: irregular.fit_gbt(X, y, {"depth": 3}),
+        "fixed GBT setting": lambda: irregular.fit_gbt(X, y, {"subsample": 0.5}),
+        "GBT settings a list": lambda: irregular.fit_gbt(X, y, [("max_depth", 3)]),
+        "no GBT runs": lambda: irregular.search_gbt(_split(), 0),
+        "no network runs": lambda: irregular.search_network(_split(), 0, steps=5),
+        "fractional steps": lambda: irregular.train_network(X, y, 1e-3, steps=10.5),
+        "fractional checkpoints": lambda: irregular.train_network(
+            X, y, 1e-3, steps=10, checkpoints=2.5
+        ),
+        "tracked rows other features": lambda: irregular.kernel_norm_tracker(
+            lensbox.mlp((4,)), X[:, :3], X
+        ),
+    }[case]
+    with pytest.raises(error, match=named):
+        call()
+
+
+def test_the_relative_gap_is_still_one_at_p_zero():
+    np.testing.assert_allclose(
+        irregular.relative_gap([[3.0, 2.0, 1.0]], [[1.0, 1.0, 1.0]]), [[1.0, 0.5, 0.0]]
+    )
