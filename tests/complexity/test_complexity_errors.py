@@ -140,7 +140,7 @@ MISTAKES = {
     "width unit misnamed": (
         lambda: double_descent.run_unit(double_descent.CONFIGS["smoke"], "w20"),
         lensbox.ArgumentError,
-        "unit must name a width, 'width20' say",
+        "unit must name a width, 'width20' or 'clean-width20' say",
     ),
 }
 
