@@ -77,7 +77,13 @@ CONFIGS = {
     # The paper's grid on the offline stand-in, p from 32 random probes (the exact momentum
     # smoother costs 0.64 s a step at width 1,000 here, calibration.md); run in the background,
     # unit by unit, over several sessions.
-    "long": {**_COMMON, **_PAPER_STEP, **_PAPER_GRID, "probes": 32},
+    "long": {
+        **_COMMON,
+        **_PAPER_STEP,
+        **_PAPER_GRID,
+        "probes": 32,
+        "clean_widths": [1, 2, 5, 10, 20, 50, 100, 200, 1000, 2000],
+    },
     "paper": {**_COMMON, **_PAPER_STEP, **_PAPER_GRID},
 }
 #: The paper's choices at smoke sizes, for the tests' override ``LENSBOX_PAPER_BUDGET=smoke``.
