@@ -174,6 +174,12 @@ def check_training_set(model: Any, X_train, y_train) -> tuple[np.ndarray, np.nda
         NonFiniteError: non-finite targets.
         ArgumentError: a set that is not the model's training set.
     """
+    return _checked_training_set(model, X_train, y_train)[:2]
+
+
+def _checked_training_set(model: Any, X_train, y_train):
+    """:func:`check_training_set`, also returning the training rows' leaves (``None`` when
+    ``subsample < 1``), so that callers that need them do not compute them again."""
     X_train = check_gbt(model, X_train, name="X_train")
     y = np.asarray(y_train, dtype=np.float64)
     if y.shape != (X_train.shape[0],):
@@ -183,7 +189,7 @@ def check_training_set(model: Any, X_train, y_train) -> tuple[np.ndarray, np.nda
         )
     check_finite(y, "y_train")
     if model.subsample < 1:
-        return X_train, y
+        return X_train, y, None
     leaves = _training_leaves(model, X_train)
     residual = y - _initial(model, X_train)
     means = _leaf_means(leaves[:, 0], residual, leaves[:, 0])
@@ -194,7 +200,7 @@ def check_training_set(model: Any, X_train, y_train) -> tuple[np.ndarray, np.nda
             "y_train is not the targets the model was fitted on: the first tree's leaf values "
             "are not the mean residuals of these targets. Pass the targets given to model.fit."
         )
-    return X_train, y
+    return X_train, y, leaves
 
 
 def _training_leaves(model: Any, X_train: np.ndarray) -> np.ndarray:
@@ -223,6 +229,11 @@ def negative_gradients(model: Any, X_train, y_train) -> np.ndarray:
     from ``staged_predict`` (squared loss :math:`\tfrac12(y - f)^2`); ``(X_train, y_train)`` must be
     the model's training set (:func:`check_training_set`)."""
     X_train, y = check_training_set(model, X_train, y_train)
+    return _residuals(model, X_train, y)
+
+
+def _residuals(model: Any, X_train: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`negative_gradients` on an already checked training set."""
     T = len(model.estimators_)
     f = np.empty((X_train.shape[0], T))
     f[:, 0] = _initial(model, X_train)
@@ -261,8 +272,9 @@ def telescoping_predict(model: Any, X_train, y_train, X, *, terms: bool = False)
     """
     check_gbt(model, exact=True)
     X, X_train = check_gbt(model, X), check_gbt(model, X_train, name="X_train")
-    residuals = negative_gradients(model, X_train, y_train)
-    la, lb = leaf_indices(model, X), leaf_indices(model, X_train)
+    X_train, y, lb = _checked_training_set(model, X_train, y_train)
+    residuals = _residuals(model, X_train, y)
+    la = leaf_indices(model, X)
     contrib = np.empty(la.shape)
     for t in range(la.shape[1]):
         contrib[:, t] = model.learning_rate * _leaf_means(
