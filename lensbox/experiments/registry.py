@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from lensbox.boosting.experiment import EXPERIMENT as BOOSTING
 from lensbox.complexity.double_descent import EXPERIMENT as DOUBLE_DESCENT
+from lensbox.complexity.double_descent import (
+    EXPERIMENT_MNIST1D as DOUBLE_DESCENT_MNIST1D,
+)
 from lensbox.complexity.grokking import EXPERIMENT as GROKKING
 from lensbox.connectivity.experiment import EXPERIMENT as MODE_CONNECTIVITY
 from lensbox.errors import ArgumentError
@@ -11,7 +14,14 @@ from lensbox.runtime.results import Experiment, Results, load_or_run
 
 #: The registered experiments, by name.
 REGISTRY: dict[str, Experiment] = {
-    e.name: e for e in (BOOSTING, DOUBLE_DESCENT, GROKKING, MODE_CONNECTIVITY)
+    e.name: e
+    for e in (
+        BOOSTING,
+        DOUBLE_DESCENT,
+        DOUBLE_DESCENT_MNIST1D,
+        GROKKING,
+        MODE_CONNECTIVITY,
+    )
 }
 
 
