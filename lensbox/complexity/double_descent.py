@@ -21,7 +21,7 @@ the long-run step, so ``momentum=0`` keeps the long-run step.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -32,7 +32,7 @@ from lensbox.engine.models import Model, Params, mlp
 from lensbox.engine.optim import Optimizer, sgd
 from lensbox.engine.seeds import StoppingRule, init_seeds
 from lensbox.engine.checks import as_count
-from lensbox.errors import ArgumentError
+from lensbox.errors import ArgumentError, ShapeError
 from lensbox.runtime.results import Experiment
 
 #: The paper's 22 widths (App. C.1).
@@ -128,8 +128,16 @@ MNIST1D_CONFIGS = {
         "seeds": 3,
         "probes": 16,
     },
-    # The paper's grid, p from 32 random probes.
-    "long": {**_MNIST1D_COMMON, "widths": MNIST1D_WIDTHS, "seeds": 4, "probes": 32},
+    # The paper's grid, p from 32 random probes; and a width beyond it (twice its widest), which
+    # only diagnoses where the test error goes past the paper's range. (Width 1,600 diverges at
+    # this step: seed 0's training loss was non-finite by step 3,500, measured 2026-12-07.)
+    "long": {
+        **_MNIST1D_COMMON,
+        "widths": MNIST1D_WIDTHS,
+        "beyond_widths": [800],
+        "seeds": 4,
+        "probes": 32,
+    },
     # The paper's grid with the exact smoother.
     "paper": {
         **_MNIST1D_COMMON,
@@ -237,6 +245,39 @@ def fit_width(
     )
 
 
+class Landmarks(NamedTuple):
+    """Where a width sweep's double descent sits (indices into its widths)."""
+
+    #: The interpolation threshold: the first width at which every seed fits every training label
+    #: (the last width when none does; see ``interpolates``).
+    threshold: int
+    #: The first descent's minimum: the lowest mean test MSE below the threshold (the first width
+    #: when none lies below it).
+    minimum: int
+    #: The peak: the largest mean test MSE from the minimum on.
+    peak: int
+    #: Whether some width fits every training label on every seed.
+    interpolates: bool
+
+
+def landmarks(test_mse, train_error) -> Landmarks:
+    """The :class:`Landmarks` of a sweep from its per-seed results, arrays of shape
+    ``(seeds, widths)`` with the widths in increasing order: the test MSE and the training
+    misclassification rate (against the labels trained on, noisy ones included)."""
+    test_mse, train_error = np.asarray(test_mse, float), np.asarray(train_error, float)
+    if test_mse.ndim != 2 or test_mse.shape != train_error.shape or test_mse.size == 0:
+        raise ShapeError(
+            "test_mse and train_error must be non-empty arrays of the same shape (seeds, widths); "
+            f"got {test_mse.shape} and {train_error.shape}."
+        )
+    fits_all = np.all(train_error == 0, axis=0)
+    threshold = int(np.argmax(fits_all)) if fits_all.any() else test_mse.shape[1] - 1
+    mean = test_mse.mean(axis=0)
+    minimum = int(np.argmin(mean[:threshold])) if threshold > 0 else 0
+    peak = minimum + int(np.argmax(mean[minimum:]))
+    return Landmarks(threshold, minimum, peak, bool(fits_all.any()))
+
+
 def unit_name(width: int, *, clean: bool = False) -> str:
     """``width20`` for the main sweep (label noise ``config["noise"]``), ``clean-width20`` for the
     sweep without label noise (Fig. 9, right)."""
@@ -244,8 +285,10 @@ def unit_name(width: int, *, clean: bool = False) -> str:
 
 
 def units(config: Mapping[str, Any]) -> list[str]:
-    """The main sweep's widths, then the widths of ``clean_widths`` without label noise."""
-    return [unit_name(w) for w in config["widths"]] + [
+    """The main sweep's widths (``widths``, then any ``beyond_widths`` past the paper's range),
+    then the widths of ``clean_widths`` without label noise."""
+    noisy = [*config["widths"], *config.get("beyond_widths", ())]
+    return [unit_name(w) for w in noisy] + [
         unit_name(w, clean=True) for w in config.get("clean_widths", ())
     ]
 

@@ -59,3 +59,21 @@ def test_an_unknown_optimiser_is_refused_by_name():
     config = {**dd.MNIST1D_CONFIGS["smoke"], "optimiser": "adam"}
     with pytest.raises(lensbox.ArgumentError, match=r"config\['optimiser'\] must be"):
         dd.optimizer_for(mlp((2,)), None, np.zeros((10, 40)), config, 0.9)
+
+
+def test_landmarks_find_the_threshold_the_first_minimum_and_the_peak():
+    # two seeds, five widths: width 3 is the first that every seed fits
+    train_error = np.array([[0.3, 0.1, 0.0, 0.0, 0.0], [0.3, 0.2, 0.05, 0.0, 0.0]])
+    test_mse = np.array([[0.3, 0.2, 0.4, 0.5, 0.3], [0.3, 0.2, 0.5, 0.4, 0.3]])
+    got = dd.landmarks(test_mse, train_error)
+    assert got == dd.Landmarks(threshold=3, minimum=1, peak=2, interpolates=True)
+    # no width fits: the threshold is the last width; nothing below the first: minimum 0
+    none = dd.landmarks(test_mse, train_error + 0.01)
+    assert (none.threshold, none.interpolates) == (4, False)
+    first = dd.landmarks(test_mse, np.zeros_like(train_error))
+    assert (first.threshold, first.minimum, first.peak) == (0, 0, 2)
+
+
+def test_landmarks_refuse_arrays_of_different_shapes():
+    with pytest.raises(lensbox.ShapeError, match="same shape"):
+        dd.landmarks(np.zeros((2, 3)), np.zeros((3, 2)))
