@@ -54,6 +54,8 @@ _EXPORTS = {
     "effective_parameters": "engine.smoother",
     "smooth": "engine.smoother",
     "smoother_tracker": "engine.smoother",
+    "sharpness_tracker": "engine.smoother",
+    "stability_limit": "engine.smoother",
     "SmootherRun": "engine.smoother",
     "TelescopeRun": "engine.telescoping",
     "approximation_error": "engine.telescoping",

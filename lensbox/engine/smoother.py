@@ -64,7 +64,7 @@ from lensbox.engine import transforms as tx
 from lensbox.engine.checks import as_matrix, as_targets
 from lensbox.errors import ArgumentError, ShapeError
 from lensbox.engine.models import Model
-from lensbox.engine.optim import Optimizer, check_smoother_optimizer
+from lensbox.engine.optim import Optimizer, check_smoother_optimizer, preconditioner
 from lensbox.engine.telescoping import telescoping_tracker
 from lensbox.engine.training import (
     StepInfo,
@@ -701,3 +701,94 @@ def smooth(
         np.asarray(rec["p_train_se"]) if probes is not None else None,
         np.asarray(rec["p_test_se"]) if probes is not None else None,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# When the recursion itself is unstable
+
+
+def stability_limit(optimizer: Optimizer) -> float:
+    r"""The largest step-scaled sharpness :math:`\lambda_t` (:func:`sharpness_tracker`) at which the
+    smoother's linear recursion still shrinks every residual direction.
+
+    On the training rows the recursion's part that drives ``S`` is linear in the residuals, with
+    the kernel of the step frozen at its value in the real run. Along an eigen-direction of
+    curvature :math:`h` it is the classical linear iteration of the optimiser on a quadratic,
+    stable while :math:`\eta h` stays below
+
+    * :math:`2` without momentum;
+    * :math:`2(1+\beta)` with heavy-ball momentum :math:`\beta` (``v = beta v + g``);
+    * :math:`2(1+\beta)/(1-\beta)` with the averaged momentum of Adam(W) and
+      ``momentum_style="ema"`` (``m = beta m + (1 - beta) g``).
+
+    Past the limit the sharpest direction of :math:`\mathbf I - \mathbf S` grows instead of
+    shrinking: :math:`p` can exceed :math:`n` and the closed-loop reading leaves the network, while
+    the network itself may stay stable (its nonlinear dynamics hold it at the edge; Adam's
+    :math:`\phi_t` collapses once the training loss vanishes, which raises :math:`\lambda_t`).
+
+    Examples:
+        >>> import lensbox
+        >>> from lensbox.engine.smoother import stability_limit
+        >>> stability_limit(lensbox.sgd(0.1)), stability_limit(lensbox.sgd(0.1, momentum=0.5))
+        (2.0, 3.0)
+        >>> round(stability_limit(lensbox.adamw(1e-4)), 6)  # beta_1 = 0.9
+        38.0
+    """
+    kind, beta, _ = _momentum_of(check_smoother_optimizer(optimizer))
+    if kind == "heavy_ball":
+        return 2.0 * (1.0 + beta)
+    if kind == "ema":
+        return 2.0 * (1.0 + beta) / (1.0 - beta)
+    return 2.0
+
+
+def _momentum_of(optimizer: Optimizer) -> tuple[str | None, float, bool]:
+    """``(kind, beta, debiased)``: the optimiser's momentum piece (``heavy_ball``, ``ema`` or
+    ``None``), its :math:`\\beta` and whether a bias correction follows it."""
+    specs = {piece.spec[0]: piece.spec for piece in optimizer.config.pieces}
+    for kind in ("heavy_ball", "ema"):
+        if kind in specs:
+            return kind, float(specs[kind][1]), "debias" in specs
+    return None, 0.0, False
+
+
+def sharpness_tracker(model: Model | Apply, X_train, optimizer: Optimizer) -> Tracker:
+    r"""Records the step-scaled sharpness of the kernel that drives the smoother's recursion on the
+    training rows, to compare with :func:`stability_limit`:
+
+    .. math:: \lambda_t = \eta_t\,\lambda_{max}\Big(\tfrac1n\,\mathbf J_{t}\,
+        \mathrm{diag}(1/\phi_t)\,\mathbf J_{t}^\top\Big),
+
+    with :math:`\mathbf J_t` the Jacobian of the network on the ``n`` training rows at
+    :math:`\theta_{t-1}`, :math:`\phi_t` the optimiser's preconditioner after step ``t`` (1 without
+    one) and :math:`\eta_t = \gamma_t`, divided by :math:`1-\beta^t` where a bias correction follows
+    the momentum. It is the full-batch kernel whatever the batch size, and weight decay is left out
+    (it adds at most :math:`\gamma_t\lambda`).
+
+    Each record is ``{"sharpness": lambda_t, "max_sharpness": the largest lambda so far}``. One
+    ``n x n`` kernel and its top eigenvalue per step: use it on the training sets the exact
+    smoother tracks, not on thousands of rows.
+    """
+    optimizer = check_smoother_optimizer(optimizer)
+    X = as_matrix(X_train, "X_train")
+    n = X.shape[0]
+    config = optimizer.config
+    _, beta, debiased = _momentum_of(optimizer)
+
+    def init(params):
+        zero = jnp.zeros((), jnp.result_type(float))
+        return {"sharpness": zero, "max_sharpness": zero}
+
+    def update(state, info: StepInfo):
+        phi = preconditioner(info.opt_state, config)
+        K = _kernels.tangent_kernel(model, info.params_prev, X, X, preconditioner=phi)
+        eta = info.learning_rate
+        if debiased:
+            eta = eta / (1.0 - beta ** info.step.astype(K.dtype))
+        lam = eta * jnp.linalg.eigvalsh(K / n)[-1]
+        return {
+            "sharpness": lam,
+            "max_sharpness": jnp.maximum(state["max_sharpness"], lam),
+        }
+
+    return Tracker(init, update, lambda state, params: state)
