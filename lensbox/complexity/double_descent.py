@@ -310,15 +310,24 @@ def run_unit(config: Mapping[str, Any], unit: str) -> SmootherFit:
     )
 
 
+def _unit_seeds(config: Mapping[str, Any], unit: str) -> list[int]:
+    # every unit's seeds draw its flipped labels (labels: seed 1000 + s)
+    return [1000 + s for s in range(config["seeds"])]
+
+
+def _data_sets(config: Mapping[str, Any], scale: str) -> dict[str, str]:
+    return {config["data"]: identity(config["data"], scale)}
+
+
 EXPERIMENT = Experiment(
     name="double_descent",
     description="test error and effective parameters against width (section 4.1, Fig. 3)",
     configs=CONFIGS,
     units=units,
     run_unit=run_unit,
-    seeds=lambda config, unit: [1000 + s for s in range(config["seeds"])],
+    seeds=_unit_seeds,
     paper_smoke=PAPER_SMOKE,
-    data=lambda config, scale: {config["data"]: identity(config["data"], scale)},
+    data=_data_sets,
     x64=False,  # float32, as the chapter computes (lensbox.setup(x64=False))
 )
 
@@ -328,8 +337,8 @@ EXPERIMENT_MNIST1D = Experiment(
     configs=MNIST1D_CONFIGS,
     units=units,
     run_unit=run_unit,
-    seeds=lambda config, unit: [1000 + s for s in range(config["seeds"])],
+    seeds=_unit_seeds,
     paper_smoke=MNIST1D_CONFIGS["smoke"],
-    data=lambda config, scale: {config["data"]: identity(config["data"], scale)},
+    data=_data_sets,
     x64=False,
 )
