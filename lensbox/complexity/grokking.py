@@ -30,7 +30,11 @@ from lensbox.data import Dataset, balanced_subsample, identity, load, polynomial
 from lensbox.engine.checks import is_integer
 from lensbox.engine.models import Model, Params, mlp
 from lensbox.engine.optim import adamw, sgd
-from lensbox.engine.smoother import smoother_tracker
+from lensbox.engine.smoother import (
+    sharpness_tracker,
+    smoother_tracker,
+    stability_limit,
+)
 from lensbox.engine.telescoping import telescoping_tracker
 from lensbox.engine.training import predictions_tracker, recording_steps, train
 from lensbox.errors import ArgumentError, ShapeError
@@ -381,7 +385,9 @@ def mnist_run(
     Returns the recorded steps, ``n``, the training and test misclassification rates (threshold
     0.5), the test MSE, the mean :math:`|f_0(x)|` on the test set, the gap between the network and
     its realised-step telescoping model on the first ``p_rows`` test inputs and, with
-    ``smoother``, :math:`p^{train}`, :math:`p^{test}` and the closed-loop smoother's gap.
+    ``smoother``, :math:`p^{train}`, :math:`p^{test}` and the closed-loop smoother's gap; with the
+    exact smoother (no ``probes``) also the step-scaled sharpness of the smoother's recursion, its
+    running maximum and the optimiser's stability limit (:func:`~lensbox.engine.smoother.stability_limit`).
     """
     c = config["mnist"]
     task = mnist_task(config)
@@ -401,10 +407,15 @@ def mnist_run(
         "test": predictions_tracker(model.apply, X_test),
         "telescoping": telescoping_tracker(model, X_p),
     }
+    # With the exact smoother, also the step-scaled sharpness of its recursion on the training
+    # rows (lensbox.engine.smoother.sharpness_tracker: an n x n kernel a step).
+    exact = smoother and c.get("probes") is None
     if smoother:
         trackers["smoother"] = smoother_tracker(
             model, X, y, X_p, opt, probes=c.get("probes")
         )
+    if exact:
+        trackers["sharpness"] = sharpness_tracker(model, X, opt)
     batch = None if c["batch"] is None or c["batch"] >= len(y) else c["batch"]
     res = train(
         model,
@@ -437,6 +448,12 @@ def mnist_run(
             **_p_record(r["smoother"]),
             smoother_error=np.mean(np.abs(closed), axis=1),
             smoother_mse=np.mean(closed**2, axis=1),
+        )
+    if exact:
+        out.update(
+            sharpness=np.asarray(r["sharpness"]["sharpness"]),
+            max_sharpness=np.asarray(r["sharpness"]["max_sharpness"]),
+            stability_limit=stability_limit(opt),
         )
     return out
 
