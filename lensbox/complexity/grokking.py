@@ -204,7 +204,8 @@ _POLY = {
         d=100, n_train=550, n_test=500, width=500, steps=100_000, seeds=5, p_rows=500
     ),
 }
-# MNIST sizes; p_steps: how long the smoother runs for the alphas other than the main one.
+# MNIST sizes. p_steps, p_seeds: how long and on how many seeds every alpha's smoother runs for
+# Fig. 12's p curves (the main alpha's first smoother_seeds seeds also carry it for the whole run).
 _MNIST = {
     "smoke": dict(
         width=30,
@@ -215,6 +216,7 @@ _MNIST = {
         seeds=1,
         smoother_seeds=1,
         p_steps=100,
+        p_seeds=1,
         approx_steps=60,
     ),
     "book": dict(
@@ -226,6 +228,7 @@ _MNIST = {
         seeds=3,
         smoother_seeds=1,
         p_steps=6000,
+        p_seeds=3,
         approx_steps=1000,
     ),
     "paper": dict(
@@ -237,16 +240,21 @@ _MNIST = {
         seeds=4,
         smoother_seeds=4,
         p_steps=100_000,
+        p_seeds=4,
         approx_steps=5000,
     ),
 }
 # The optimiser's choices: the paper's learning rate 1e-4 with its 100-step warm-up (10 at smoke),
-# full batch below paper scale, batches of 200 at paper scale.
+# full batch below paper scale, batches of 200 at paper scale. Recording: the p curves of Fig. 12
+# every p_every steps, the standard-initialisation control every control_every steps (both resolve
+# the steps the chapter's claims compare); control_width: the width of the network-only control
+# runs, the paper's 200 at every scale (the network alone costs seconds).
 _MNIST_OPT = {
     "smoke": dict(lr=1e-4, warmup=10, batch=None),
     "book": dict(lr=1e-4, warmup=100, batch=None),
     "paper": dict(lr=1e-4, warmup=100, batch=200),
 }
+_MNIST_RECORD = dict(p_every=20, control_every=1, control_width=200)
 _MAIN_ALPHA = {"smoke": 5.0, "book": 6.0, "paper": 6.0}
 
 
@@ -262,6 +270,7 @@ def _config(sizes: str, choices: str) -> dict[str, Any]:
         "mnist": {
             **_MNIST[sizes],
             **_MNIST_OPT[choices],
+            **_MNIST_RECORD,
             "probes": 32 if choices == "paper" else None,
         },
     }
@@ -273,6 +282,7 @@ CONFIGS = {s: _config(s, s) for s in ("smoke", "book", "paper")}
 CONFIGS["long"] = _config("book", "book")
 CONFIGS["long"]["poly"]["seeds"] = 5
 CONFIGS["long"]["mnist"]["seeds"] = 4
+CONFIGS["long"]["mnist"]["p_seeds"] = 4
 #: The paper's choices at smoke sizes, for the tests' override ``LENSBOX_PAPER_BUDGET=smoke``.
 PAPER_SMOKE = _config("smoke", "paper")
 
@@ -376,11 +386,14 @@ def mnist_run(
     steps: int | None = None,
     lr: float | None = None,
     warmup: int | None = None,
+    record_every: int | None = None,
+    width: int | None = None,
 ) -> dict[str, Any]:
     """One run of the MNIST experiment: Omnigrok's MLP (three linear layers of width
     ``config["mnist"]["width"]``, PyTorch's initialisation times ``alpha``, initialised from
     ``PRNGKey(200 + seed)``) trained with AdamW (:math:`\\beta_2 = 0.99`, weight decay 0.1) on the
-    squared loss; ``steps``, ``lr`` and ``warmup`` default to the configuration's.
+    squared loss; ``steps``, ``lr``, ``warmup`` and ``width`` default to the configuration's. The run is
+    recorded at 50 log-spaced steps, or every ``record_every`` steps.
 
     Returns the recorded steps, ``n``, the training and test misclassification rates (threshold
     0.5), the test MSE, the mean :math:`|f_0(x)|` on the test set, the gap between the network and
@@ -393,7 +406,8 @@ def mnist_run(
     task = mnist_task(config)
     X, y, X_test, y_test = task.X, task.y, task.X_test, task.y_test
     steps = c["steps"] if steps is None else steps
-    model = mlp((c["width"], c["width"]), init="torch", alpha=alpha, output=output)
+    width = c["width"] if width is None else width
+    model = mlp((width, width), init="torch", alpha=alpha, output=output)
     params = model.init(jax.random.PRNGKey(200 + seed), X.shape[1])
     opt = adamw(
         c["lr"] if lr is None else lr,
@@ -426,7 +440,9 @@ def mnist_run(
         steps=steps,
         batch_size=batch,
         seed=seed,
-        record_at=recording_steps(steps, log=50),
+        record_at=recording_steps(
+            steps, every=record_every, log=None if record_every else 50
+        ),
         trackers=trackers,
         progress=False,
     )
@@ -468,8 +484,12 @@ def unit_calls(
       :math:`\\epsilon = 0.2` and on every :math:`\\epsilon`'s first seed;
     * ``mnist_A_seedS``: the large initialisation :math:`\\alpha = A`, the smoother tracked on the
       main :math:`\\alpha`'s first ``smoother_seeds`` seeds for the whole run;
-    * ``mnist-p_A``: the smoother of each other :math:`\\alpha` on seed 0 for ``p_steps`` steps;
-    * ``control_OUTPUT_seedS``: :math:`\\alpha = 1` with and without a sigmoid output;
+    * ``mnist-p_A_seedS``: the smoother of every :math:`\\alpha` on its first ``p_seeds`` seeds
+      for ``p_steps`` steps, recorded every ``p_every`` steps (Fig. 12's p curves);
+    * ``control_OUTPUT_seedS``: :math:`\\alpha = 1` with and without a sigmoid output, recorded
+      every ``control_every`` steps;
+    * ``control-wide_OUTPUT_seedS``: the same at the paper's width ``control_width``, network
+      only;
     * ``approx_NAME``: the main :math:`\\alpha` at each of :data:`APPROX_RATES` for
       ``approx_steps`` steps, without the smoother.
     """
@@ -491,8 +511,12 @@ def unit_calls(
                 {"smoother": a == main and seed < c["smoother_seeds"]},
             )
     for a in config["alphas"]:
-        if a != main:
-            calls[unit_name("mnist-p", a)] = ("mnist", (a, 0), {"steps": c["p_steps"]})
+        for seed in range(c["p_seeds"]):
+            calls[unit_name("mnist-p", a, seed)] = (
+                "mnist",
+                (a, seed),
+                {"steps": c["p_steps"], "record_every": c["p_every"]},
+            )
     for out in CONTROL_OUTPUTS:
         for seed in range(c["seeds"]):
             calls[unit_name("control", out, seed)] = (
@@ -502,6 +526,18 @@ def unit_calls(
                     "output": out,
                     "steps": c["control_steps"],
                     "smoother": seed < c["smoother_seeds"],
+                    "record_every": c["control_every"],
+                },
+            )
+            calls[unit_name("control-wide", out, seed)] = (
+                "mnist",
+                (1.0, seed),
+                {
+                    "output": out,
+                    "steps": c["control_steps"],
+                    "smoother": False,
+                    "record_every": c["control_every"],
+                    "width": c["control_width"],
                 },
             )
     for name, lr in APPROX_RATES.items():
@@ -531,10 +567,10 @@ def run_unit(config: Mapping[str, Any], unit: str) -> dict[str, Any]:
 
 
 def arrange(config: Mapping[str, Any], units: Mapping[str, Any]) -> dict[str, Any]:
-    """The units regrouped as the chapter draws them: ``poly[eps]``, ``mnist[alpha]`` and
-    ``control[output]`` (lists over seeds); ``mnist_p[alpha]``, the runs with the smoother of each
-    :math:`\\alpha` (the main one's tracked seeds, one shorter run for the others); and
-    ``approx[name]``."""
+    """The units regrouped as the chapter draws them: ``poly[eps]``, ``mnist[alpha]``,
+    ``control[output]`` and ``control_wide[output]`` (lists over seeds); ``mnist_p[alpha]``, the
+    shorter runs with the smoother of each :math:`\\alpha` (a list over seeds); ``mnist_full``,
+    the main :math:`\\alpha`'s runs with the smoother for the whole run; and ``approx[name]``."""
     c, main = config["mnist"], config["main_alpha"]
     mnist = {
         a: [units[unit_name("mnist", a, s)] for s in range(c["seeds"])]
@@ -549,13 +585,16 @@ def arrange(config: Mapping[str, Any], units: Mapping[str, Any]) -> dict[str, An
         },
         "mnist": mnist,
         "mnist_p": {
-            a: [r for r in mnist[a] if "p_train" in r]
-            if a == main
-            else [units[unit_name("mnist-p", a)]]
+            a: [units[unit_name("mnist-p", a, s)] for s in range(c["p_seeds"])]
             for a in config["alphas"]
         },
+        "mnist_full": [r for r in mnist[main] if "p_train" in r],
         "control": {
             out: [units[unit_name("control", out, s)] for s in range(c["seeds"])]
+            for out in CONTROL_OUTPUTS
+        },
+        "control_wide": {
+            out: [units[unit_name("control-wide", out, s)] for s in range(c["seeds"])]
             for out in CONTROL_OUTPUTS
         },
         "approx": {name: units[unit_name("approx", name)] for name in APPROX_RATES},

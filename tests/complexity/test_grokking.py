@@ -161,7 +161,11 @@ def test_the_chapters_runs_are_one_unit_each_tracked_as_the_chapter_states():
     calls = G.unit_calls(config)
     poly, mnist = config["poly"], config["mnist"]
     assert len(calls) == (
-        3 * poly["seeds"] + 3 * mnist["seeds"] + 2 + 2 * mnist["seeds"] + 2
+        3 * poly["seeds"]
+        + 3 * mnist["seeds"]
+        + 3 * mnist["p_seeds"]
+        + 2 * 2 * mnist["seeds"]
+        + 2
     )
     tracked = {u for u, (_, _, kw) in calls.items() if kw.get("smoother", True)}
     # polynomial: every seed of epsilon 0.2, the first seed of the others
@@ -169,30 +173,62 @@ def test_the_chapters_runs_are_one_unit_each_tracked_as_the_chapter_states():
         "poly_0.2_seed0", "poly_0.2_seed1", "poly_0.2_seed2",
         "poly_0.05_seed0", "poly_0.5_seed0",
     }  # fmt: skip
-    # MNIST: the main alpha's first seed for the whole run, the others' first seed for p_steps
-    assert {u for u in tracked if u.startswith("mnist")} == {
-        "mnist_6_seed0", "mnist-p_5", "mnist-p_7",
+    # MNIST: the main alpha's first seed for the whole run; every alpha's first p_seeds seeds for
+    # p_steps, recorded every p_every steps
+    p_units = {
+        f"mnist-p_{a:g}_seed{s}"
+        for a in (5.0, 6.0, 7.0)
+        for s in range(mnist["p_seeds"])
+    }
+    assert {u for u in tracked if u.startswith("mnist")} == {"mnist_6_seed0"} | p_units
+    assert calls["mnist-p_5_seed2"] == (
+        "mnist",
+        (5.0, 2),
+        {"steps": mnist["p_steps"], "record_every": mnist["p_every"]},
+    )
+    # the control: the smoother on its first seed at the runs' width; the paper's width network-only
+    assert {u for u in tracked if u.startswith("control")} == {
+        "control_identity_seed0", "control_sigmoid_seed0",
     }  # fmt: skip
-    assert calls["mnist-p_5"] == ("mnist", (5.0, 0), {"steps": mnist["p_steps"]})
+    wide = calls["control-wide_sigmoid_seed1"]
+    assert wide[1] == (1.0, 1)
+    assert wide[2]["width"] == mnist["control_width"] == 200
+    assert wide[2]["output"] == "sigmoid" and wide[2]["record_every"] == 1
     assert calls["approx_paper-rate"][2]["lr"] == 1e-4
-    # arrange: every unit lands in exactly one group, the main alpha's p runs are its tracked seeds
+    # arrange: every unit lands in exactly one group; mnist_full holds the main alpha's tracked seeds
     units = {u: {"name": u, **({"p_train": 0} if u in tracked else {})} for u in calls}
     groups = G.arrange(config, units)
-    assert [r["name"] for r in groups["mnist_p"][6.0]] == ["mnist_6_seed0"]
+    assert [r["name"] for r in groups["mnist_full"]] == ["mnist_6_seed0"]
+    assert [r["name"] for r in groups["mnist_p"][7.0]] == [
+        f"mnist-p_7_seed{s}" for s in range(mnist["p_seeds"])
+    ]
     assert [r["name"] for r in groups["poly"][0.05]] == [
         f"poly_0.05_seed{s}" for s in range(poly["seeds"])
     ]
     placed = [
         r["name"]
-        for key in ("poly", "mnist", "control")
+        for key in ("poly", "mnist", "mnist_p", "control", "control_wide")
         for runs in groups[key].values()
         for r in runs
     ]
-    placed += [groups["mnist_p"][a][0]["name"] for a in (5.0, 7.0)]
     placed += [r["name"] for r in groups["approx"].values()]
     assert sorted(placed) == sorted(calls)
     with pytest.raises(lensbox.ArgumentError, match="no unit"):
         G.run_unit(config, "poly_0.3_seed0")
+
+
+def test_a_control_run_can_take_another_width_and_record_every_step():
+    from lensbox.complexity import grokking as G
+
+    config = G.CONFIGS["smoke"]
+    run = G.mnist_run(config, 1.0, 0, smoother=False, steps=7, record_every=1, width=12)
+    assert run["steps"].tolist() == list(range(8))
+    assert run["test"].shape == (8,)
+    wide = G.mnist_run(
+        config, 1.0, 0, smoother=False, steps=7, record_every=1, width=40
+    )
+    # another width is another network: its initial test predictions differ
+    assert wide["f0"] != run["f0"]
 
 
 def test_a_polynomial_run_records_the_centred_network_and_its_readings():
