@@ -277,10 +277,11 @@ def _config(sizes: str, choices: str) -> dict[str, Any]:
 
 
 CONFIGS = {s: _config(s, s) for s in ("smoke", "book", "paper")}
-# The book's protocol with the paper's seeds (5 polynomial, 4 MNIST); provisional: the grokking
-# issue sets longer runs here.
+# The stored long run: the polynomial task at the paper's sizes and length (d = 100, n = 550,
+# 10^5 steps, 5 seeds; where the book's 2,000 steps leave the late p gap unresolved), MNIST at the
+# book's sizes with the paper's 4 seeds.
 CONFIGS["long"] = _config("book", "book")
-CONFIGS["long"]["poly"]["seeds"] = 5
+CONFIGS["long"]["poly"] = {**_POLY["paper"], "probes": None}
 CONFIGS["long"]["mnist"]["seeds"] = 4
 CONFIGS["long"]["mnist"]["p_seeds"] = 4
 #: The paper's choices at smoke sizes, for the tests' override ``LENSBOX_PAPER_BUDGET=smoke``.
