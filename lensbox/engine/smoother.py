@@ -756,22 +756,22 @@ def sharpness_tracker(model: Model | Apply, X_train, optimizer: Optimizer) -> Tr
     r"""Records the step-scaled sharpness of the kernel that drives the smoother's recursion on the
     training rows, to compare with :func:`stability_limit`:
 
-    .. math:: \lambda_t = \eta_t\,\lambda_{max}\Big(\tfrac1n\,\mathbf J_{t}\,
+    .. math:: \lambda_t = \eta_t\,\lambda_{max}\Big(\tfrac1{|B_t|}\,\mathbf J_{t}\,
         \mathrm{diag}(1/\phi_t)\,\mathbf J_{t}^\top\Big),
 
-    with :math:`\mathbf J_t` the Jacobian of the network on the ``n`` training rows at
-    :math:`\theta_{t-1}`, :math:`\phi_t` the optimiser's preconditioner after step ``t`` (1 without
-    one) and :math:`\eta_t = \gamma_t`, divided by :math:`1-\beta^t` where a bias correction follows
-    the momentum. It is the full-batch kernel whatever the batch size, and weight decay is left out
-    (it adds at most :math:`\gamma_t\lambda`).
+    with :math:`\mathbf J_t` the Jacobian of the network on the rows of step ``t``'s batch
+    :math:`B_t` (all ``n`` training rows at full batch) at :math:`\theta_{t-1}`, :math:`\phi_t`
+    the optimiser's preconditioner after step ``t`` (1 without one) and :math:`\eta_t = \gamma_t`,
+    divided by :math:`1-\beta^t` where a bias correction follows the momentum: the kernel the
+    step's recursion applies to its batch's residuals. Weight decay is left out (it adds at most
+    :math:`\gamma_t\lambda`).
 
     Each record is ``{"sharpness": lambda_t, "max_sharpness": the largest lambda so far}``. One
-    ``n x n`` kernel and its top eigenvalue per step: use it on the training sets the exact
-    smoother tracks, not on thousands of rows.
+    batch-by-batch kernel (``n x n`` at full batch) and its top eigenvalue per step: use it on the
+    training sets the exact smoother tracks, not on thousands of rows.
     """
     optimizer = check_smoother_optimizer(optimizer)
     X = as_matrix(X_train, "X_train")
-    n = X.shape[0]
     config = optimizer.config
     _, beta, debiased = _momentum_of(optimizer)
 
@@ -781,11 +781,14 @@ def sharpness_tracker(model: Model | Apply, X_train, optimizer: Optimizer) -> Tr
 
     def update(state, info: StepInfo):
         phi = preconditioner(info.opt_state, config)
-        K = _kernels.tangent_kernel(model, info.params_prev, X, X, preconditioner=phi)
+        X_batch = X[info.batch]
+        K = _kernels.tangent_kernel(
+            model, info.params_prev, X_batch, X_batch, preconditioner=phi
+        )
         eta = info.learning_rate
         if debiased:
             eta = eta / (1.0 - beta ** info.step.astype(K.dtype))
-        lam = eta * jnp.linalg.eigvalsh(K / n)[-1]
+        lam = eta * jnp.linalg.eigvalsh(K / X_batch.shape[0])[-1]
         return {
             "sharpness": lam,
             "max_sharpness": jnp.maximum(state["max_sharpness"], lam),

@@ -51,6 +51,44 @@ def test_gradient_descent_on_a_linear_model_has_the_data_kernels_sharpness():
     assert np.allclose(run.records["sharp"]["max_sharpness"], expected, rtol=1e-6)
 
 
+def test_with_mini_batches_the_sharpness_is_the_steps_batch_kernels():
+    """Each step's sharpness is that of the kernel on the step's own batch, divided by its size."""
+    X, y, params = _problem()
+    lr, batch = 0.05, 4
+    seen = lensbox.Tracker(
+        lambda p: jnp.zeros(batch, int),
+        lambda s, info: info.batch.astype(s.dtype),
+        lambda s, p: s,
+    )
+    run = train(
+        linear,
+        params,
+        lensbox.sgd(lr),
+        X,
+        y,
+        steps=6,
+        batch_size=batch,
+        seed=3,
+        trackers={
+            "sharp": sharpness_tracker(linear, X, lensbox.sgd(lr)),
+            "batch": seen,
+        },
+        record_at=[1, 2, 3, 4, 5, 6],
+    )
+    Xn = np.asarray(X)
+    expected = [
+        lr * np.linalg.eigvalsh(Xn[b] @ Xn[b].T / batch)[-1]
+        for b in np.asarray(run.records["batch"])
+    ]
+    assert len({tuple(b) for b in np.asarray(run.records["batch"])}) > 1
+    assert np.allclose(run.records["sharp"]["sharpness"], expected, rtol=1e-6)
+    assert np.allclose(
+        run.records["sharp"]["max_sharpness"],
+        np.maximum.accumulate(expected),
+        rtol=1e-6,
+    )
+
+
 def test_adams_first_step_is_sharpened_by_its_preconditioner_and_bias_correction():
     X, y, params = _problem()
     n = X.shape[0]
