@@ -186,14 +186,14 @@ def test_the_chapters_runs_are_one_unit_each_tracked_as_the_chapter_states():
         (5.0, 2),
         {"steps": mnist["p_steps"], "record_every": mnist["p_every"]},
     )
-    # the control: the smoother on its first seed at the runs' width; the paper's width network-only
+    # the control: the smoother on its first seed at the runs' sizes; the paper's sizes network-only
     assert {u for u in tracked if u.startswith("control")} == {
         "control_identity_seed0", "control_sigmoid_seed0",
     }  # fmt: skip
-    wide = calls["control-wide_sigmoid_seed1"]
-    assert wide[1] == (1.0, 1)
-    assert wide[2]["width"] == mnist["control_width"] == 200
-    assert wide[2]["output"] == "sigmoid" and wide[2]["record_every"] == 1
+    paper = calls["control-paper_sigmoid_seed1"]
+    assert paper[1] == (1.0, 1)
+    assert paper[2]["sizes"] == {"width": 200, "batch": 200, "n_train": None}
+    assert paper[2]["output"] == "sigmoid" and paper[2]["record_every"] == 1
     assert calls["approx_paper-rate"][2]["lr"] == 1e-4
     # arrange: every unit lands in exactly one group; mnist_full holds the main alpha's tracked seeds
     units = {u: {"name": u, **({"p_train": 0} if u in tracked else {})} for u in calls}
@@ -207,7 +207,7 @@ def test_the_chapters_runs_are_one_unit_each_tracked_as_the_chapter_states():
     ]
     placed = [
         r["name"]
-        for key in ("poly", "mnist", "mnist_p", "control", "control_wide")
+        for key in ("poly", "mnist", "mnist_p", "control", "control_paper")
         for runs in groups[key].values()
         for r in runs
     ]
@@ -217,18 +217,27 @@ def test_the_chapters_runs_are_one_unit_each_tracked_as_the_chapter_states():
         G.run_unit(config, "poly_0.3_seed0")
 
 
-def test_a_control_run_can_take_another_width_and_record_every_step():
+def test_a_control_run_can_take_other_sizes_and_record_every_step():
     from lensbox.complexity import grokking as G
 
     config = G.CONFIGS["smoke"]
-    run = G.mnist_run(config, 1.0, 0, smoother=False, steps=7, record_every=1, width=12)
+    run = G.mnist_run(config, 1.0, 0, smoother=False, steps=7, record_every=1)
     assert run["steps"].tolist() == list(range(8))
-    assert run["test"].shape == (8,)
-    wide = G.mnist_run(
-        config, 1.0, 0, smoother=False, steps=7, record_every=1, width=40
+    assert run["n"] == config["mnist"]["n_train"]
+    paper = G.mnist_run(
+        config,
+        1.0,
+        0,
+        smoother=False,
+        steps=7,
+        record_every=1,
+        sizes={"width": 40, "batch": 200, "n_train": None},
     )
-    # another width is another network: its initial test predictions differ
-    assert wide["f0"] != run["f0"]
+    # every training image of the data set, and another network: other initial predictions
+    assert paper["n"] == len(G.mnist_task(config).dataset.y_train) > run["n"]
+    assert paper["f0"] != run["f0"]
+    with pytest.raises(lensbox.ArgumentError, match="sizes"):
+        G.mnist_run(config, 1.0, 0, steps=2, sizes={"depth": 3})
 
 
 def test_a_polynomial_run_records_the_centred_network_and_its_readings():
