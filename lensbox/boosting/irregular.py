@@ -153,6 +153,32 @@ def irregular_split(
     )
 
 
+def fit_sizes(
+    n_rows: int,
+    *,
+    n_train: int | None,
+    n_val: int,
+    n_test: int,
+    proportions=PROPORTIONS,
+    fraction: float = IRREGULAR_FRACTION,
+) -> dict[str, int | None]:
+    """The sizes :func:`irregular_split` can take from a table of ``n_rows`` rows, at most those asked.
+
+    A small table shrinks them in this order: the test sets, to the most the irregular pool can
+    fill at the largest ``p`` (``pool / max(p)`` rows); the training rows, to the regular rows left
+    (``None`` stays ``None``: all of them); the validation rows, to a third of the training rows.
+    """
+    n_rows = as_count(n_rows, "n_rows", minimum=2)
+    n_irr = int(round(fraction * n_rows))
+    top = max(proportions)
+    n_test = min(n_test, int(n_irr / top)) if top > 0 else n_test
+    n_reg = n_rows - n_irr
+    if n_train is not None:
+        n_train = min(n_train, n_reg - n_test)
+    rows = n_reg - n_test if n_train is None else n_train
+    return {"n_train": n_train, "n_val": min(n_val, rows // 3), "n_test": n_test}
+
+
 def normalised_max_norm(test_norms, train_norms) -> float:
     r""":math:`R(p)`: the mean over kernels ``t`` of the largest test-row norm over the same for the
     training rows. Both arrays are ``(rows, T)``, one column per tree or checkpoint."""
@@ -334,6 +360,19 @@ def search_network(split: IrregularSplit, runs: int, *, steps: int, seed: int = 
     return rates[int(np.argmin(scores))], np.asarray(scores)
 
 
+def linear_fit(X, y):
+    """Ordinary least squares with an intercept on ``(X, y)``; returns ``predict(Z)``. A diagnostic
+    for the chapter: a model that extrapolates linearly, where a tree predicts a constant."""
+    X = np.asarray(as_matrix(X, "X"), dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != (X.shape[0],):
+        raise ShapeError(
+            f"y must hold one target per row of X, ({X.shape[0]},); got {y.shape}."
+        )
+    coef = np.linalg.lstsq(np.column_stack([X, np.ones(len(y))]), y, rcond=None)[0]
+    return lambda Z: np.asarray(Z, dtype=np.float64) @ coef[:-1] + coef[-1]
+
+
 # ----------------------------------------------------------------------------------------------
 # One seed of the experiment
 
@@ -341,7 +380,13 @@ def search_network(split: IrregularSplit, runs: int, *, steps: int, seed: int = 
 @dataclass
 class SeedResult:
     """One seed: per proportion ``p`` (in order) the MSEs and :math:`R(p)` of both models, and the
-    raw norms for figures (``*_eval``: ``(eval rows, T)``; ``*_train``: ``(n, T)``)."""
+    raw norms for figures (``*_eval``: ``(eval rows, T)``; ``*_train``: ``(n, T)``).
+
+    ``mse_linear`` is a diagnostic, not part of the paper's protocol: the MSE by ``p`` of ordinary
+    least squares fitted to the training rows, which extrapolates linearly (a tree cannot);
+    ``sizes`` are the split's sizes (``n_train``, ``n_val``, ``n_test``); ``y_eval`` and
+    ``pred_eval`` (``"nn"``, ``"gbt"``, ``"linear"``) the evaluation rows' targets and predictions,
+    in the order of ``irregular``."""
 
     proportions: np.ndarray
     mse_nn: np.ndarray
@@ -354,6 +399,10 @@ class SeedResult:
     gbt_train: np.ndarray
     irregular: np.ndarray
     best: dict[str, Any]
+    mse_linear: np.ndarray
+    sizes: dict[str, Any]
+    y_eval: np.ndarray
+    pred_eval: dict[str, np.ndarray]
 
 
 def run_seed(
@@ -365,14 +414,13 @@ def run_seed(
     n_test,
     steps,
     search_runs,
-    nn_search_runs=None,
     checkpoints=8,
     proportions=PROPORTIONS,
     max_estimators=1000,
     seed=0,
 ) -> SeedResult:
     """The whole protocol for one seed: split, search both models (``search_runs`` random draws
-    each, or ``nn_search_runs`` for the network when given), retrain, measure."""
+    each, as the paper gives both), retrain, measure."""
     split = irregular_split(
         X,
         y,
@@ -384,8 +432,7 @@ def run_seed(
     )
     gbt_params, _ = search_gbt(split, search_runs, seed, max_estimators)
     gbt = fit_gbt(split.X_train, split.y_train, gbt_params, seed)
-    nn_runs = search_runs if nn_search_runs is None else nn_search_runs
-    lr, _ = search_network(split, nn_runs, steps=steps, seed=seed)
+    lr, _ = search_network(split, search_runs, steps=steps, seed=seed)
     rows = np.concatenate([split.X_train, split.X_eval])
     predict, norms = train_network(
         split.X_train,
@@ -404,22 +451,28 @@ def run_seed(
         trees.kernel_norms(gbt, split.X_train),
     )
     p_nn, p_gbt = predict(split.X_eval), gbt.predict(split.X_eval)
-    out = {k: [] for k in ("mse_nn", "mse_gbt", "R_nn", "R_gbt")}
+    p_lin = linear_fit(split.X_train, split.y_train)(split.X_eval)
+    out = {k: [] for k in ("mse_nn", "mse_gbt", "R_nn", "R_gbt", "mse_linear")}
     for p in proportions:
         idx = split.mixtures[float(p)]
         out["mse_nn"].append(np.mean((p_nn[idx] - split.y_eval[idx]) ** 2))
         out["mse_gbt"].append(np.mean((p_gbt[idx] - split.y_eval[idx]) ** 2))
         out["R_nn"].append(normalised_max_norm(norms[n:][idx], norms[:n]))
         out["R_gbt"].append(normalised_max_norm(g_eval[idx], g_train))
+        out["mse_linear"].append(np.mean((p_lin[idx] - split.y_eval[idx]) ** 2))
     return SeedResult(
         np.asarray(proportions, float),
-        *(np.asarray(out[k]) for k in out),
+        *(np.asarray(out[k]) for k in ("mse_nn", "mse_gbt", "R_nn", "R_gbt")),
         norms[n:],
         norms[:n],
         g_eval,
         g_train,
         split.irregular,
         {"gbt": gbt_params, "nn_learning_rate": lr},
+        np.asarray(out["mse_linear"]),
+        {"n_train": n, "n_val": n_val, "n_test": n_test},
+        split.y_eval,
+        {"nn": np.asarray(p_nn), "gbt": np.asarray(p_gbt), "linear": p_lin},
     )
 
 

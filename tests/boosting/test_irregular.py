@@ -118,6 +118,17 @@ def test_run_seed_tree_ratio_is_bounded_and_shapes():
         res.R_gbt <= 1 + 1e-12
     )  # tree norms are bounded by the smallest training leaf
     assert res.nn_train.shape == (200, 3) and res.gbt_eval.shape[0] == 80 + 40
+    assert res.sizes == {"n_train": 200, "n_val": 50, "n_test": 80}
+    mix = res.irregular.size == res.y_eval.size == res.pred_eval["gbt"].size
+    assert mix and res.mse_linear.shape == (len(irr.PROPORTIONS),)
+    # the stored predictions give the stored MSEs (p = 0: the regular test rows only)
+    assert np.isclose(
+        np.mean((res.pred_eval["gbt"][:80] - res.y_eval[:80]) ** 2), res.mse_gbt[0]
+    )
+    assert np.isclose(
+        np.mean((res.pred_eval["linear"][:80] - res.y_eval[:80]) ** 2),
+        res.mse_linear[0],
+    )
     summary = irr.summarise([res, res])
     assert np.allclose(summary["gap"][0][0], 1.0) and np.allclose(
         summary["R_nn"][1], 0.0
@@ -128,6 +139,60 @@ def test_txhousing_standin_offline():
     from lensbox.data.tabular import load_txhousing
 
     data = load_txhousing(seed=0)
-    assert data.standin and data.X_train.shape[1] == 6
+    # year, month, sales, volume, listings, inventory and date: every numerical column with at
+    # least 10 distinct values besides the target (the benchmark's rule)
+    assert data.standin and data.X_train.shape[1] == 7
     assert data.n_train + data.n_test == 7126
     assert abs(data.y_train.mean()) < 1e-10  # standardised log target
+
+
+def test_fit_sizes_shrinks_in_order():
+    # a big table keeps what was asked
+    assert irr.fit_sizes(50_000, n_train=1500, n_val=400, n_test=600) == {
+        "n_train": 1500,
+        "n_val": 400,
+        "n_test": 600,
+    }
+    # 1,728 rows: a pool of 173 fills test sets of 346 at p = 0.5; 1,555 - 346 regular rows train
+    got = irr.fit_sizes(1728, n_train=1500, n_val=400, n_test=600)
+    assert got == {"n_train": 1209, "n_val": 400, "n_test": 346}
+    assert irr.fit_sizes(1728, n_train=1500, n_val=2000, n_test=600)["n_val"] == 403
+    assert irr.fit_sizes(1000, n_train=None, n_val=400, n_test=600) == {
+        "n_train": None,
+        "n_val": 233,
+        "n_test": 200,
+    }
+    # the sizes it gives are ones irregular_split accepts
+    X, y = _table(n=1000)
+    split = irr.irregular_split(
+        X, y, **irr.fit_sizes(1000, n_train=5000, n_val=400, n_test=600)
+    )
+    assert len(split.y_train) == 700 and split.n_fit == 700 - 233
+
+
+def test_linear_fit_extrapolates_a_line():
+    X = np.linspace(0, 1, 50)[:, None]
+    predict = irr.linear_fit(X, 3 * X[:, 0] - 1)
+    assert np.allclose(predict(np.array([[10.0]])), 29.0)
+    with pytest.raises(irr.ShapeError):
+        irr.linear_fit(X, np.ones(3))
+
+
+def test_stand_ins_are_what_the_rule_chooses():
+    from lensbox.data import tabular
+
+    screen = tabular.screen_stand_ins()
+    chosen = {
+        r["verdict"].removeprefix("stand-in ")
+        for r in screen
+        if r["verdict"].startswith("stand-in ")
+    }
+    assert chosen == set(tabular.STAND_INS)
+    # every table the rule looks at is accounted for, and the near misses are there by size
+    small = {r["item"] for r in screen if r["verdict"].startswith("fewer than")}
+    assert {"GrinnellHouses", "Sacramento", "Boston"} <= small
+    for name in tabular.STAND_INS:
+        X, y, names = tabular.stand_in_arrays(name)
+        assert len(y) >= tabular.STAND_IN_MIN_ROWS and X.shape[1] >= 4 and np.all(y > 0)
+    with pytest.raises(tabular.ArgumentError, match="no stand-in"):
+        tabular.stand_in_arrays("houses")

@@ -70,10 +70,10 @@ def test_the_command_line_lists_and_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(R.RESULTS_ENV, str(tmp_path))
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "boosting:" in out and "0/2 units stored" in out
+    assert "boosting:" in out and "0/4 units stored" in out
     assert main(["run", "boosting", "--scale", "smoke"]) == 0
     assert main(["list"]) == 0
-    assert "2/2 units stored" in capsys.readouterr().out
+    assert "4/4 units stored" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["run", "no-such-experiment"])
     with pytest.raises(
