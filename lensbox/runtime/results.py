@@ -483,8 +483,20 @@ class Results:
             f"{first['config_hash']}/ (scale {self.scale!r}, {len(self.units)} units, "
             f"{hours:.2f} h of compute on {first['machine']['backend']} with "
             f"{first['machine']['cpu_count']} CPU cores, lensbox {first['lensbox_version']} at "
-            f"commit {first['git_commit'][:12]})."
+            f"{_commits(self.provenance.values())})."
         )
+
+
+def _commits(provenances) -> str:
+    """The commits the units were computed at, in order of first use, each shortened to 12 hex
+    digits and keeping the "(lensbox modified)" flag of a run from an uncommitted tree."""
+    seen = []
+    for p in provenances:
+        commit, _, flag = str(p["git_commit"]).partition(" ")
+        short = commit[:12] + (f" {flag}" if flag else "")
+        if short not in seen:
+            seen.append(short)
+    return ("commit " if len(seen) == 1 else "commits ") + ", ".join(seen)
 
 
 def load(experiment: Experiment, scale: str) -> Results | None:

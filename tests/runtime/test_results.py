@@ -333,3 +333,15 @@ def test_the_data_a_configuration_reads_is_part_of_its_hash(store):
     assert R.load(toy, "long") is None and [p.name for p in R.stale_runs(toy)] == [
         before
     ]
+
+
+def test_describe_names_every_commit_and_keeps_the_modified_flag():
+    commits = R._commits(
+        [
+            {"git_commit": "a" * 40 + " (lensbox modified)"},
+            {"git_commit": "b" * 40},
+            {"git_commit": "b" * 40},
+        ]
+    )
+    assert commits == f"commits {'a' * 12} (lensbox modified), {'b' * 12}"
+    assert R._commits([{"git_commit": "c" * 40}]) == f"commit {'c' * 12}"
