@@ -120,7 +120,7 @@ def _book_branch(sizes: Mapping[str, Any], lr: float) -> dict[str, Any]:
         "lr": lr,
         "lr_control": 0.05,  # the pilot's rate at which digits networks were connected from the start
         "divisor": 10.0,
-        "pre_divisor": 10.0,
+        "pre_divisor": 5.0,  # the paper's pre-training and fine-tuning divide by 5 (App. C.3)
         "decay_at": scaled_schedule(sizes["steps"]),
         "pre_decay_at": scaled_schedule(sizes["pre_steps"]),
         "ft_decay_at": scaled_schedule(sizes["ft_steps"]),
