@@ -268,8 +268,9 @@ def run_arm(
     """Spawn children at each t' of ``spawn`` from the parents ``initial`` (leading axis: seeds),
     train them to ``steps`` and measure them (:func:`~lensbox.connectivity.barriers.measure_spawns`).
 
-    The parents keep checkpoints at every t' and one epoch later; their data keys come from
-    ``PRNGKey(1000 + seed)``, the children's from ``PRNGKey(2000 + seed)``.
+    The parents keep checkpoints at every t' and one epoch later; parent ``i`` draws its batches
+    and augmentation from the data seed ``(1000 + seed, i)``, child ``j`` from ``(2000 + seed, j)``
+    (:class:`lensbox.BatchOrder`).
 
     Raises:
         KeyboardInterrupt: training was interrupted; nothing half-trained is measured.
@@ -278,16 +279,17 @@ def run_arm(
         prob.net, opt, prob.X, prob.y, batch_size=batch, augment=prob.augment
     )
     seeds = initial.step.shape[0]
-    parent_keys = jax.random.split(jax.random.PRNGKey(1000 + seed), seeds)
     marks = sorted(set(spawn) | {t + prob.epoch for t in spawn})
-    parents = train_to_checkpoints(advance, initial, parent_keys, marks)
+    parents = train_to_checkpoints(
+        advance, initial, [(1000 + seed, i) for i in range(seeds)], marks
+    )
 
     def at(steps_):
         return index(parents, jnp.array([marks.index(t) for t in steps_]))
 
     spawned, later = at(spawn), at([t + prob.epoch for t in spawn])
     children, interrupted = train_children(
-        advance, spawned, 2 * pairs, jax.random.PRNGKey(2000 + seed), steps
+        advance, spawned, 2 * pairs, 2000 + seed, steps
     )
     if interrupted:
         raise KeyboardInterrupt("children interrupted; run again")
@@ -326,8 +328,8 @@ def scratch_arm(config: Mapping[str, Any], prob: Problem) -> dict:
 
 
 def finetuned_arm(config: Mapping[str, Any], prob: Problem) -> dict:
-    """Each seed's network pre-trained on the pre-training set (initialisation seed 7, data key
-    3000), then its parameters and BatchNorm statistics start a fine-tuning parent on the full
+    """Each seed's network pre-trained on the pre-training set (initialisation seed 7, data seeds
+    ``(3000, i)``), then its parameters and BatchNorm statistics start a fine-tuning parent on the full
     task with a fresh optimiser state; children at every ``ft_spawn`` step."""
     seeds = config["seeds"]
     pre_opt = optimiser(config["lr"], config["pre_decay_at"], config["pre_divisor"])
@@ -339,12 +341,11 @@ def finetuned_arm(config: Mapping[str, Any], prob: Problem) -> dict:
         batch_size=config["batch"],
         augment=prob.augment,
     )
-    pre_keys = jax.random.split(jax.random.PRNGKey(3000), seeds)
     pretrained = index(
         train_to_checkpoints(
             pre_advance,
             fresh(prob, seeds, pre_opt, seed=7),
-            pre_keys,
+            [(3000, i) for i in range(seeds)],
             [config["pre_steps"]],
             desc="pre-training",
         ),
@@ -376,7 +377,8 @@ def control_arm(config: Mapping[str, Any], prob: Problem) -> dict:
 
 ARMS = {"scratch": scratch_arm, "finetuned": finetuned_arm, "control": control_arm}
 
-#: The random seeds (``PRNGKey`` values) each unit draws from, for its provenance.
+#: The random seeds each unit draws from, for its provenance: initialisation ``PRNGKey`` values
+#: and the first word of its data seeds (:class:`lensbox.BatchOrder`).
 SEEDS = {
     "scratch": [0, 1000, 2000],
     "finetuned": [7, 3000, 0, 1001, 2001],

@@ -5,16 +5,17 @@ network trains from :math:`\theta_0` to a checkpoint :math:`t'`; two *children* 
 the same parameters, optimiser state (the momentum buffer), BatchNorm running statistics and step
 count, each with its own batch order and augmentation, to the end :math:`T`.
 
-A run is a :class:`SpawnState` ``(params, bn_state, opt_state, step)``. :func:`make_trainer`
-returns ``advance(state, data_key, stop) -> state``: plain mini-batch SGD with softmax
-cross-entropy from ``state.step`` to ``stop``, where the batch of step ``s`` (0-based) is fixed by
-``(data_key, s)`` alone: epoch ``s // steps_per_epoch`` draws a permutation of the training rows
-from ``fold_in(data_key, epoch)`` and step ``s`` takes its ``s % steps_per_epoch``-th slice of
-``batch_size`` rows (the remainder is dropped, as PyTorch's ``drop_last``); the augmentation of step
-``s`` draws from ``fold_in(data_key, s)``. Hence stopping at :math:`t'` and resuming with the same
-key reproduces the uninterrupted run, and a child given a new key sees a new data order from
-:math:`t'` on. ``advance`` is pure and jit/vmap-able: :func:`train_many` runs many parents or
-children (seeds, checkpoints, children) side by side under one ``vmap``.
+A run is a :class:`SpawnState` ``(params, bn_state, opt_state, step)`` and a *data seed* (an
+integer or a tuple of integers, e.g. ``(arm, child)``). :func:`make_trainer` returns
+``advance(state, seed, stop) -> state``: plain mini-batch SGD with softmax cross-entropy from
+``state.step`` to ``stop``. The batch of step ``s`` (0-based) is step ``s + 1`` of
+:class:`lensbox.BatchOrder` ``(n, batch_size, seed)``, lensbox's one batch order (each epoch a
+fresh permutation of the training rows, the remainder dropped as PyTorch's ``drop_last``); the
+augmentation of step ``s`` draws from ``fold_in(key(seed), s)``. Hence stopping at :math:`t'`
+and resuming with the same seed reproduces the uninterrupted run, and a child given a new seed sees
+a new data order from :math:`t'` on. The batches are drawn on the host, a chunk of steps at a time,
+and the steps themselves are one compiled, vmapped program: :func:`train_many` runs many parents or
+children (seeds, checkpoints, children) side by side.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from lensbox.errors import ArgumentError, DivergenceError
 from lensbox.connectivity.networks import BatchNormNetwork, check_images, check_labels
 from lensbox.engine.optim import Optimizer, OptState, apply_updates
 from lensbox.engine.progress import step_bar
-from lensbox.engine.training import cached_program, softmax_cross_entropy, stack
+from lensbox.engine.training import (
+    BatchOrder,
+    cached_program,
+    softmax_cross_entropy,
+    stack,
+)
 
 Params = Any
 
@@ -48,20 +54,13 @@ class SpawnState(NamedTuple):
     step: jax.Array  # steps taken so far (0 at initialisation)
 
 
-def batch_rows(data_key: jax.Array, step, n: int, batch_size: int) -> jax.Array:
-    """Rows of the batch of step ``step`` (0-based): a slice of epoch ``step // (n // batch_size)``'s
-    permutation, drawn from ``fold_in(data_key, epoch)``; the last ``n % batch_size`` rows of each
-    permutation are dropped."""
-    order = jax.random.permutation(
-        jax.random.fold_in(data_key, step // (n // batch_size)), n
-    )
-    return _batch_of(order, step, n, batch_size)
-
-
-def _batch_of(order: jax.Array, step, n: int, batch_size: int) -> jax.Array:
-    """Step ``step``'s slice of its epoch's permutation ``order``."""
-    start = (step % (n // batch_size)) * batch_size
-    return jax.lax.dynamic_slice(order, (start,), (batch_size,))
+def data_key(seed: int | Sequence[int]) -> jax.Array:
+    """The augmentation key of a data seed: ``PRNGKey(seed[0])`` folded with each further word."""
+    words = BatchOrder(1, 1, seed).seed
+    key = jax.random.PRNGKey(words[0])
+    for word in words[1:]:
+        key = jax.random.fold_in(key, word)
+    return key
 
 
 def init_state(
@@ -112,51 +111,56 @@ def make_trainer(
         logits, new_state = net.apply(params, bn_state, xb, True)
         return jnp.mean(softmax_cross_entropy(logits, yb)), new_state
 
-    def one_step(state: SpawnState, data_key, order, X, y) -> SpawnState:
+    def one_step(state: SpawnState, first, rows, key, X, y) -> SpawnState:
         s = state.step
-        rows = _batch_of(
-            order, s, n, batch_size
-        )  # = batch_rows(data_key, s, n, batch_size)
-        xb = X[rows]
+        batch = rows[s - first]  # this chunk's batches start at step ``first``
+        xb = X[batch]
         if augment is not None:
-            xb = augment(jax.random.fold_in(jax.random.fold_in(data_key, s), 1), xb)
+            xb = augment(jax.random.fold_in(jax.random.fold_in(key, s), 1), xb)
         grads, bn_state = jax.grad(loss, has_aux=True)(
-            state.params, state.bn_state, xb, y[rows]
+            state.params, state.bn_state, xb, y[batch]
         )
         delta, opt_state = optimizer.update(grads, state.opt_state, state.params)
         return SpawnState(
             apply_updates(state.params, delta), bn_state, opt_state, s + 1
         )
 
-    def steps(state: SpawnState, data_key, stop, X, y) -> SpawnState:
-        def epoch(st: SpawnState) -> SpawnState:
-            # One permutation per epoch, then that epoch's steps up to ``stop``.
-            index = st.step // per_epoch
-            order = jax.random.permutation(jax.random.fold_in(data_key, index), n)
-            end = jnp.minimum(stop, (index + 1) * per_epoch)
-            return jax.lax.while_loop(
-                lambda s: s.step < end, lambda s: one_step(s, data_key, order, X, y), st
-            )
+    def steps(state: SpawnState, rows, key, stop, X, y) -> SpawnState:
+        first = state.step
+        return jax.lax.while_loop(
+            lambda st: st.step < stop,
+            lambda st: one_step(st, first, rows, key, X, y),
+            state,
+        )
 
-        return jax.lax.while_loop(lambda st: st.step < stop, epoch, state)
-
-    return Trainer(steps, X, y)
+    return Trainer(steps, X, y, batch_size)
 
 
 @dataclass(frozen=True, eq=False)
 class Trainer:
-    """What :func:`make_trainer` returns: ``trainer(state, data_key, stop)`` advances ``state``.
+    """What :func:`make_trainer` returns: ``trainer(state, seed, stop)`` advances one run.
 
-    The training data are arguments of ``steps(state, data_key, stop, X, y)``, not constants
-    of a compiled program, so :func:`train_many` compiles once however large the data set.
+    ``steps(state, rows, key, stop, X, y)`` is the pure, compiled part: the steps from
+    ``state.step`` to ``stop``, step ``state.step + i`` on the rows ``rows[i]``. The training data
+    are its arguments, not constants of a compiled program, so :func:`train_many` compiles once
+    however large the data set.
     """
 
     steps: Callable[..., SpawnState]
     X: jax.Array
     y: jax.Array
+    batch_size: int
 
-    def __call__(self, state: SpawnState, data_key: jax.Array, stop) -> SpawnState:
-        return self.steps(state, data_key, stop, self.X, self.y)
+    def order(self, seed: int | Sequence[int]) -> BatchOrder:
+        """The batch order of the run with data seed ``seed``."""
+        return BatchOrder(int(self.X.shape[0]), self.batch_size, seed)
+
+    def __call__(
+        self, state: SpawnState, seed: int | Sequence[int], stop: int
+    ) -> SpawnState:
+        one = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], state)
+        done, _ = train_many(self, one, [seed], [stop], progress=False)
+        return index(done, 0)
 
 
 def index(tree: Any, i) -> Any:
@@ -165,19 +169,29 @@ def index(tree: Any, i) -> Any:
 
 
 def _vectorised(steps):
-    """``jit(vmap(steps))`` over states, keys and stops (the data shared), built once per
+    """``jit(vmap(steps))`` over states, batches, keys and stops (the data shared), built once per
     trainer (:func:`~lensbox.engine.training.cached_program`) so that repeated calls reuse the
     compilation."""
     return cached_program(
         ("spawning steps", steps),
-        lambda: jax.jit(jax.vmap(steps, in_axes=(0, 0, 0, None, None))),
+        lambda: jax.jit(jax.vmap(steps, in_axes=(0, 0, 0, 0, None, None))),
     )
+
+
+def _seed_list(seeds, runs: int) -> list:
+    """One data seed per run: an integer or a tuple of integers each."""
+    seeds = [tuple(int(w) for w in s) if np.ndim(s) else s for s in seeds]
+    if len(seeds) != runs:
+        raise ArgumentError(
+            f"seeds must hold one data seed per run ({runs}); got {len(seeds)}."
+        )
+    return seeds
 
 
 def train_many(
     advance: Trainer,
     states: SpawnState,
-    data_keys: jax.Array,
+    seeds: Sequence[int | Sequence[int]],
     stops,
     *,
     chunk: int = 500,
@@ -186,31 +200,43 @@ def train_many(
 ) -> tuple[SpawnState, bool]:
     """Run many states side by side (leading axis) until each reaches its own ``stops[i]``.
 
-    Steps run in compiled chunks of ``chunk`` steps under one ``vmap``; between chunks a tqdm bar
-    moves (with ``progress``, or the shared one of :func:`lensbox.engine.progress.shared_steps`),
-    and Ctrl-C stops cleanly, returning the states reached and ``interrupted=True``.
+    Run ``i`` takes its batches from ``advance.order(seeds[i])`` and its augmentation from
+    :func:`data_key` ``(seeds[i])``. Steps run in compiled chunks of ``chunk`` steps under one
+    ``vmap`` (the chunk's batches drawn on the host first); between chunks a tqdm bar moves (with
+    ``progress``, or the shared one of :func:`lensbox.engine.progress.shared_steps`), and Ctrl-C
+    stops cleanly, returning the states reached and ``interrupted=True``.
 
     Returns:
         ``(states, interrupted)``.
     """
     chunk = as_count(chunk, "chunk", minimum=1)
     stops = jnp.asarray(stops, jnp.int32)
-    if stops.shape != states.step.shape:
+    if stops.shape != states.step.shape or stops.ndim != 1:
         raise ArgumentError(
             f"stops must have one entry per state, shape {states.step.shape}; "
             f"got {stops.shape}."
         )
+    seeds = _seed_list(seeds, int(stops.shape[0]))
+    orders = [advance.order(s) for s in seeds]
+    keys = jnp.stack([data_key(s) for s in seeds])
     run = _vectorised(advance.steps)
     first, last = int(jnp.min(states.step)), int(jnp.max(stops))
     bounds = list(range(first + chunk, last, chunk)) + [last]
     bar = step_bar(max(last - first, 0), progress, desc)
     done = first
     previous = states
+    rows = np.zeros((len(orders), chunk, advance.batch_size), np.int32)
     try:
         for bound in bounds:
-            states = run(
-                states, data_keys, jnp.minimum(stops, bound), advance.X, advance.y
-            )
+            ends = np.minimum(np.asarray(stops), bound)
+            for i, (order, start) in enumerate(zip(orders, np.asarray(states.step))):
+                if (
+                    ends[i] > start
+                ):  # at most ``chunk`` steps (every run is at >= the last bound)
+                    rows[i, : ends[i] - start] = order.batches(
+                        int(start) + 1, int(ends[i] - start)
+                    )
+            states = run(states, rows, keys, jnp.asarray(ends), advance.X, advance.y)
             jax.block_until_ready(states.step)
             finite = _finite_runs(states.params)
             if not finite.all():
@@ -272,13 +298,14 @@ def _unflatten(tree: Any, lead: tuple[int, ...]) -> Any:
 def train_to_checkpoints(
     advance: Trainer,
     states: SpawnState,
-    data_keys: jax.Array,
+    seeds: Sequence[int | Sequence[int]],
     checkpoints: Sequence[int],
     *,
     progress: bool = True,
     desc: str = "parent",
 ) -> SpawnState:
-    r"""Train runs (leading axis) through the sorted ``checkpoints``, keeping the state at each.
+    r"""Train runs (leading axis) through the sorted ``checkpoints``, keeping the state at each;
+    run ``i`` on the data seed ``seeds[i]`` (see :func:`train_many`).
 
     Returns:
         States with leading axes ``(len(checkpoints), runs)``: the parents :math:`\theta_{t'}`.
@@ -297,7 +324,7 @@ def train_to_checkpoints(
         states, interrupted = train_many(
             advance,
             states,
-            data_keys,
+            seeds,
             jnp.full(states.step.shape, stop),
             progress=progress,
             desc=f"{desc} to step {stop}",
@@ -312,15 +339,16 @@ def train_children(
     advance: Trainer,
     parents: SpawnState,
     n_children: int,
-    key: jax.Array,
+    seed: int,
     stop: int,
     *,
     progress: bool = True,
 ) -> tuple[SpawnState, bool]:
     r"""Spawn ``n_children`` children from every parent and train them all, side by side, to ``stop``.
 
-    ``parents`` has two leading axes (checkpoints, seeds). Each child gets its own data key (a new
-    batch order and augmentation from :math:`t'` on) and shares everything else with its parent.
+    ``parents`` has two leading axes (checkpoints, seeds). Each child gets its own data seed
+    ``(seed, i)``, ``i`` its position in the flattened (checkpoints, seeds, children) order: a
+    new batch order and augmentation from :math:`t'` on. It shares everything else with its parent.
 
     Returns:
         ``(children, interrupted)``, children with leading axes ``(checkpoints, seeds, n_children)``.
@@ -328,11 +356,11 @@ def train_children(
     kids = spawn(parents, n_children)
     lead = tuple(kids.step.shape)
     flat = _flatten(kids, 3)
-    keys = jax.random.split(key, int(np.prod(lead)))
+    seed = as_count(seed, "seed")
     done, interrupted = train_many(
         advance,
         flat,
-        keys,
+        [(seed, i) for i in range(int(np.prod(lead)))],
         jnp.full(flat.step.shape, as_count(stop, "stop")),
         progress=progress,
         desc="children",

@@ -228,16 +228,28 @@ class BatchOrder:
     ``n // batch_size`` batches (a last partial batch is dropped, like ``drop_last=True``).
 
     The permutation of epoch ``e`` is ``permutation(e)`` when given (an explicit source: a fixed
-    list, another library's sampler), else a fresh one drawn from ``seed`` and ``e``. Step ``t``
-    (from 1) always gets the same batch, so a run resumed at step ``t`` sees what the uninterrupted
-    run would have. ``batch_size=None`` (or ``n``) means full-batch gradient descent.
+    list, another library's sampler), else a fresh one drawn by NumPy from ``seed`` and ``e``
+    (``default_rng([*seed, e])``). ``seed`` is an integer or a tuple of integers, so related runs
+    can name their streams without arithmetic on seeds: the children of
+    :mod:`lensbox.connectivity.spawning` use ``(arm, child)``. Step ``t`` (from 1) always gets the
+    same batch, so a run resumed at step ``t`` sees what the uninterrupted run would have.
+    ``batch_size=None`` (or ``n``) means full-batch gradient descent. This is the one batch order
+    of lensbox: :func:`train` and the BatchNorm trainer of
+    :mod:`lensbox.connectivity.spawning` both draw from it.
+
+    Example:
+        >>> order = BatchOrder(10, 4, seed=(2, 1))
+        >>> order.batches(1, 3).shape  # steps 1..3; two batches per epoch, the rest dropped
+        (3, 4)
+        >>> bool((order.batches(3, 1) == BatchOrder(10, 4, seed=(2, 1)).batches(3, 1)).all())
+        True
     """
 
     def __init__(
         self,
         n: int,
         batch_size: int | None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         permutation: Callable[[int], Sequence[int]] | None = None,
     ):
         n = as_count(n, "n")
@@ -252,14 +264,14 @@ class BatchOrder:
             raise ArgumentError(
                 f"batch_size must lie in [1, {n}] (the number of rows); got {batch_size}."
             )
-        self.n, self.batch_size, self.seed = n, batch_size, as_count(seed, "seed")
+        self.n, self.batch_size, self.seed = n, batch_size, _seed_words(seed)
         self.permutation = permutation
         self.per_epoch = n // self.batch_size
         self._epoch, self._perm = -1, None
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
         if self.permutation is None:
-            return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            return np.random.default_rng([*self.seed, epoch]).permutation(self.n)
         perm = np.asarray(self.permutation(epoch))
         if perm.shape != (self.n,) or not np.array_equal(
             np.sort(perm), np.arange(self.n)
@@ -273,15 +285,28 @@ class BatchOrder:
     def batches(self, first_step: int, count: int) -> np.ndarray:
         """Row indices of steps ``first_step .. first_step + count - 1``, shape (count, batch)."""
         out = np.empty((count, self.batch_size), dtype=np.int32)
-        for i in range(count):
+        if self.batch_size == self.n and self.permutation is None:
+            out[:] = np.arange(self.n)
+            return out
+        i, used = 0, self.per_epoch * self.batch_size
+        while i < count:  # one slice per epoch spanned, not one per step
             epoch, j = divmod(first_step - 1 + i, self.per_epoch)
-            if self.batch_size == self.n and self.permutation is None:
-                out[i] = np.arange(self.n)
-                continue
             if epoch != self._epoch:
                 self._epoch, self._perm = epoch, self._epoch_order(epoch)
-            out[i] = self._perm[j * self.batch_size : (j + 1) * self.batch_size]
+            take = min(count - i, self.per_epoch - j)
+            block = self._perm[j * self.batch_size : used]
+            out[i : i + take] = block[: take * self.batch_size].reshape(take, -1)
+            i += take
         return out
+
+
+def _seed_words(seed) -> tuple[int, ...]:
+    """A batch-order seed as a tuple of non-negative integers (one integer is a 1-tuple)."""
+    if isinstance(seed, (tuple, list)):
+        if not seed:
+            raise ArgumentError("seed must be an integer or a non-empty tuple of them.")
+        return tuple(as_count(w, "seed") for w in seed)
+    return (as_count(seed, "seed"),)
 
 
 # ----------------------------------------------------------------------------------------------

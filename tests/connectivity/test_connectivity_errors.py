@@ -94,7 +94,7 @@ def test_counts_of_the_spawning_protocol_are_not_truncated():
     states = jax.vmap(lambda k: spawning.init_state(NET, sgd(0.1), k, (2, 2, 1)))(
         jax.random.split(jax.random.PRNGKey(0), 2)
     )
-    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    keys = [1, 2]  # one data seed per run
     with pytest.raises(
         lensbox.ArgumentTypeError, match="n_children must be an integer"
     ):
@@ -113,7 +113,7 @@ def test_a_diverging_spawning_run_is_a_divergence_error_naming_the_step():
     states = jax.vmap(
         lambda k: spawning.init_state(NET, sgd(1e38, momentum=0.9), k, (2, 2, 1))
     )(jax.random.split(jax.random.PRNGKey(0), 2))
-    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    keys = [1, 2]  # one data seed per run
     with pytest.raises(lensbox.DivergenceError, match="diverged by step") as caught:
         spawning.train_many(advance, states, keys, [30, 30], chunk=10, progress=False)
     assert caught.value.step in (10, 20, 30)

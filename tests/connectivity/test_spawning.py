@@ -6,7 +6,7 @@ import pytest
 from lensbox.connectivity.networks import residual_mlp
 from lensbox.engine.optim import apply_updates, sgd
 from lensbox.connectivity.spawning import (
-    batch_rows,
+    data_key,
     index,
     init_state,
     make_trainer,
@@ -14,7 +14,7 @@ from lensbox.connectivity.spawning import (
     stack,
     train_many,
 )
-from lensbox.engine.training import softmax_cross_entropy
+from lensbox.engine.training import BatchOrder, softmax_cross_entropy
 
 
 def _setup(rng, n=24, lr=0.05, boundaries=(), augment=None):
@@ -31,25 +31,27 @@ def _close(a, b, **kw):
         np.testing.assert_allclose(u, v, **kw)
 
 
-def test_batches_visit_every_row_once_per_epoch_and_drop_the_remainder():
-    key = jax.random.PRNGKey(0)
-    epoch0 = np.concatenate([np.asarray(batch_rows(key, s, 23, 5)) for s in range(4)])
-    epoch1 = np.concatenate(
-        [np.asarray(batch_rows(key, s, 23, 5)) for s in range(4, 8)]
+def test_seeds_name_distinct_streams_and_one_integer_is_a_one_word_seed():
+    first = BatchOrder(23, 5, (4, 0)).batches(1, 8)
+    assert len(set(first[:4].ravel().tolist())) == 20  # each epoch: 20 distinct rows
+    assert not np.array_equal(first, BatchOrder(23, 5, (4, 1)).batches(1, 8))
+    np.testing.assert_array_equal(
+        BatchOrder(23, 5, 4).batches(3, 6), BatchOrder(23, 5, (4,)).batches(3, 6)
     )
-    assert len(set(epoch0.tolist())) == 20 and len(set(epoch1.tolist())) == 20
-    assert not np.array_equal(epoch0, epoch1)
+    assert not np.array_equal(data_key((4, 0)), data_key((4, 1)))
+    np.testing.assert_array_equal(data_key(4), jax.random.PRNGKey(4))
+    with pytest.raises(ValueError, match="seed"):
+        BatchOrder(23, 5, ())
 
 
 def test_trainer_matches_a_python_loop_with_the_step_schedule(rng):
     net, opt, X, y, advance = _setup(rng, boundaries=(2, 4))
     state = init_state(net, opt, jax.random.PRNGKey(1), (2, 2, 1))
-    key = jax.random.PRNGKey(2)
-    got = jax.jit(advance)(state, key, 6)
+    got = advance(state, 2, 6)
     plain = sgd(0.05, momentum=0.9, weight_decay=1e-3)
     params, bn, os_ = state.params, state.bn_state, plain.init(state.params)
     for s in range(6):
-        rows = batch_rows(key, s, 24, 5)
+        rows = BatchOrder(24, 5, 2).batches(s + 1, 1)[0]  # lensbox's one batch order
 
         def loss(p):
             logits, new = net.apply(p, bn, X[rows], True)
@@ -67,19 +69,17 @@ def test_trainer_matches_a_python_loop_with_the_step_schedule(rng):
     assert int(got.step) == 6
 
 
-def test_resume_equals_the_uninterrupted_run_and_a_new_key_changes_the_order(rng):
+def test_resume_equals_the_uninterrupted_run_and_a_new_seed_changes_the_order(rng):
     from lensbox.connectivity.augment import augment
 
     aug = lambda k, x: augment(k, x, pad=1, flip=True)  # noqa: E731
     net, opt, X, y, advance = _setup(rng, boundaries=(7,), augment=aug)
     state = init_state(net, opt, jax.random.PRNGKey(1), (2, 2, 1))
-    key = jax.random.PRNGKey(5)
-    run = jax.jit(advance)
-    whole = run(state, key, 12)
-    half = run(state, key, 5)
-    resumed = run(half, key, 12)
+    whole = advance(state, (5, 0), 12)
+    half = advance(state, (5, 0), 5)
+    resumed = advance(half, (5, 0), 12)
     _close(whole, resumed, rtol=1e-12, atol=1e-13)
-    other = run(half, jax.random.PRNGKey(6), 12)
+    other = advance(half, (5, 1), 12)
     assert not np.allclose(other.params["02_head"]["w"], whole.params["02_head"]["w"])
 
 
@@ -88,7 +88,7 @@ def test_train_many_runs_states_side_by_side_to_their_own_stops(rng):
     states = jax.vmap(lambda k: init_state(net, opt, k, (2, 2, 1)))(
         jax.random.split(jax.random.PRNGKey(0), 3)
     )
-    keys = jax.random.split(jax.random.PRNGKey(9), 3)
+    keys = [(9, 0), (9, 1), 10]
     out, interrupted = train_many(
         advance, states, keys, [4, 9, 0], chunk=3, progress=False
     )
@@ -97,19 +97,19 @@ def test_train_many_runs_states_side_by_side_to_their_own_stops(rng):
     for i, stop in enumerate([4, 9, 0]):
         _close(
             index(out, i),
-            jax.jit(advance)(index(states, i), keys[i], stop),
+            advance(index(states, i), keys[i], stop),
             rtol=1e-10,
             atol=1e-12,
         )
     with pytest.raises(ValueError, match="stops"):
         train_many(advance, states, keys, [1, 2], progress=False)
+    with pytest.raises(ValueError, match="one data seed per run"):
+        train_many(advance, states, keys[:2], [1, 2, 3], progress=False)
 
 
 def test_children_share_everything_but_the_data_order(rng):
     net, opt, X, y, advance = _setup(rng)
-    parent = jax.jit(advance)(
-        init_state(net, opt, jax.random.PRNGKey(0), (2, 2, 1)), jax.random.PRNGKey(1), 7
-    )
+    parent = advance(init_state(net, opt, jax.random.PRNGKey(0), (2, 2, 1)), 1, 7)
     parents = stack([parent, parent])
     kids = spawn(parents, 3)
     assert kids.step.shape == (2, 3)
@@ -149,7 +149,7 @@ def test_train_many_counts_its_steps_on_a_shared_bar(rng):
     states = jax.vmap(lambda k: init_state(net, opt, k, (2, 2, 1)))(
         jax.random.split(jax.random.PRNGKey(0), 2)
     )
-    keys = jax.random.split(jax.random.PRNGKey(9), 2)
+    keys = [9, 10]
     bar = Bar()
     with shared_steps(bar):  # progress=False: the shared bar counts all the same
         train_many(advance, states, keys, [4, 9], chunk=3, progress=False)
