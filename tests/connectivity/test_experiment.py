@@ -28,8 +28,29 @@ def test_configurations_are_json_and_say_their_branch():
     # The book's schedule: the paper's boundaries at 51 % and 76 % of the steps.
     book = mc.CONFIGS["book"]
     assert book["decay_at"] == [408, 608] and book["pre_decay_at"] == [204, 304]
-    assert mc.CONFIGS["long"] == {**book, "seeds": 5, "pairs": 3}
     assert mc.EXPERIMENT.units(book) == ["scratch", "finetuned", "control"]
+
+
+def test_long_is_the_papers_budget_counted_in_the_books_epochs():
+    long, book = mc.CONFIGS["long"], mc.CONFIGS["book"]
+    sizes = ("steps", "spawn", "pre_steps", "ft_steps", "ft_spawn")
+    budget = sizes + ("decay_at", "pre_decay_at", "ft_decay_at")
+    assert {k: v for k, v in long.items() if k not in budget} == {
+        **{k: v for k, v in book.items() if k not in budget},
+        "seeds": 5,
+        "pairs": 3,
+    }
+    prob = mc.problem(long)  # the epochs the configuration assumes are the data's
+    assert prob.epoch == mc.BOOK_EPOCH == 20
+    assert int(prob.X_pre.shape[0]) // long["batch"] == mc.BOOK_PRE_EPOCH == 70
+    # 63,000 steps at 390 per epoch is 161.5 epochs; at 20 steps per epoch, 3,231 steps
+    assert long["steps"] == 3231 and abs(long["steps"] / 20 - 63_000 / 390) < 0.05
+    assert long["decay_at"] == [1641, 2462] and long["ft_steps"] == 656
+    assert (
+        long["spawn"][-1] == 1287 and len(long["spawn"]) == 11
+    )  # 0 and 4 both round to 0
+    assert long["ft_spawn"] == long["spawn"][:9]
+    assert long["pre_steps"] == 3671 and long["pre_decay_at"] == [1836, 3059]
 
 
 def test_each_arm_is_shaped_by_its_configuration_and_stores_unchanged(tmp_path):
