@@ -35,6 +35,7 @@ from lensbox.engine.progress import step_bar
 from lensbox.engine.training import (
     BatchOrder,
     cached_program,
+    seed_words,
     softmax_cross_entropy,
     stack,
 )
@@ -56,7 +57,7 @@ class SpawnState(NamedTuple):
 
 def data_key(seed: int | Sequence[int]) -> jax.Array:
     """The augmentation key of a data seed: ``PRNGKey(seed[0])`` folded with each further word."""
-    words = BatchOrder(1, 1, seed).seed
+    words = seed_words(seed)
     key = jax.random.PRNGKey(words[0])
     for word in words[1:]:
         key = jax.random.fold_in(key, word)
@@ -85,7 +86,7 @@ def make_trainer(
     batch_size: int,
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> Trainer:
-    """``advance(state, data_key, stop)``: SGD steps ``state.step, ..., stop - 1`` (see module doc).
+    """``advance(state, seed, stop)``: SGD steps ``state.step, ..., stop - 1`` (see module doc).
 
     Args:
         net: a :class:`~lensbox.connectivity.networks.BatchNormNetwork` (trained in BatchNorm's training mode).
@@ -105,7 +106,6 @@ def make_trainer(
         raise ArgumentError(
             f"batch_size must lie in [1, {n}] (the training rows); got {batch_size!r}."
         )
-    per_epoch = n // batch_size
 
     def loss(params, bn_state, xb, yb):
         logits, new_state = net.apply(params, bn_state, xb, True)
@@ -178,16 +178,6 @@ def _vectorised(steps):
     )
 
 
-def _seed_list(seeds, runs: int) -> list:
-    """One data seed per run: an integer or a tuple of integers each."""
-    seeds = [tuple(int(w) for w in s) if np.ndim(s) else s for s in seeds]
-    if len(seeds) != runs:
-        raise ArgumentError(
-            f"seeds must hold one data seed per run ({runs}); got {len(seeds)}."
-        )
-    return seeds
-
-
 def train_many(
     advance: Trainer,
     states: SpawnState,
@@ -216,9 +206,12 @@ def train_many(
             f"stops must have one entry per state, shape {states.step.shape}; "
             f"got {stops.shape}."
         )
-    seeds = _seed_list(seeds, int(stops.shape[0]))
+    if len(seeds) != stops.shape[0]:
+        raise ArgumentError(
+            f"seeds must hold one data seed per run ({stops.shape[0]}); got {len(seeds)}."
+        )
     orders = [advance.order(s) for s in seeds]
-    keys = jnp.stack([data_key(s) for s in seeds])
+    keys = jnp.stack([data_key(order.seed) for order in orders])
     run = _vectorised(advance.steps)
     first, last = int(jnp.min(states.step)), int(jnp.max(stops))
     bounds = list(range(first + chunk, last, chunk)) + [last]

@@ -264,7 +264,7 @@ class BatchOrder:
             raise ArgumentError(
                 f"batch_size must lie in [1, {n}] (the number of rows); got {batch_size}."
             )
-        self.n, self.batch_size, self.seed = n, batch_size, _seed_words(seed)
+        self.n, self.batch_size, self.seed = n, batch_size, seed_words(seed)
         self.permutation = permutation
         self.per_epoch = n // self.batch_size
         self._epoch, self._perm = -1, None
@@ -300,10 +300,12 @@ class BatchOrder:
         return out
 
 
-def _seed_words(seed) -> tuple[int, ...]:
-    """A batch-order seed as a tuple of non-negative integers (one integer is a 1-tuple)."""
-    if isinstance(seed, (tuple, list)):
-        if not seed:
+def seed_words(seed) -> tuple[int, ...]:
+    """A data seed as a tuple of non-negative integers: one integer is a 1-tuple; a tuple, list or
+    1-D array of integers (``(arm, child)``) keeps its words. :class:`BatchOrder` and
+    :func:`lensbox.connectivity.spawning.data_key` read seeds through it."""
+    if np.ndim(seed) > 0:
+        if len(seed) == 0:
             raise ArgumentError("seed must be an integer or a non-empty tuple of them.")
         return tuple(as_count(w, "seed") for w in seed)
     return (as_count(seed, "seed"),)
