@@ -1,4 +1,4 @@
-"""Speed of the kernel engine, measured (not asserted): ``python -m benchmarks.bench [--json] [--quick]``.
+r"""Speed of the kernel engine, measured (not asserted): ``python -m benchmarks.bench [--json] [--quick]``.
 
 In one run, each workload's size printed with its numbers:
 
@@ -16,8 +16,10 @@ In one run, each workload's size printed with its numbers:
   is only indicative: on an idle 2-core machine neural-tangents took 0.25-0.28 s;
 * (b) the SGD smoother step's achieved GFLOP/s as a fraction of the same run's measured matmul
   rate; target at least 60 %;
-* (c) seconds per step of the momentum and AdamW smoothers (parameter-space state) at a stated
-  size;
+* (c) the smoother step of every optimiser (SGD and Adam without momentum by the kernel
+  block, momentum, Adam and AdamW with their parameter-space state) at a stated size: seconds, its
+  GEMM flops as a fraction of the same run's matmul rate (target at least 60 %), and how far its
+  recursion, run for the timed steps, is from the same recursion on the generic (Jacobian) route;
 * (d) the telescoping-tracking overhead: a training step with
   :func:`lensbox.engine.telescoping.telescoping_tracker` on ``m`` evaluation rows over the untracked
   step (3-layer width-200 MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size),
@@ -28,6 +30,12 @@ In one run, each workload's size printed with its numbers:
 * (f) the norms of the boosted trees' kernel weights from leaf counts against a dense
   co-membership computation (:func:`lensbox.boosting.trees.kernel_norms` against
   :func:`lensbox.boosting.trees.dense_kernel_norms`).
+* (h) the Adam-preconditioned kernel block on the (a) workload, with :math:`\phi` from a short
+  AdamW run on its task: the exact structured route against the Jacobian route (ratio, and the
+  structured route's fraction of the matmul rate: its flop count equals the Jacobian
+  contraction's, see :mod:`lensbox.engine.kernels`), and the rank-r route (``rank=r``) at several
+  r, each with its time, its ratio over the Jacobian route (target at least 10x) and its maximum
+  difference from the exact block.
 
 Runs in float32 (the library's default without ``lensbox.setup``) on the default JAX device.
 ``--quick`` shrinks every workload (for tests: the numbers then mean nothing).
@@ -278,16 +286,124 @@ def _tracker_steps(tracker, params, infos, steps):
 
 
 def bench_smoother(
-    opt, d, width, n, m, batch, steps, repeats, probes=None
+    opt, d, width, n, m, batch, steps, repeats, probes=None, agreement=False
 ) -> tuple[float, Any]:
+    """Seconds per smoother step and the parameter count; with ``agreement``, also the largest
+    difference of the tracked coefficients after ``steps`` steps from the generic route's,
+    relative to their largest magnitude."""
     model, params, X, y, X_eval = _problem(d, width, n, m)
-    tracker = smoother_tracker(model, X, y, X_eval, opt, probes=probes)
     perm = jax.random.permutation(jax.random.PRNGKey(5), n)[: (n // batch) * batch]
     info = _info(params, perm.reshape(-1, batch), opt)
-    run = _tracker_steps(tracker, params, info, steps)
-    state = tracker.init(params)
+
+    def stepper(method):
+        tracker = smoother_tracker(
+            model, X, y, X_eval, opt, probes=probes, method=method
+        )
+        return _tracker_steps(tracker, params, info, steps), tracker.init(params)
+
+    run, state = stepper("auto")
     seconds = _best(lambda: run(state), repeats) / steps
-    return seconds, count_parameters(params)
+    if not agreement:
+        return seconds, count_parameters(params)
+    fast, slow = run(state)["coef"], stepper("generic")[0](state)["coef"]
+    diff = float(jnp.max(jnp.abs(fast - slow)) / jnp.max(jnp.abs(slow)))
+    return seconds, count_parameters(params), diff
+
+
+def _state_step_flops(d, width, R, B, n) -> float:
+    """The GEMM flops of a parameter-space smoother step on a one-hidden-layer MLP: the batch
+    gradient J_B^T V (p x B x (n + 2)) and the change J(X_R) dtheta (R x p x (n + 2))."""
+    p = d * width + 2 * width + 1
+    return float(2 * (R + B) * p * (n + 2))
+
+
+def bench_state_smoothers(d, width, n, m, batch, steps, rate) -> dict:
+    """Every optimiser's smoother step on one block: seconds, GEMM flops against ``rate``, and
+    its agreement with the generic route after the timed steps."""
+    out = {}
+    for name, opt, route in [
+        ("sgd", optim.sgd(0.01), "kernel"),
+        ("adam_b1_0", optim.adam(1e-3, b1=0.0), "kernel"),
+        ("momentum", optim.sgd(0.01, momentum=0.9), "parameter"),
+        ("adam", optim.adam(1e-3), "parameter"),
+        ("adamw", optim.adamw(1e-3, weight_decay=0.01), "parameter"),
+    ]:
+        seconds, p, diff = bench_smoother(
+            opt, d, width, n, m, batch, steps, repeats=1, agreement=True
+        )
+        if name == "sgd":
+            flops = _sgd_step_flops(d, width, n + m, batch, n)
+        elif name == "adam_b1_0":  # the preconditioned block (2 R B p) and its product
+            p = d * width + 2 * width + 1
+            flops = 2.0 * (n + m) * batch * (p + n + 2)
+        else:
+            flops = _state_step_flops(d, width, n + m, batch, n)
+        out[name] = {
+            "route": route,
+            "seconds": seconds,
+            "gflop": flops / 1e9,
+            "fraction_of_matmul": flops / seconds / 1e9 / rate,
+            "max_rel_diff_generic": diff,
+        }
+    return out
+
+
+def trained_preconditioner(model, params, X, y, batch, steps):
+    """Adam's :math:`\\phi` after ``steps`` AdamW steps (lr 1e-3, decay 0.01) on ``(X, y)`` in
+    batches of ``batch`` (a preconditioner with the structure training gives it)."""
+    opt = optim.adamw(1e-3, weight_decay=0.01)
+    loss = lambda p, xb, yb: 0.5 * jnp.mean((model.apply(p, xb) - yb) ** 2)
+
+    @jax.jit
+    def step(p, state, xb, yb):
+        delta, state = opt.update(jax.grad(loss)(p, xb, yb), state, p)
+        return optim.apply_updates(p, delta), state
+
+    state, rng = opt.init(params), np.random.default_rng(0)
+    for _ in range(steps):
+        rows = rng.choice(X.shape[0], batch, replace=False)
+        params, state = step(params, state, X[rows], y[rows])
+    return params, optim.preconditioner(state, opt.config)
+
+
+def bench_adam_kernel(d, width, n, m, batch, repeats, rate, train_steps, ranks) -> dict:
+    """The Adam-preconditioned kernel block: exact structured route, Jacobian route and the
+    rank-r routes, each timed, with differences from the exact block."""
+    model, params, X, y, X_eval = _problem(d, width, n, m)
+    params, phi = trained_preconditioner(model, params, X, y, batch, train_steps)
+    X_R, X_B = jnp.concatenate([X, X_eval]), X[:batch]
+    block = lambda **kw: tangent_kernel(
+        model, params, X_R, X_B, preconditioner=phi, **kw
+    )
+    exact = _best(lambda: block(method="structured"), repeats)
+    generic = _best(
+        lambda: tangent_kernel(model.apply, params, X_R, X_B, preconditioner=phi),
+        repeats,
+    )
+    K = block(method="structured")
+    scale = jnp.max(jnp.abs(K))
+    rel = lambda other: float(jnp.max(jnp.abs(other - K)) / scale)
+    p = count_parameters(params)
+    flops = (
+        2.0 * (n + m) * batch * p
+    )  # the Jacobian contraction's count, the exact route's too
+    out = {
+        "size": f"MLP d={d} width={width} (p={p}), R={n + m} rows, B={batch}, phi after "
+        f"{train_steps} AdamW steps",
+        "exact_s": exact,
+        "generic_s": generic,
+        "exact_speedup": generic / exact,
+        "exact_fraction_of_matmul": flops / exact / 1e9 / rate,
+        "exact_max_rel_diff_generic": rel(
+            tangent_kernel(model.apply, params, X_R, X_B, preconditioner=phi)
+        ),
+    }
+    for r in ranks:
+        seconds = _best(lambda r=r: block(method="structured", rank=r), repeats)
+        out[f"rank_{r}_s"] = seconds
+        out[f"rank_{r}_speedup"] = generic / seconds
+        out[f"rank_{r}_max_rel_diff"] = rel(block(method="structured", rank=r))
+    return out
 
 
 def probe_spread(opt, d, width, n, m, batch, steps, ks) -> dict:
@@ -383,6 +499,7 @@ SIZES: dict[str, Any] = {
     "probes": {"d": 64, "width": 1000, "n": 600, "m": 400, "batch": 100},
     "probe_run": 300,
     "repeats": (3, 20, 3),
+    "adam_kernel": {"train_steps": 200, "ranks": (1, 4, 16)},
 }
 QUICK_SIZES: dict[str, Any] = {
     "reference": {"d": 8, "width": 32, "n": 40, "m": 40, "batch": 10},
@@ -402,6 +519,7 @@ QUICK_SIZES: dict[str, Any] = {
     "probes": {"d": 8, "width": 16, "n": 60, "m": 20, "batch": 10},
     "probe_run": 6,
     "repeats": (1, 4, 2),
+    "adam_kernel": {"train_steps": 3, "ranks": (1, 4)},
 }
 
 
@@ -436,20 +554,17 @@ def run(quick: bool = False, nt_python: str | None = None) -> dict:
         "fraction_of_matmul": flops / sgd_s / 1e9 / rate,
     }
 
-    states = {}
-    for name, opt in [
-        ("momentum", optim.sgd(0.01, momentum=0.9)),
-        ("adamw", optim.adamw(1e-3, weight_decay=0.01)),
-    ]:
-        seconds, p = bench_smoother(opt, **state_size, steps=state_steps, repeats=1)
-        states[name] = seconds
+    p = state_size["d"] * state_size["width"] + 2 * state_size["width"] + 1
     out["state_smoother_step"] = {
         "size": f"MLP d={state_size['d']} width={state_size['width']} (p={p}), "
         f"n={state_size['n']} + m={state_size['m']} rows, B={state_size['batch']}",
-        "momentum_s": states["momentum"],
-        "adamw_s": states["adamw"],
+        "matmul_gflops": rate,
+        **bench_state_smoothers(**state_size, steps=state_steps, rate=rate),
         "approximate_routes": "the probe route (probes=k; (g)); every other route is exact",
     }
+    out["adam_kernel_block"] = bench_adam_kernel(
+        **ref, repeats=repeats, rate=rate, **sizes["adam_kernel"]
+    )
 
     probe_size, probe_steps = sizes["probes"], 2
     momentum = optim.sgd(0.0025, momentum=0.95)  # the paper's rate
@@ -494,6 +609,15 @@ def _neural_tangents_line(k: dict) -> str:
     )
 
 
+STATE_NAMES = {
+    "sgd": "SGD",
+    "adam_b1_0": "Adam without momentum",
+    "momentum": "SGD with momentum",
+    "adam": "Adam",
+    "adamw": "AdamW",
+}
+
+
 def report(out: dict) -> str:
     k, s, st, tel = (
         out["kernel_block"],
@@ -510,9 +634,17 @@ def report(out: dict) -> str:
         f"(b) SGD smoother step, {s['size']}:",
         f"    {s['seconds'] * 1e3:.1f} ms for {s['gflop']:.2f} GFLOP = {s['gflops']:.1f} GFLOP/s; "
         f"matmul {s['matmul_gflops']:.1f} GFLOP/s: {100 * s['fraction_of_matmul']:.0f} % (target >= 60 %)",
-        f"(c) parameter-space smoother step, {st['size']}:",
-        f"    momentum {st['momentum_s']:.3f} s/step, AdamW {st['adamw_s']:.3f} s/step; "
-        f"approximate routes: {st['approximate_routes']}",
+        f"(c) smoother step of each optimiser, {st['size']}; fraction of the matmul rate "
+        f"{st['matmul_gflops']:.1f} GFLOP/s:",
+        *(
+            f"    {STATE_NAMES[name]} ({st[name]['route']} route): "
+            f"{st[name]['seconds'] * 1e3:.1f} ms for {st[name]['gflop']:.2f} GFLOP = "
+            f"{100 * st[name]['fraction_of_matmul']:.0f} %"
+            + (" (target >= 60 %)" if st[name]["route"] == "parameter" else "")
+            + f"; after the timed steps {st[name]['max_rel_diff_generic']:.1e} from the "
+            "generic route"
+            for name in STATE_NAMES
+        ),
         f"(d) telescoping tracking, {tel['size']}: untracked {tel['untracked_step_s'] * 1e3:.2f} ms/step",
     ]
     for key, v in tel.items():
@@ -548,6 +680,23 @@ def report(out: dict) -> str:
             for k in ks
         )
     )
+    ak = out["adam_kernel_block"]
+    ranks = sorted(
+        int(k.split("_")[1]) for k in ak if k.startswith("rank_") and k.endswith("_s")
+    )
+    lines += [
+        f"(h) Adam-preconditioned kernel block, {ak['size']}: Jacobian route "
+        f"{ak['generic_s']:.3f} s;",
+        f"    exact structured {ak['exact_s']:.3f} s: {ak['exact_speedup']:.1f}x, "
+        f"{100 * ak['exact_fraction_of_matmul']:.0f} % of the matmul rate (same flops as the "
+        f"Jacobian contraction); {ak['exact_max_rel_diff_generic']:.1e} from the Jacobian route",
+        "    rank-r routes (target >= 10x): "
+        + ", ".join(
+            f"r={r} {ak[f'rank_{r}_s'] * 1e3:.1f} ms ({ak[f'rank_{r}_speedup']:.0f}x, "
+            f"max difference {ak[f'rank_{r}_max_rel_diff']:.1e} of the exact block's largest entry)"
+            for r in ranks
+        ),
+    ]
     return "\n".join(lines)
 
 

@@ -26,6 +26,33 @@ Two routes compute it:
     with a leading row axis (images) or a pytree of them, and the model may have k > 1 outputs.
     It is the reference the structured route is tested against.
 
+**Adam's preconditioner on the structured route.** With :math:`Q = 1/\phi_W` (fan_in x fan_out)
+on a dense layer's weight, its term of the kernel is
+
+.. math::
+    K_W(x, x') = \sum_{ij} a_i(x)\,\delta_j(x)\,Q_{ij}\,a_i(x')\,\delta_j(x')
+    = \sum_i a_i(x)\,a_i(x')\,\big[Q\,(\delta(x)\odot\delta(x'))\big]_i .
+
+A diagonal :math:`\phi` keeps the rank-one per-example gradients, so no Jacobian is formed: one
+GEMM contracts the larger of fan-in and fan-out for every (row, batch) pair and a Hadamard sum the
+smaller. It does not keep the Gram factorisation: for a general :math:`Q` each pair's term is a
+bilinear form in :math:`Q` whose two vectors depend on the pair, so the exact term costs
+:math:`2RB\,\text{fan}_\text{in}\text{fan}_\text{out}` flops, as many as contracting that layer's
+Jacobian columns (:math:`2RBp` over all layers). The exact preconditioned route is therefore
+bounded by the machine's matrix-multiply rate, not by a better flop count (``python -m
+benchmarks.bench`` prints its fraction of that rate). Only a structured :math:`Q` is cheaper: with
+its singular value decomposition :math:`Q = \sum_k \sigma_k \mathbf u_k \mathbf v_k^\top`,
+
+.. math::
+    K_W = \sum_k \sigma_k\,\big(A\,\mathrm{diag}(\mathbf u_k)A'^\top\big)
+    \odot\big(D\,\mathrm{diag}(\mathbf v_k)D'^\top\big),
+
+:math:`2RB(\text{fan}_\text{in} + \text{fan}_\text{out})` flops a term. ``rank=r`` keeps the ``r``
+largest terms (the best rank-``r`` :math:`Q` in Frobenius norm) on every weight whose smaller
+side exceeds ``r``; the others, the biases and every layer without a preconditioner stay exact.
+It is an approximation: its error depends on how far Adam's :math:`1/\phi` is from rank ``r``,
+and the benchmark measures it on a trained network's :math:`\phi` next to its time.
+
 With :math:`k > 1` outputs the kernel is a :math:`k \times k` matrix per pair of rows,
 :math:`K_{ij}(x, x') = \nabla f_i(x)^\top\mathrm{diag}(1/\phi)\nabla f_j(x')` (the paper's
 section 2 writes :math:`k = 1`; its appendix extends the telescoping model to several outputs
@@ -146,7 +173,7 @@ def jacobian_rows(
     check_features(model, params, X, "X")
     if method == "structured":
         factors = layer_factors(model, params, X)
-        grads = [{"b": d, "w": a[:, :, None] * d[:, None, :]} for a, d in factors]
+        grads = [{"b": d, "w": _rank_one_block(a, d)} for a, d in factors]
         return _flat_rows(grads)
     rows = jacobian_tree(model.apply, params, X)
     leaves = jax.tree_util.tree_leaves(rows)
@@ -183,17 +210,69 @@ def _columns(M, name: str, rows: int, what: str) -> jax.Array:
     return M
 
 
+def _rank_one_block(a: jax.Array, d: jax.Array) -> jax.Array:
+    """A dense layer's weight columns of the Jacobian, rows x (fan_in * fan_out), in the order of
+    ``ravel_pytree``: row ``r`` is ``outer(a[r], d[r])`` flattened."""
+    return (a[:, :, None] * d[:, None, :]).reshape(a.shape[0], -1)
+
+
+def _builds_block(fan_in: int, fan_out: int, columns: int) -> bool:
+    """Whether a layer's products take its Jacobian block (rows x fan_in fan_out entries) rather
+    than the rows x min(fan_in, fan_out) x columns intermediate: whichever is smaller. The block
+    turns each product into one GEMM over fan_in * fan_out."""
+    return max(fan_in, fan_out) < columns
+
+
+def factor_times(params: Params, factors, M) -> jax.Array:
+    r""":math:`\mathbf J\,\mathbf M` (rows x c) from the :func:`layer_factors` of the rows, ``M`` of
+    shape (p, c) in the order of ``ravel_pytree(params)``.
+
+    Layer ``l`` contributes :math:`\sum_{ij} A_{ri} W^{(c)}_{ij} D_{rj} + (D\,b^{(c)})_r`, by the
+    cheaper of two exact orders: when the layer's Jacobian block (rows x fan_in fan_out) is
+    smaller than the intermediate rows x min(fan_in, fan_out) x c, one GEMM of that block with the
+    layer's rows of ``M``; otherwise one GEMM over the larger of fan-in and fan-out, then a
+    Hadamard sum over the smaller.
+    """
+    out = 0.0
+    for (a, d), (b, w) in zip(factors, _layer_blocks(params, M)):
+        fan_in, fan_out, c = w.shape
+        if _builds_block(fan_in, fan_out, c):
+            out = out + _rank_one_block(a, d) @ w.reshape(fan_in * fan_out, c)
+        elif fan_out >= fan_in:  # G[r, i, c] = sum_j D[r, j] W[i, j, c]
+            G = d @ jnp.moveaxis(w, 1, 0).reshape(fan_out, fan_in * c)
+            out = out + jnp.einsum("ric,ri->rc", G.reshape(-1, fan_in, c), a)
+        else:  # T[r, j, c] = sum_i A[r, i] W[i, j, c]
+            T = a @ w.reshape(fan_in, fan_out * c)
+            out = out + jnp.einsum("rjc,rj->rc", T.reshape(-1, fan_out, c), d)
+        out = out + d @ b
+    return out
+
+
+def factor_transpose_times(factors, V) -> jax.Array:
+    r""":math:`\mathbf J^\top\mathbf V` (p x c) from the :func:`layer_factors` of the rows and ``V``
+    of shape (rows, c), in the order of ``ravel_pytree``: layer ``l``'s weight rows are
+    :math:`\sum_r A_{ri} D_{rj} V_{rc}`, one GEMM of the layer's Jacobian block with ``V`` when that
+    block is the smaller intermediate (see :func:`factor_times`), otherwise one ``einsum``."""
+    c, blocks = V.shape[1], []
+    for a, d in factors:
+        fan_in, fan_out = a.shape[1], d.shape[1]
+        if _builds_block(fan_in, fan_out, c):
+            g = _rank_one_block(a, d).T @ V
+        else:
+            g = jnp.einsum("ri,rj,rc->ijc", a, d, V).reshape(fan_in * fan_out, c)
+        blocks += [d.T @ V, g]
+    return jnp.concatenate(blocks, axis=0)
+
+
 def jacobian_times(
     model: Model | Apply, params: Params, X, M, *, method: str = "auto"
 ) -> jax.Array:
     r""":math:`\mathbf J(X)\,\mathbf M` (rows x c) for a one-output model, ``M`` of shape (p, c) with
     rows in the order of ``ravel_pytree(params)``: the change of every row's prediction along each
-    of ``c`` parameter directions, without forming the (rows x p) Jacobian.
+    of ``c`` parameter directions.
 
-    Structured route: layer ``l`` contributes
-    :math:`\sum_{ij} A_{ri} W^{(c)}_{ij} D_{rj} + (D\,b^{(c)})_r` (:func:`layer_factors`), one GEMM
-    over the larger of fan-in and fan-out, so the intermediate has rows x min(fan_in, fan_out) x c
-    entries. Generic route: one ``jax.jvp`` per column.
+    Structured route: :func:`factor_times` on the rows' :func:`layer_factors` (exact GEMMs, the
+    rows x p Jacobian never formed whole). Generic route: one ``jax.jvp`` per column.
     """
     method, model = route(model, method)
     X = as_inputs(X, "X")
@@ -202,19 +281,7 @@ def jacobian_times(
         M, "M", sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)), "p"
     )
     if method == "structured":
-        out = 0.0
-        for (a, d), (b, w) in zip(
-            layer_factors(model, params, X), _layer_blocks(params, M)
-        ):
-            fan_in, fan_out, c = w.shape
-            if fan_out >= fan_in:  # G[r, i, c] = sum_j D[r, j] W[i, j, c]
-                G = d @ jnp.moveaxis(w, 1, 0).reshape(fan_out, fan_in * c)
-                out = out + jnp.einsum("ric,ri->rc", G.reshape(-1, fan_in, c), a)
-            else:  # T[r, j, c] = sum_i A[r, i] W[i, j, c]
-                T = a @ w.reshape(fan_in, fan_out * c)
-                out = out + jnp.einsum("rjc,rj->rc", T.reshape(-1, fan_out, c), d)
-            out = out + d @ b
-        return out
+        return factor_times(params, layer_factors(model, params, X), M)
     unravel = ravel_pytree(params)[1]
     push = lambda col: jax.jvp(
         lambda th: model.apply(th, X), (params,), (unravel(col),)
@@ -227,28 +294,48 @@ def jacobian_transpose_times(
 ) -> jax.Array:
     r""":math:`\mathbf J(X)^\top\mathbf V` (p x c) for a one-output model and ``V`` of shape
     (rows, c): ``c`` weighted sums of per-row gradients (a batch gradient per column), rows in
-    the order of ``ravel_pytree(params)``, without forming the Jacobian.
+    the order of ``ravel_pytree(params)``.
 
-    Structured route: layer ``l``'s weight rows are :math:`\sum_r A_{ri} D_{rj} V_{rc}`, one
-    ``einsum`` over the rows. Generic route: one ``jax.vjp`` per column.
+    Structured route: :func:`factor_transpose_times` on the rows' :func:`layer_factors`. Generic
+    route: one ``jax.vjp`` per column.
     """
     method, model = route(model, method)
     X = as_inputs(X, "X")
     check_features(model, params, X, "X")
     V = _columns(V, "V", jax.tree_util.tree_leaves(X)[0].shape[0], "rows of X")
     if method == "structured":
-        c, blocks = V.shape[1], []
-        for a, d in layer_factors(model, params, X):
-            fan_in, fan_out = a.shape[1], d.shape[1]
-            g = jnp.einsum("ri,rj,rc->ijc", a, d, V)
-            blocks += [d.T @ V, g.reshape(fan_in * fan_out, c)]
-        return jnp.concatenate(blocks, axis=0)
+        return factor_transpose_times(layer_factors(model, params, X), V)
     f, pull = jax.vjp(lambda th: model.apply(th, X), params)
     back = lambda v: ravel_pytree(pull(v.astype(f.dtype))[0])[0]
     return jax.vmap(back, in_axes=1, out_axes=1)(V)
 
 
-def _structured_block(model, params, X_R, X_B, phi, params_B) -> jax.Array:
+def _leading_components(Q: jax.Array, rank: int):
+    """The ``rank`` leading singular triples ``(U, s, V)`` of ``Q``, with ``Q ~ U diag(s) V^T``,
+    from the eigendecomposition of its smaller Gram matrix (min(shape)^2 entries; the leading
+    components are the well-conditioned ones)."""
+    tall = Q.shape[0] > Q.shape[1]
+    M = Q.T if tall else Q  # short side first
+    values, vectors = jnp.linalg.eigh(M @ M.T)  # ascending
+    s = jnp.sqrt(jnp.maximum(values[::-1][:rank], 0.0))
+    left = vectors[:, ::-1][:, :rank]
+    right = (M.T @ left) / jnp.where(s > 0, s, 1.0)
+    return (right, s, left) if tall else (left, s, right)
+
+
+def _low_rank_term(aR, dR, aB, dB, inv_w, rank: int) -> jax.Array:
+    """A weight's preconditioned kernel term with ``inv_w`` (fan_in x fan_out) replaced by its
+    ``rank`` leading singular components (see the module docstring): per component, one GEMM of
+    the tracked rows' factors with the batch's, scaled by that component's vector."""
+    U, s, V = _leading_components(inv_w, rank)
+    R, B = aR.shape[0], aB.shape[0]
+    # batch side scaled per component: (fan, rank * B); the GEMMs keep the long fan dimension
+    GA = aR @ (U[:, :, None] * aB.T[:, None, :]).reshape(U.shape[0], rank * B)
+    GD = dR @ (V[:, :, None] * dB.T[:, None, :]).reshape(V.shape[0], rank * B)
+    return jnp.einsum("rkb,k->rb", (GA * GD).reshape(R, rank, B), s)
+
+
+def _structured_block(model, params, X_R, X_B, phi, params_B, rank=None) -> jax.Array:
     fR = layer_factors(model, params, X_R)
     fB = layer_factors(model, params if params_B is None else params_B, X_B)
     K = jnp.zeros((X_R.shape[0], X_B.shape[0]), dtype=fR[0][1].dtype)
@@ -259,7 +346,9 @@ def _structured_block(model, params, X_R, X_B, phi, params_B) -> jax.Array:
         # diag(1/phi) breaks the Gram factorisation of the weight block: contract the larger
         # side by one GEMM, then the smaller by a Hadamard sum (2 R B fan_in fan_out flops).
         inv_w, inv_b = 1.0 / phi[layer]["w"], 1.0 / phi[layer]["b"]
-        if aR.shape[1] >= dR.shape[1]:
+        if rank is not None and rank < min(inv_w.shape):
+            K = K + _low_rank_term(aR, dR, aB, dB, inv_w, rank)
+        elif aR.shape[1] >= dR.shape[1]:
             Z = jnp.einsum("ri,boi->rbo", aR, jnp.einsum("bi,io->boi", aB, inv_w))
             K = K + jnp.einsum("ro,bo,rbo->rb", dR, dB, Z)
         else:
@@ -325,6 +414,7 @@ def tangent_kernel(
     params_B: Params | None = None,
     outputs: str = "full",
     rows_per_chunk: int = 128,
+    rank: int | None = None,
 ) -> jax.Array:
     r"""The block :math:`[\nabla f_\theta(x_r)^\top \mathrm{diag}(1/\phi) \nabla f_{\theta'}(x_b)]_{r,b}`.
 
@@ -346,6 +436,9 @@ def tangent_kernel(
         outputs: for a model with k > 1 outputs, ``full`` (R, B, k, k), ``diagonal`` (R, B, k:
             the kernel of each output) or ``trace`` (R, B: their sum). Ignored when k = 1.
         rows_per_chunk: generic route: tracked rows whose Jacobians exist at once.
+        rank: structured route with a preconditioner: keep the ``rank`` leading singular
+            components of each weight's :math:`1/\phi` (an approximation, see the module
+            docstring); ``None`` (default): exact.
 
     Returns:
         An (R, B) array for one output; see ``outputs`` for k > 1.
@@ -382,8 +475,25 @@ def tangent_kernel(
             "preconditioner must be a pytree shaped like params (phi from "
             "lensbox.engine.optim.preconditioner) or None."
         )
+    if rank is not None:
+        if (
+            isinstance(rank, bool)
+            or not isinstance(rank, (int, np.integer))
+            or rank < 1
+        ):
+            raise ArgumentError(
+                f"rank must be a positive integer or None; got {rank!r}."
+            )
+        if preconditioner is None or method != "structured":
+            raise ArgumentError(
+                "rank approximates a preconditioner's weight blocks on the structured route: "
+                "it needs preconditioner=phi and a one-output lensbox.engine.models.mlp "
+                f"(the route here is {method!r}, preconditioner "
+                f"{'given' if preconditioner is not None else 'None'})."
+            )
+        rank = int(rank)
     if method == "structured":
-        return _structured_jit(model, params, X_R, X_B, preconditioner, params_B)
+        return _structured_jit(model, params, X_R, X_B, preconditioner, params_B, rank)
     return _generic_jit(
         model.apply,
         params,
@@ -396,7 +506,7 @@ def tangent_kernel(
     )
 
 
-_structured_jit = jax.jit(_structured_block, static_argnums=(0,))
+_structured_jit = jax.jit(_structured_block, static_argnums=(0, 6))
 _generic_jit = jax.jit(_generic_block, static_argnums=(0, 6, 7))
 
 

@@ -241,51 +241,58 @@ def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
     r"""Step carrying the pieces' states as ``p x (n + 2)`` matrices (Eqs. 16-21). The two
     Jacobian products, the batch gradient :math:`\mathbf J_B^\top\mathbf V` and the change
     :math:`\mathbf J(X_R)\,\Delta\theta_t` of the tracked rows, go through
-    :func:`~lensbox.engine.kernels.jacobian_transpose_times` and
-    :func:`~lensbox.engine.kernels.jacobian_times` (no Jacobian formed) on the structured route,
-    through Jacobian rows on the generic one; the tracked rows in chunks of ``rows_per_chunk``."""
+    :func:`~lensbox.engine.kernels.factor_transpose_times` and
+    :func:`~lensbox.engine.kernels.factor_times` on the structured route, from one
+    :func:`~lensbox.engine.kernels.layer_factors` pass over the tracked rows (the batch's factors
+    are its rows), and through Jacobian rows on the generic one; the tracked rows in chunks of
+    ``rows_per_chunk``."""
     uses_params = any(p.uses_params for p in pieces)
     structured = method == "structured"
 
     def jac(params, X):
         return _kernels.jacobian_rows(model, params, X, method=method)
 
-    def jac_times(params, X, M):
-        if structured:
-            row = lambda x: _kernels.jacobian_times(
-                model, params, x[None], M, method=method
-            )[0]
-        else:
-            row = lambda x: jac(params, x[None])[0] @ M
+    def chunked(row, xs):
         return jax.lax.map(
-            row, X, batch_size=min(int(rows_per_chunk), max(X.shape[0], 1))
+            row, xs, batch_size=min(int(rows_per_chunk), max(X_R.shape[0], 1))
         )
 
     def step(state, info, V):
-        X_B, V = X_R[info.batch], V / -info.batch.shape[0]
-        u = (  # the gradient
-            _kernels.jacobian_transpose_times(model, info.params_prev, X_B, V)
-            if structured
-            else jac(info.params_prev, X_B).T @ V
-        )
-        stats = _flatten_like(info.opt_state.stats, info.params_prev)
+        V = V / -info.batch.shape[0]
+        params = info.params_prev
+        if structured:
+            factors = _kernels.layer_factors(model, params, X_R)
+            u = _kernels.factor_transpose_times(  # the gradient
+                [(a[info.batch], d[info.batch]) for a, d in factors], V
+            )
+        else:
+            u = jac(params, X_R[info.batch]).T @ V
+        stats = _flatten_like(info.opt_state.stats, params)
         delta, traces, _ = tx.run_chain(
             pieces, u, state["traces"], stats, state.get("D"), info.step, observe=False
         )
         state = dict(state, traces=traces)
         if uses_params:
             state["D"] = state["D"] + delta
-        return jac_times(info.params_prev, X_R, delta), state
+        if structured:
+            one = lambda f: _kernels.factor_times(
+                params, [(a[None], d[None]) for a, d in f], delta
+            )[0]
+            return chunked(one, factors), state
+        return chunked(lambda x: jac(params, x[None])[0] @ delta, X_R), state
 
     return step
 
 
 def _rows_within(entries: int, sizes: Sequence[int], columns: int) -> int:
     """Tracked rows per chunk so that no layer's intermediate in
-    :func:`~lensbox.engine.kernels.jacobian_times` (rows x min(fan_in, fan_out) x columns) exceeds
-    ``entries``; ``sizes`` are the layer sizes, input to output."""
-    widest = max(min(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-    return max(1, entries // (widest * columns))
+    :func:`~lensbox.engine.kernels.factor_times` exceeds ``entries``: per row, the layer's
+    Jacobian block (fan_in x fan_out) or min(fan_in, fan_out) x columns, whichever it takes (the
+    smaller); ``sizes`` are the layer sizes, input to output."""
+    widest = max(
+        min(a, b) * min(max(a, b), columns) for a, b in zip(sizes[:-1], sizes[1:])
+    )
+    return max(1, entries // widest)
 
 
 def _init_state(apply, pieces, X_R, q, parameter_space):

@@ -52,7 +52,24 @@ def test_bench_quick_reports_every_workload():
     assert step["fraction_of_matmul"] == pytest.approx(
         step["gflops"] / step["matmul_gflops"]
     )
-    assert {"momentum_s", "adamw_s", "size"} <= set(result["state_smoother_step"])
+    states = result["state_smoother_step"]
+    for (
+        name
+    ) in bench.STATE_NAMES:  # every optimiser: its fraction, and the routes agree
+        assert states[name]["fraction_of_matmul"] == pytest.approx(
+            states[name]["gflop"] / states[name]["seconds"] / states["matmul_gflops"]
+        )
+        assert states[name]["max_rel_diff_generic"] < 1e-4
+    assert "AdamW (parameter route)" in bench.report(result)
+    adam = result["adam_kernel_block"]
+    assert adam["exact_max_rel_diff_generic"] < 1e-4
+    assert adam["exact_speedup"] == pytest.approx(adam["generic_s"] / adam["exact_s"])
+    for r in (1, 4):
+        assert adam[f"rank_{r}_speedup"] == pytest.approx(
+            adam["generic_s"] / adam[f"rank_{r}_s"]
+        )
+        assert 0 <= adam[f"rank_{r}_max_rel_diff"] < 1
+    assert "(h) Adam-preconditioned kernel block" in bench.report(result)
     assert any(k.startswith("m=") for k in result["telescoping_overhead"])
     assert all(t > 0 for t in result["train_reuse"]["seconds"])
     assert "(e) three identical train calls" in bench.report(result)

@@ -176,6 +176,76 @@ def test_bad_inputs():
         tangent_kernel(3, params, X_R, X_B)
 
 
+def _truncated(inv, rank):
+    U, s, Vt = np.linalg.svd(np.asarray(inv), full_matrices=False)
+    return (U[:, :rank] * s[:rank]) @ Vt[:rank]
+
+
+@pytest.mark.parametrize("widths", [(6,), (7, 6, 3)])
+@pytest.mark.parametrize("rank", [1, 2])
+def test_low_rank_preconditioner_equals_the_jacobian_route_on_the_truncated_phi(
+    widths, rank
+):
+    # rank=r is the exact kernel of the preconditioner whose weights' 1/phi are truncated to
+    # rank r (biases and blocks of smaller side <= r untouched): checked against Jacobians.
+    model = lensbox.mlp(widths, activation="tanh", init="torch")
+    params = model.init(jax.random.PRNGKey(2), 5)
+    phi = _phi(params, seed=7)
+    truncated = [
+        {
+            "w": 1.0 / _truncated(1.0 / layer["w"], rank)
+            if rank < min(layer["w"].shape)
+            else layer["w"],
+            "b": layer["b"],
+        }
+        for layer in phi
+    ]
+    K_r = tangent_kernel(
+        model, params, X_R, X_B, preconditioner=phi, method="structured", rank=rank
+    )
+    K_g = tangent_kernel(model.apply, params, X_R, X_B, preconditioner=truncated)
+    np.testing.assert_allclose(K_r, K_g, rtol=1e-9, atol=1e-12)
+    K_exact = tangent_kernel(model, params, X_R, X_B, preconditioner=phi)
+    assert (
+        np.abs(np.asarray(K_r) - np.asarray(K_exact)).max() > 1e-6
+    )  # an approximation
+
+
+def test_low_rank_preconditioner_is_exact_when_one_over_phi_has_that_rank():
+    model = lensbox.mlp((8, 6), activation="relu", init="torch")
+    params = model.init(jax.random.PRNGKey(4), 5)
+    keys = jax.random.split(jax.random.PRNGKey(5), 4)
+    phi = [  # 1/phi_W = u v^T (rank one, positive) on every weight
+        {
+            "w": 1.0
+            / jnp.outer(
+                0.5 + jax.random.uniform(keys[i], (layer["w"].shape[0],)),
+                0.5 + jax.random.uniform(keys[i + 1], (layer["w"].shape[1],)),
+            ),
+            "b": 1.0 + jnp.abs(layer["b"]),
+        }
+        for i, layer in enumerate(params)
+    ]
+    K_1 = tangent_kernel(model, params, X_R, X_B, preconditioner=phi, rank=1)
+    K_g = tangent_kernel(model.apply, params, X_R, X_B, preconditioner=phi)
+    np.testing.assert_allclose(K_1, K_g, rtol=1e-9, atol=1e-12)
+
+
+def test_rank_needs_a_preconditioner_and_the_structured_route():
+    model = lensbox.mlp((4,))
+    params = model.init(jax.random.PRNGKey(0), 5)
+    phi = _phi(params)
+    with pytest.raises(lensbox.ArgumentError, match="needs preconditioner=phi"):
+        tangent_kernel(model, params, X_R, X_B, rank=2)
+    with pytest.raises(lensbox.ArgumentError, match="the route here is 'generic'"):
+        tangent_kernel(model.apply, params, X_R, X_B, preconditioner=phi, rank=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(
+            lensbox.ArgumentError, match="rank must be a positive integer"
+        ):
+            tangent_kernel(model, params, X_R, X_B, preconditioner=phi, rank=bad)
+
+
 def test_a_nan_row_is_an_error_not_nan_entries():
     model = lensbox.mlp((4,))
     params = model.init(jax.random.PRNGKey(0), 3)
