@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensbox.engine.checks import as_count
+from lensbox.engine.devices import place_runs
 from lensbox.errors import ArgumentError, DivergenceError
 from lensbox.connectivity.networks import BatchNormNetwork, check_images, check_labels
 from lensbox.engine.optim import Optimizer, OptState, apply_updates
@@ -187,6 +188,7 @@ def train_many(
     chunk: int = 500,
     progress: bool = True,
     desc: str = "training",
+    devices: Sequence[Any] | None = None,
 ) -> tuple[SpawnState, bool]:
     """Run many states side by side (leading axis) until each reaches its own ``stops[i]``.
 
@@ -194,7 +196,9 @@ def train_many(
     :func:`data_key` ``(seeds[i])``. Steps run in compiled chunks of ``chunk`` steps under one
     ``vmap`` (the chunk's batches drawn on the host first); between chunks a tqdm bar moves (with
     ``progress``, or the shared one of :func:`lensbox.engine.progress.shared_steps`), and Ctrl-C
-    stops cleanly, returning the states reached and ``interrupted=True``.
+    stops cleanly, returning the states reached and ``interrupted=True``. The runs are spread over
+    ``devices`` (:func:`lensbox.engine.devices.place_runs`; default: all of ``jax.devices()``,
+    nothing moves on one device).
 
     Returns:
         ``(states, interrupted)``.
@@ -212,6 +216,7 @@ def train_many(
         )
     orders = [advance.order(s) for s in seeds]
     keys = jnp.stack([data_key(order.seed) for order in orders])
+    states, keys = place_runs((states, keys), devices)
     run = _vectorised(advance.steps)
     first, last = int(jnp.min(states.step)), int(jnp.max(stops))
     bounds = list(range(first + chunk, last, chunk)) + [last]

@@ -16,6 +16,7 @@ only those above it:
 * :mod:`~lensbox.engine.kernels`: tangent-kernel blocks (structured for MLPs, generic for any
   model);
 * :mod:`~lensbox.engine.smoother`: the smoother form for squared loss and effective parameters;
+* :mod:`~lensbox.engine.devices`: runs side by side, sharded over the machine's devices;
 * :mod:`~lensbox.engine.seeds`: many seeds trained side by side under the paper's stopping rule;
 * :mod:`~lensbox.engine.statistics`: means and standard errors over seeds.
 """

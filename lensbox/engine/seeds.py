@@ -27,6 +27,7 @@ import numpy as np
 
 from lensbox.engine import kernels
 from lensbox.engine.checks import as_counts, as_matrix, check_finite
+from lensbox.engine.devices import place_runs
 from lensbox.engine.models import Model, apply_of
 from lensbox.engine.optim import Optimizer, check_optimizer
 from lensbox.engine.progress import step_bar
@@ -363,6 +364,7 @@ def train_seeds(
     trackers: Mapping[str, Tracker] | None = None,
     record_at: Sequence[int] | None = None,
     seed: int = 0,
+    devices: Sequence[Any] | None = None,
 ) -> SeedRuns:
     r"""Train several seeds of ``model`` side by side until ``rule`` stops each of them.
 
@@ -387,6 +389,8 @@ def train_seeds(
             closed-loop ``c_closed_loop`` never read them; the realised offset ``c_realised`` does).
         record_at: extra steps at which to record the trackers (for curves over training).
         seed: seeds the order of mini-batches.
+        devices: the devices the seeds are spread over (:func:`lensbox.engine.devices.place_runs`);
+            default: all of ``jax.devices()`` (nothing moves on one device).
 
     Returns:
         A :class:`SeedRuns`.
@@ -408,7 +412,7 @@ def train_seeds(
     programs = _seed_programs(
         apply, get_loss(loss), optimizer, trackers, X, Y, rule.threshold
     )
-    params = jax.tree_util.tree_map(jnp.asarray, params)
+    params = place_runs(jax.tree_util.tree_map(jnp.asarray, params), devices)
     carry = (
         params,
         jax.vmap(optimizer.init)(params),
