@@ -22,9 +22,12 @@ In one run, each workload's size printed with its numbers:
   recursion, run for the timed steps, is from the same recursion on the generic (Jacobian) route;
 * (d) the telescoping-tracking overhead: a training step with
   :func:`lensbox.engine.telescoping.telescoping_tracker` on ``m`` evaluation rows over the untracked
-  step (3-layer width-200 MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size),
-  measured through :func:`lensbox.train` as the time difference between a long and a short run,
-  so compilation is excluded;
+  step and over its floor, the step with one forward pass over the ``m`` rows (3-layer width-200
+  MLP on 64-dim inputs, batch 200, m = 1000 and m = batch size), measured through
+  :func:`lensbox.train` as the time difference between a long and a short run, so compilation is
+  excluded; with the flop ratio of the jvp's tangent pass to the forward pass, which bounds how
+  close an exact record can come to the floor, and the agreement of the jvp tracker with the SGD
+  smoother's realised reading (a second exact route);
 * (e) three identical 10-step :func:`lensbox.train` calls, each timed whole: the first compiles,
   the others reuse the compiled loop;
 * (f) the norms of the boosted trees' kernel weights from leaf counts against a dense
@@ -61,7 +64,7 @@ from lensbox.engine.kernels import tangent_kernel
 from lensbox.engine.models import count_parameters, mlp
 from lensbox.engine.smoother import smoother_tracker
 from lensbox.engine.telescoping import telescoping_tracker
-from lensbox.engine.training import StepInfo, train
+from lensbox.engine.training import StepInfo, Tracker, train
 
 
 def _best(fn: Callable[[], Any], repeats: int) -> float:
@@ -469,14 +472,66 @@ def bench_telescope_overhead(
         return (timed(long) - timed(short)) / (long - short)
 
     base = per_step({})
+    sizes = (d, *widths, 1)
+    forward_flops = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    # the jvp's tangent: x dW on the first layer, h' W + h dW on every later one
+    tangent_flops = 2 * sizes[0] * sizes[1] + sum(
+        4 * a * b for a, b in zip(sizes[1:-1], sizes[2:])
+    )
     out = {
         "size": f"MLP d={d} widths={widths} (p={count_parameters(params)}), n={n}, batch={batch}",
         "untracked_step_s": base,
+        "tangent_over_forward_flops": tangent_flops / forward_flops,
+        "agreement": _telescoping_agreement(model, params, opt, X, y, X_eval, batch),
     }
     for m in m_values:
+        floor = per_step({"forward": forward_tracker(model, X_eval[:m])})
         tracked = per_step({"telescoping": telescoping_tracker(model, X_eval[:m])})
-        out[f"m={m}"] = {"tracked_step_s": tracked, "overhead": tracked / base}
+        forward = floor - base
+        out[f"m={m}"] = {
+            "tracked_step_s": tracked,
+            "overhead": tracked / base,
+            "floor_step_s": floor,
+            "over_floor": tracked / floor,
+            # an exact first-order record computes the tangent too: at the forward pass's rate
+            "exact_bound_over_floor": (floor + forward * tangent_flops / forward_flops)
+            / floor,
+        }
     return out
+
+
+def forward_tracker(model, X_eval) -> Tracker:
+    """The floor of a per-step record: one forward pass over ``X_eval`` each step (the
+    network's predictions at the step's parameters), kept as the tracker's state."""
+    return Tracker(
+        init=lambda params: model.apply(params, X_eval),
+        update=lambda f, info: model.apply(info.params_prev, X_eval),
+        record=lambda f, params: f,
+    )
+
+
+def _telescoping_agreement(model, params, opt, X, y, X_eval, batch, steps=20) -> float:
+    """The largest difference between two exact routes to the realised-step telescoping model
+    after ``steps`` SGD steps: the jvp tracker, and the SGD smoother's kernel-form realised reading
+    (:mod:`lensbox.engine.smoother`), relative to the model's largest value."""
+    rows = X_eval[:200]
+    r = train(
+        model,
+        params,
+        opt,
+        X,
+        y,
+        steps=steps,
+        batch_size=batch,
+        trackers={
+            "telescoping": telescoping_tracker(model, rows),
+            "smoother": smoother_tracker(model, X, y, rows, opt),
+        },
+        progress=False,
+    )
+    jvp = np.asarray(r.records["telescoping"][-1])
+    kernel = np.asarray(r.records["smoother"]["realised"][-1])[X.shape[0] :]
+    return float(np.max(np.abs(jvp - kernel)) / np.max(np.abs(jvp)))
 
 
 # Workload sizes: the reference block (a, b), the parameter-space smoothers (c), the
@@ -650,9 +705,17 @@ def report(out: dict) -> str:
     for key, v in tel.items():
         if key.startswith("m="):
             lines.append(
-                f"    {key}: tracked {v['tracked_step_s'] * 1e3:.2f} ms/step, "
-                f"overhead {v['overhead']:.2f}x"
+                f"    {key}: tracked {v['tracked_step_s'] * 1e3:.2f} ms/step "
+                f"({v['overhead']:.2f}x untracked); floor (training + one forward pass over "
+                f"the {key[2:]} rows) {v['floor_step_s'] * 1e3:.2f} ms: "
+                f"{v['over_floor']:.2f}x the floor (target <= 1.3x; an exact record also runs "
+                f"the tangent, {tel['tangent_over_forward_flops']:.2f}x the forward's flops: "
+                f"{v['exact_bound_over_floor']:.2f}x at the forward's rate)"
             )
+    lines.append(
+        f"    jvp tracker and the SGD smoother's realised reading agree to "
+        f"{tel['agreement']:.1e} of the model's largest value"
+    )
     reuse = out["train_reuse"]
     lines.append(
         f"(e) three identical train calls, {reuse['size']}: "

@@ -70,7 +70,16 @@ def test_bench_quick_reports_every_workload():
         )
         assert 0 <= adam[f"rank_{r}_max_rel_diff"] < 1
     assert "(h) Adam-preconditioned kernel block" in bench.report(result)
-    assert any(k.startswith("m=") for k in result["telescoping_overhead"])
+    tele = result["telescoping_overhead"]
+    assert (
+        tele["agreement"] < 1e-4
+    )  # the jvp tracker and the smoother's realised reading
+    assert tele["tangent_over_forward_flops"] > 1
+    for key in (k for k in tele if k.startswith("m=")):
+        assert tele[key]["over_floor"] == pytest.approx(
+            tele[key]["tracked_step_s"] / tele[key]["floor_step_s"]
+        )
+    assert any(k.startswith("m=") for k in tele)
     assert all(t > 0 for t in result["train_reuse"]["seconds"])
     assert "(e) three identical train calls" in bench.report(result)
     trees = result["tree_norms"]
