@@ -320,7 +320,7 @@ def _state_step_flops(d, width, R, B, n) -> float:
     return float(2 * (R + B) * p * (n + 2))
 
 
-def bench_state_smoothers(d, width, n, m, batch, steps, rate) -> dict:
+def bench_state_smoothers(d, width, n, m, batch, steps, rate, repeats) -> dict:
     """Every optimiser's smoother step on one block: seconds, GEMM flops against ``rate``, and
     its agreement with the generic route after the timed steps."""
     out = {}
@@ -332,7 +332,7 @@ def bench_state_smoothers(d, width, n, m, batch, steps, rate) -> dict:
         ("adamw", optim.adamw(1e-3, weight_decay=0.01), "parameter"),
     ]:
         seconds, p, diff = bench_smoother(
-            opt, d, width, n, m, batch, steps, repeats=1, agreement=True
+            opt, d, width, n, m, batch, steps, repeats=repeats, agreement=True
         )
         if name == "sgd":
             flops = _sgd_step_flops(d, width, n + m, batch, n)
@@ -614,7 +614,9 @@ def run(quick: bool = False, nt_python: str | None = None) -> dict:
         "size": f"MLP d={state_size['d']} width={state_size['width']} (p={p}), "
         f"n={state_size['n']} + m={state_size['m']} rows, B={state_size['batch']}",
         "matmul_gflops": rate,
-        **bench_state_smoothers(**state_size, steps=state_steps, rate=rate),
+        **bench_state_smoothers(
+            **state_size, steps=state_steps, rate=rate, repeats=repeats
+        ),
         "approximate_routes": "the probe route (probes=k; (g)); every other route is exact",
     }
     out["adam_kernel_block"] = bench_adam_kernel(
