@@ -55,6 +55,7 @@ _EXPORTS = {
     "smooth": "engine.smoother",
     "smoother_tracker": "engine.smoother",
     "sharpness_tracker": "engine.smoother",
+    "growth_tracker": "engine.smoother",
     "stability_limit": "engine.smoother",
     "SmootherRun": "engine.smoother",
     "TelescopeRun": "engine.telescoping",

@@ -27,10 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensbox.data import Dataset, balanced_subsample, identity, load, polynomial_task
-from lensbox.engine.checks import is_integer
+from lensbox.engine.checks import as_count, as_counts, is_integer
 from lensbox.engine.models import Model, Params, mlp
 from lensbox.engine.optim import adamw, sgd
 from lensbox.engine.smoother import (
+    growth_tracker,
     sharpness_tracker,
     smoother_tracker,
     stability_limit,
@@ -383,6 +384,123 @@ def mnist_task(config: Mapping[str, Any]) -> MnistTask:
     return MnistTask(X, y, ds.X_test, ds.y_test, p_rows, ds)
 
 
+def _mnist_setup(
+    config: Mapping[str, Any],
+    alpha: float,
+    seed: int,
+    *,
+    output: str = "identity",
+    lr: float | None = None,
+    warmup: int | None = None,
+    sizes: Mapping[str, Any] | None = None,
+):
+    """``(config, task, model, params, optimiser, batch)`` of one MNIST run (see
+    :func:`mnist_run`); ``config`` with ``sizes`` applied, ``batch`` ``None`` for full batch."""
+    if sizes:
+        unknown = set(sizes) - {"width", "batch", "n_train"}
+        if unknown:
+            raise ArgumentError(
+                f"sizes may set width, batch and n_train; got {sorted(unknown)}."
+            )
+        config = {**config, "mnist": {**config["mnist"], **sizes}}
+    c = config["mnist"]
+    task = mnist_task(config)
+    model = mlp((c["width"], c["width"]), init="torch", alpha=alpha, output=output)
+    params = model.init(jax.random.PRNGKey(200 + seed), task.X.shape[1])
+    opt = adamw(
+        c["lr"] if lr is None else lr,
+        b2=0.99,
+        weight_decay=0.1,
+        warmup_steps=c["warmup"] if warmup is None else warmup,
+    )
+    batch = None if c["batch"] is None or c["batch"] >= len(task.y) else c["batch"]
+    return config, task, model, params, opt, batch
+
+
+def _growth_setup(config: Mapping[str, Any], alpha: float, seed: int):
+    """``(task, model, params, optimiser, fit)`` of one MNIST run, ``fit(state, steps, **kw)``
+    continuing it (:func:`lensbox.engine.training.train`) in the run's own batch order."""
+    _, task, model, params, opt, batch = _mnist_setup(config, alpha, seed)
+
+    def fit(state, steps, **kwargs):
+        return train(
+            model,
+            state,
+            opt,
+            task.X,
+            task.y,
+            steps=steps,
+            batch_size=batch,
+            seed=seed,
+            progress=False,
+            **kwargs,
+        )
+
+    return task, model, params, opt, fit
+
+
+def growth_run(
+    config: Mapping[str, Any],
+    alpha: float,
+    seed: int,
+    *,
+    start: int,
+    stop: int,
+    record_every: int,
+) -> dict[str, np.ndarray]:
+    """How much the closed-loop smoother's recursion amplifies a disturbance along one MNIST run
+    (:func:`lensbox.engine.smoother.growth_tracker`): the run is trained to step ``start``, then
+    on to ``stop`` with the tracker, which records its summed log growth every ``record_every``
+    steps.
+
+    Returns ``{"steps": ..., "log_growth": ...}`` (0 at ``start``).
+    """
+    task, model, params, opt, fit = _growth_setup(config, alpha, seed)
+    start, stop = int(start), int(stop)
+    record_every = as_count(record_every, "record_every", minimum=1)
+    if not 0 <= start < stop:
+        raise ArgumentError(f"need 0 <= start < stop; got start={start}, stop={stop}.")
+    state = fit(params, start).state if start else params
+    res = fit(
+        state,
+        stop - start,
+        trackers={"growth": growth_tracker(model, task.X, opt)},
+        record_at=sorted({*range(start, stop + 1, record_every), stop}),
+    )
+    return {
+        "steps": np.asarray(res.record_steps),
+        "log_growth": np.asarray(res.records["growth"]),
+    }
+
+
+def frozen_growth(
+    config: Mapping[str, Any],
+    alpha: float,
+    seed: int,
+    *,
+    starts: Sequence[int],
+    horizon: int,
+) -> np.ndarray:
+    """The same recursion as :func:`growth_run`, frozen at each of ``starts``: the kernels and the
+    optimiser's statistics of that step held while the batches follow the run (one kernel
+    switching between batches). Returns its summed log growth after ``horizon`` steps, one value
+    per start (sorted); the run is trained once, from start to start."""
+    task, model, state, opt, fit = _growth_setup(config, alpha, seed)
+    horizon = as_count(horizon, "horizon", minimum=1)
+    out, done = [], 0
+    for start in as_counts(starts, "starts", minimum=1):  # sorted, unique
+        state = fit(state, int(start) - done).state
+        done = int(start)
+        frozen = growth_tracker(
+            model, task.X, opt, frozen_at=(state.params, state.opt_state)
+        )
+        res = fit(
+            state, horizon, trackers={"growth": frozen}, record_at=[done + horizon]
+        )
+        out.append(float(np.asarray(res.records["growth"])[-1]))
+    return np.asarray(out)
+
+
 def mnist_run(
     config: Mapping[str, Any],
     alpha: float,
@@ -410,25 +528,12 @@ def mnist_run(
     exact smoother (no ``probes``) also the step-scaled sharpness of the smoother's recursion, its
     running maximum and the optimiser's stability limit (:func:`~lensbox.engine.smoother.stability_limit`).
     """
-    if sizes:
-        unknown = set(sizes) - {"width", "batch", "n_train"}
-        if unknown:
-            raise ArgumentError(
-                f"sizes may set width, batch and n_train; got {sorted(unknown)}."
-            )
-        config = {**config, "mnist": {**config["mnist"], **sizes}}
+    config, task, model, params, opt, batch = _mnist_setup(
+        config, alpha, seed, output=output, lr=lr, warmup=warmup, sizes=sizes
+    )
     c = config["mnist"]
-    task = mnist_task(config)
     X, y, X_test, y_test = task.X, task.y, task.X_test, task.y_test
     steps = c["steps"] if steps is None else steps
-    model = mlp((c["width"], c["width"]), init="torch", alpha=alpha, output=output)
-    params = model.init(jax.random.PRNGKey(200 + seed), X.shape[1])
-    opt = adamw(
-        c["lr"] if lr is None else lr,
-        b2=0.99,
-        weight_decay=0.1,
-        warmup_steps=c["warmup"] if warmup is None else warmup,
-    )
     X_p = X_test[: task.p_rows]
     trackers: dict[str, Any] = {
         "train": predictions_tracker(model.apply, X),
@@ -444,7 +549,6 @@ def mnist_run(
         )
     if exact:
         trackers["sharpness"] = sharpness_tracker(model, X, opt)
-    batch = None if c["batch"] is None or c["batch"] >= len(y) else c["batch"]
     res = train(
         model,
         params,

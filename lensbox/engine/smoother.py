@@ -802,3 +802,83 @@ def sharpness_tracker(model: Model | Apply, X_train, optimizer: Optimizer) -> Tr
         }
 
     return Tracker(init, update, lambda state, params: state)
+
+
+def growth_tracker(
+    model: Model | Apply,
+    X_train,
+    optimizer: Optimizer,
+    *,
+    frozen_at: tuple[Params, Any] | None = None,
+    method: str = "auto",
+    seed: int = 0,
+) -> Tracker:
+    r"""Records how much the smoother's recursion has amplified a disturbance: the log of its
+    growth, summed over the steps so far (its top Lyapunov exponent times the steps, once the
+    disturbance has turned into the fastest-growing direction).
+
+    ``S`` and the closed-loop offset follow an affine recursion on the training rows; the
+    difference of two of its solutions follows the homogeneous part, the smoother's own step with
+    the residual columns replaced by the disturbance's (:func:`smoother_tracker`'s step, with the
+    real run's kernels, :math:`\phi_t` and batches). The tracker carries one such disturbance (a
+    random column on the training rows, the pieces' traces and the decayed parameters of the
+    parameter-space route), renormalised every step, and adds the log of each step's growth.
+    A record that grows without bound means the closed loop drifts from the network whatever it
+    starts from; :func:`sharpness_tracker` bounds single steps only.
+
+    ``frozen_at=(params, opt_state)`` (for instance a :class:`~lensbox.engine.training.TrainState`'s
+    first two fields) keeps the kernels and the optimiser's statistics at that point while the
+    batches follow the run: the recursion of one frozen kernel switching between batches.
+    """
+    optimizer = check_smoother_optimizer(optimizer)
+    pieces, spec = optimizer.pieces, optimizer.config.spec
+    X = as_matrix(X_train, "X_train")
+    n = X.shape[0]
+    method, model = _kernels.route(model, method)
+    parameter_space = not tx.is_diagonal(pieces)
+    step = (
+        _parameter_route(
+            model,
+            method,
+            pieces,
+            X,
+            _rows_within(2**25, (X.shape[1], *model.spec.widths, 1), 1)
+            if method == "structured"
+            else 256,
+        )
+        if parameter_space
+        else _kernel_route(model, method, None, pieces, X)
+    )
+    if frozen_at is not None:
+        frozen_params, frozen_state = frozen_at[0], frozen_at[1]
+
+    def init(params):
+        dtype = ravel_pytree(params)[0].dtype
+        s = jax.random.normal(jax.random.PRNGKey(seed), (n, 1), dtype)
+        state = {"coef": s / jnp.linalg.norm(s), "log_growth": jnp.zeros((), dtype)}
+        if parameter_space:
+            zeros = jnp.zeros((ravel_pytree(params)[0].shape[0], 1), dtype)
+            state["traces"] = tuple(p.init(zeros) for p in pieces)
+            if any(p.uses_params for p in pieces):
+                state["D"] = zeros
+        return state
+
+    def update(state, info: StepInfo):
+        if frozen_at is not None:
+            info = info._replace(
+                params_prev=frozen_params,
+                opt_state=frozen_state,
+                step=jnp.asarray(frozen_state.count),
+            )
+        _check_spec(info, spec)
+        # the disturbance s of S's training rows: residual columns -s on the batch
+        dF, new = step(state, info, -state["coef"][info.batch])
+        new = dict(new, coef=state["coef"] + dF)
+        moving = {k: new[k] for k in ("coef", "traces", "D") if k in new}
+        norm = jnp.sqrt(
+            sum(jnp.sum(leaf * leaf) for leaf in jax.tree_util.tree_leaves(moving))
+        )
+        scaled = jax.tree_util.tree_map(lambda leaf: leaf / norm, moving)
+        return dict(new, **scaled, log_growth=state["log_growth"] + jnp.log(norm))
+
+    return Tracker(init, update, lambda state, params: state["log_growth"])

@@ -276,3 +276,21 @@ def test_a_polynomial_run_records_the_centred_network_and_its_readings():
         < 5 * probed["p_train_se"][late]
     )
     np.testing.assert_allclose(without["test"], run["test"], rtol=1e-12)
+
+
+def test_growth_runs_record_the_recursions_log_growth():
+    from lensbox.complexity import grokking as G
+
+    config = G.CONFIGS["smoke"]
+    run = G.growth_run(config, 5.0, 0, start=20, stop=60, record_every=20)
+    assert run["steps"].tolist() == [20, 40, 60]
+    assert run["log_growth"][0] == 0.0 and np.all(np.isfinite(run["log_growth"]))
+    frozen = G.frozen_growth(config, 5.0, 0, starts=[40, 20], horizon=10)
+    assert frozen.shape == (2,) and np.all(np.isfinite(frozen))
+    # frozen at step 20 for 10 steps is a different recursion from the run's own
+    along = G.growth_run(config, 5.0, 0, start=20, stop=30, record_every=10)
+    assert frozen[0] != pytest.approx(along["log_growth"][-1], rel=1e-9)
+    with pytest.raises(lensbox.ArgumentError, match="start < stop"):
+        G.growth_run(config, 5.0, 0, start=30, stop=30, record_every=10)
+    with pytest.raises(lensbox.ArgumentError, match="horizon"):
+        G.frozen_growth(config, 5.0, 0, starts=[20], horizon=0)

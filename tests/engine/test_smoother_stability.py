@@ -155,3 +155,77 @@ def test_the_tracker_refuses_an_optax_optimiser_by_name():
         lensbox.ArgumentError, match="the smoother needs a lensbox optimiser"
     ):
         sharpness_tracker(linear, X, lensbox.engine.optim.from_optax(optax.sgd(0.1)))
+
+
+@pytest.mark.parametrize(
+    "optimizer, beta",
+    [(lensbox.sgd, None), (lambda lr: lensbox.sgd(lr, momentum=0.5), 0.5)],
+)
+@pytest.mark.parametrize("fraction", [0.7, 0.95])
+def test_growth_tracker_grows_at_the_recursions_spectral_radius(
+    optimizer, beta, fraction
+):
+    # A linear model at full batch: the smoother's homogeneous recursion on the training rows is
+    # q -> (I - eta K / n) q (with heavy-ball momentum, the companion matrix of the two-step
+    # iteration), whose spectral radius sets the log growth per step. (Past the stability limit
+    # the linear network diverges with its recursion, so only stable rates can be run.)
+    from lensbox.engine.smoother import growth_tracker
+
+    X, y, params = _problem(n=6, d=10)  # d > n: K has no null direction
+    n = X.shape[0]
+    K = np.asarray(X @ X.T) / n
+    top = np.linalg.eigvalsh(K)[-1]
+    limit = 2.0 if beta is None else 2.0 * (1 + beta)
+    eta = fraction * limit / top
+    opt = optimizer(eta)
+    steps = 200
+    r = train(
+        linear,
+        params,
+        opt,
+        X,
+        y,
+        steps=steps,
+        trackers={"growth": growth_tracker(linear, X, opt)},
+        record_at=[150, 200],
+        progress=False,
+    )
+    if beta is None:
+        A = np.eye(n) - eta * K
+    else:  # (q_t, q_{t-1}) for v = beta v + g, theta -= eta v
+        A = np.block(
+            [[(1 + beta) * np.eye(n) - eta * K, -beta * np.eye(n)], [np.eye(n), 0 * K]]
+        )
+    radius = np.max(np.abs(np.linalg.eigvals(A)))
+    slope = (r.records["growth"][1] - r.records["growth"][0]) / 50
+    assert slope == pytest.approx(np.log(radius), abs=2e-3)
+    assert slope < -1e-3  # shrinking, at the rate above
+
+
+def test_growth_tracker_frozen_at_the_start_of_a_linear_run_changes_nothing():
+    # A linear model's kernel never changes: freezing it must give the same growth.
+    from lensbox.engine.smoother import growth_tracker
+
+    X, y, params = _problem()
+    opt = lensbox.adamw(0.05, weight_decay=0.1)
+    start = train(linear, params, opt, X, y, steps=5, batch_size=4, progress=False)
+    runs = {
+        name: train(
+            linear,
+            start.state,
+            opt,
+            X,
+            y,
+            steps=30,
+            batch_size=4,
+            trackers={"growth": growth_tracker(linear, X, opt, frozen_at=frozen)},
+            progress=False,
+        ).records["growth"]
+        for name, frozen in (
+            ("run", None),
+            ("frozen", (start.state.params, start.state.opt_state)),
+        )
+    }
+    # Adam's statistics do change along the run: frozen ones give another growth
+    assert not np.allclose(runs["run"], runs["frozen"], rtol=1e-6)
+    assert np.all(np.isfinite(runs["run"]))
