@@ -284,6 +284,23 @@ def _parameter_route(model, method, pieces, X_R, rows_per_chunk):
     return step
 
 
+def _route_step(
+    model, method, kernel_fn, pieces, X_R, columns, rows_per_chunk, parameter_space
+):
+    """The step of the route the optimiser's pieces need (:func:`_parameter_route` or
+    :func:`_kernel_route`) for ``columns`` tracked columns; ``rows_per_chunk=None`` chooses it
+    (:func:`_rows_within` on the structured route, 256 on the generic one)."""
+    if not parameter_space:
+        return _kernel_route(model, method, kernel_fn, pieces, X_R)
+    if rows_per_chunk is None:
+        rows_per_chunk = (
+            _rows_within(2**25, (X_R.shape[1], *model.spec.widths, 1), columns)
+            if method == "structured"
+            else 256
+        )
+    return _parameter_route(model, method, pieces, X_R, rows_per_chunk)
+
+
 def _rows_within(entries: int, sizes: Sequence[int], columns: int) -> int:
     """Tracked rows per chunk so that no layer's intermediate in
     :func:`~lensbox.engine.kernels.factor_times` exceeds ``entries``: per row, the layer's
@@ -511,16 +528,8 @@ def smoother_tracker(
             "and weight decay need the parameter-space smoother state (Jacobian rows); "
             "drop kernel_fn or use an optimiser without them."
         )
-    if rows_per_chunk is None:
-        rows_per_chunk = (
-            _rows_within(2**25, (X_R.shape[1], *model.spec.widths, 1), q + 2)
-            if method == "structured"
-            else 256
-        )
-    step = (
-        _parameter_route(model, method, pieces, X_R, rows_per_chunk)
-        if parameter_space
-        else _kernel_route(model, method, kernel_fn, pieces, X_R)
+    step = _route_step(
+        model, method, kernel_fn, pieces, X_R, q + 2, rows_per_chunk, parameter_space
     )
     return Tracker(
         _init_state(apply, pieces, X_R, q, parameter_space),
@@ -836,19 +845,7 @@ def growth_tracker(
     n = X.shape[0]
     method, model = _kernels.route(model, method)
     parameter_space = not tx.is_diagonal(pieces)
-    step = (
-        _parameter_route(
-            model,
-            method,
-            pieces,
-            X,
-            _rows_within(2**25, (X.shape[1], *model.spec.widths, 1), 1)
-            if method == "structured"
-            else 256,
-        )
-        if parameter_space
-        else _kernel_route(model, method, None, pieces, X)
-    )
+    step = _route_step(model, method, None, pieces, X, 1, None, parameter_space)
     if frozen_at is not None:
         frozen_params, frozen_state = frozen_at[0], frozen_at[1]
 
