@@ -46,6 +46,7 @@ ROOT = Path(lensbox.__file__).parent
 RANK = {
     "lensbox.errors": 0,
     "lensbox._lazy": 0,
+    "lensbox._files": 0,
     "lensbox.engine": 1,
     "lensbox.runtime": 2,
     "lensbox.data": 3,

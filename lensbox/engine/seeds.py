@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensbox.engine import kernels
+from lensbox.engine.checkpoints import checkpoint, restore
 from lensbox.engine.checks import as_counts, as_matrix, check_finite
 from lensbox.engine.devices import place_runs
 from lensbox.engine.models import Model, apply_of
@@ -314,12 +315,29 @@ class _StopBook:
         self.active &= ~newly
 
 
-def _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate):
+def _run_seeds(
+    programs, book, order, carry, check_steps, max_steps, extra, rate, point
+):
     """Compiled calls from check to check (and to the extra recording steps) until every seed
     has stopped; returns the final carry and the extra records. The steps count on a shared bar
-    (:func:`lensbox.engine.progress.shared_steps`) when there is one."""
+    (:func:`lensbox.engine.progress.shared_steps`) when there is one. With a checkpoint ``point``
+    (:mod:`lensbox.engine.checkpoints`) the loop resumes from its saved state and saves it after a
+    check when one is due, and at the end."""
     rec_steps, recs, done = [], [], 0
+    saved = None if point is None else point.load()
+    if saved is not None:
+        carry = restore(carry, saved["carry"])
+        book.__dict__.update(saved["book"])
+        rec_steps, recs, done = saved["rec_steps"], saved["recs"], saved["done"]
+
+    def state():
+        return dict(
+            carry=carry, book=vars(book), rec_steps=rec_steps, recs=recs, done=done
+        )
+
     bar = step_bar(max_steps, False)
+    if bar is not None and done:
+        bar.update(done)
     try:
         while done < max_steps and book.active.any():
             next_check = done + check_steps - done % check_steps
@@ -345,9 +363,13 @@ def _run_seeds(programs, book, order, carry, check_steps, max_steps, extra, rate
                 book.stop(
                     newly, done, jax.device_get(programs.record(carry[2], carry[0]))
                 )
+            if point is not None and point.due():
+                point.save(state())
     finally:
         if bar is not None:
             bar.close()
+    if point is not None:
+        point.save(state())
     return carry, rec_steps, recs
 
 
@@ -422,8 +444,17 @@ def train_seeds(
         rule, n_seeds, max_steps, *(np.asarray(a) for a in programs.evaluate(params))
     )
     rate = float(getattr(getattr(optimizer, "config", None), "learning_rate", np.nan))
+    point = checkpoint(
+        "train_seeds",
+        lambda: (
+            carry,
+            X,
+            Y,
+            [order.batch_size, order.seed, check_steps, max_steps, extra, rule],
+        ),
+    )
     carry, rec_steps, recs = _run_seeds(
-        programs, book, order, carry, check_steps, max_steps, extra, rate
+        programs, book, order, carry, check_steps, max_steps, extra, rate, point
     )
     return SeedRuns(
         params=jax.device_get(carry[0]),

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lensbox.engine.checkpoints import checkpoint, restore
 from lensbox.engine.checks import (
     as_count,
     as_counts,
@@ -639,11 +640,20 @@ def train(
     if first in record_at:
         records.add(first, carry)
     loop = _Loop(compiled, order, X, y, steps_per_call, divergence_factor, optimizer)
+    targets = [int(s) for s in record_at if s > first]
+    point = checkpoint(
+        "train",
+        lambda: (
+            carry,
+            X,
+            y,
+            [first, last, targets, loop.per_call, divergence_factor, order.n],
+            order.batches(1, order.per_epoch),
+        ),
+    )
     bar = _progress_bar(steps, progress)
     try:
-        carry = loop.run(
-            carry, first, last, [int(s) for s in record_at if s > first], records, bar
-        )
+        carry = loop.run(carry, first, last, targets, records, bar, point)
     except KeyboardInterrupt:
         carry = loop.carry
     finally:
@@ -667,8 +677,30 @@ class _Loop:
         self.factor, self.optimizer = divergence_factor, optimizer
         self.losses, self.done, self.carry, self.initial_loss = [], 0, None, None
 
-    def run(self, carry, first, last, targets, records, bar):
+    def run(self, carry, first, last, targets, records, bar, point=None):
+        """Steps ``first + 1 .. last`` from ``carry``; with a checkpoint ``point``
+        (:mod:`lensbox.engine.checkpoints`), resumed from its saved state and saved when one is
+        due and at the end."""
         self.carry = carry
+        saved = None if point is None else point.load()
+        if saved is not None:
+            self.carry = restore(carry, saved["carry"])
+            self.done, self.losses = saved["done"], saved["losses"]
+            self.initial_loss = saved["initial_loss"]
+            records.steps, records.values = saved["record_steps"], saved["records"]
+            if bar is not None and self.done:
+                bar.update(self.done)
+
+        def state():
+            return dict(
+                carry=self.carry,
+                done=self.done,
+                losses=self.losses,
+                initial_loss=self.initial_loss,
+                record_steps=records.steps,
+                records=records.values,
+            )
+
         while first + self.done < last:
             now = first + self.done
             count = min(
@@ -683,6 +715,10 @@ class _Loop:
                 bar.update(count)
             if now + count in targets:
                 records.add(now + count, new)
+            if point is not None and point.due():
+                point.save(state())
+        if point is not None:
+            point.save(state())
         return self.carry
 
     def _check(self, new, losses, now, last, records):

@@ -36,9 +36,9 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from lensbox._files import atomic_write
+from lensbox.engine.checkpoints import resumable
 from lensbox.engine.progress import shared_steps
 from lensbox.errors import ArgumentError
 from lensbox.runtime.chapter import precision
@@ -222,31 +224,12 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     return value
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` to a temporary file beside ``path``, then rename it into
-    place: a reader, or a run killed half-way, never sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(
-            tmp, 0o644
-        )  # mkstemp's 0600 would keep a committed result from its readers
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_unit(path: Path, result: Any, provenance: Mapping[str, Any]) -> None:
     """Store one unit's ``result`` with its ``provenance`` at ``path`` (an ``.npz``), atomically."""
     arrays: dict[str, np.ndarray] = {}
     record = {"result": _encode(result, arrays), "provenance": dict(provenance)}
     arrays[RECORD_KEY] = np.array(json.dumps(record, sort_keys=True))
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def read_unit(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -356,7 +339,7 @@ def _write_manifest(experiment: Experiment, scale: str) -> None:
             )
         return
     text = json.dumps(manifest, indent=1, sort_keys=True)
-    _atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def unit_path(experiment: Experiment, scale: str, unit: str) -> Path:
@@ -375,11 +358,15 @@ def _computed(
     units: Sequence[str],
     label: str,
     progress: bool,
+    partial: Callable[[str], Path] | None = None,
 ):
     """Yield ``(unit, result, seconds)`` for each of ``units``, computed in order. With
     ``progress``, under two tqdm bars with the time left: one over the units, one over the
     current unit's optimisation steps (every training loop inside it counts there, see
-    :func:`lensbox.engine.progress.shared_steps`)."""
+    :func:`lensbox.engine.progress.shared_steps`). With ``partial``, each unit's training loops
+    save checkpoints in ``partial(unit)`` and resume from them
+    (:func:`lensbox.engine.checkpoints.resumable`); ``seconds`` then counts the earlier attempts'
+    saved time too, and the folder is removed once the consumer has taken the result."""
     bar = steps = None
     if progress and units:
         from tqdm import tqdm as text_bar
@@ -392,16 +379,22 @@ def _computed(
         steps = text_bar(total=0, desc="steps", unit="step", mininterval=1.0)
     try:
         for unit in units:
-            started = time.perf_counter()
-            if steps is None:
+            with ExitStack() as stack:
+                scope = None
+                if partial is not None:
+                    scope = stack.enter_context(resumable(partial(unit)))
+                started = time.perf_counter()
+                if steps is not None:
+                    steps.reset(total=0)
+                    steps.set_description(f"{unit}: steps")
+                    stack.enter_context(shared_steps(steps))
                 result = experiment.compute(config, unit)
-            else:
-                steps.reset(total=0)
-                steps.set_description(f"{unit}: steps")
-                with shared_steps(steps):
-                    result = experiment.compute(config, unit)
             seconds = time.perf_counter() - started
+            if scope is not None:
+                seconds += scope.prior_seconds
             yield unit, result, seconds
+            if scope is not None:
+                scope.clear()
             if bar is not None:
                 bar.set_postfix_str(f"{unit}: {seconds:.0f} s")
                 bar.update()
@@ -411,17 +404,32 @@ def _computed(
                 b.close()
 
 
+def partial_dir(experiment: Experiment, scale: str, unit: str) -> Path:
+    """Where the runner keeps the checkpoints of a unit being computed (not committed)."""
+    return run_dir(experiment, scale) / ".partial" / unit
+
+
 def run(experiment: Experiment, scale: str, *, progress: bool = True) -> dict[str, Any]:
     """Compute and store every unit of ``experiment`` at ``scale`` that is not stored yet, each
     written the moment it is done, under ``LENSBOX_SCALE`` = :func:`data_scale` (so a ``paper``
     configuration reads the paper's data sets whatever the shell's scale); return all units'
-    results (stored and new) by name."""
+    results (stored and new) by name.
+
+    A unit stopped part-way (the machine went away) is not lost: its training loops save their
+    state every five minutes under :func:`partial_dir`, and the next ``run`` resumes them where
+    they were (:mod:`lensbox.engine.checkpoints`), to the same numbers; the unit's
+    ``wall_seconds`` then adds the earlier attempts' time up to their last save."""
     config = experiment.config(scale)
     _write_manifest(experiment, scale)
     todo = missing_units(experiment, scale)
     with scale_in_force(data_scale(scale)):
         for unit, result, seconds in _computed(
-            experiment, config, todo, scale, progress
+            experiment,
+            config,
+            todo,
+            scale,
+            progress,
+            partial=lambda unit: partial_dir(experiment, scale, unit),
         ):
             write_unit(
                 unit_path(experiment, scale, unit),
