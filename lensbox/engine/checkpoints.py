@@ -54,6 +54,15 @@ def fingerprint(*trees: Any) -> str:
     return digest.hexdigest()
 
 
+def saved_seconds(folder: Path | str) -> float | None:
+    """The computing time saved with the checkpoints in ``folder`` (earlier attempts, up to their
+    last save), ``None`` when it holds none."""
+    elapsed = Path(folder) / _ELAPSED
+    if not elapsed.exists():
+        return None
+    return float(json.loads(elapsed.read_text())["seconds"])
+
+
 class Scope:
     """The folder one :func:`resumable` block saves into, and how many loops have asked for their
     checkpoint so far (the n-th loop of a computation reads and writes ``loop{n}.pkl``).
@@ -67,12 +76,7 @@ class Scope:
     def __init__(self, folder: Path, every: float):
         self.folder, self.every, self.loops = Path(folder), float(every), 0
         self.started = time.perf_counter()
-        elapsed = self.folder / _ELAPSED
-        self.prior_seconds = (
-            float(json.loads(elapsed.read_text())["seconds"])
-            if elapsed.exists()
-            else 0.0
-        )
+        self.prior_seconds = saved_seconds(self.folder) or 0.0
         self.resumed = self.prior_seconds > 0
 
     def seconds(self) -> float:
@@ -163,4 +167,12 @@ def checkpoint(kind: str, inputs: Callable[[], Any]) -> Checkpoint | None:
     return None if scope is None else scope.point(kind, inputs())
 
 
-__all__ = ["Checkpoint", "Scope", "checkpoint", "fingerprint", "restore", "resumable"]
+__all__ = [
+    "Checkpoint",
+    "Scope",
+    "checkpoint",
+    "fingerprint",
+    "restore",
+    "resumable",
+    "saved_seconds",
+]

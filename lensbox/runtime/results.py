@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from lensbox._files import atomic_write
-from lensbox.engine.checkpoints import resumable
+from lensbox.engine.checkpoints import resumable, saved_seconds
 from lensbox.engine.progress import shared_steps
 from lensbox.errors import ArgumentError
 from lensbox.runtime.chapter import precision
@@ -409,7 +409,19 @@ def partial_dir(experiment: Experiment, scale: str, unit: str) -> Path:
     return run_dir(experiment, scale) / ".partial" / unit
 
 
-def run(experiment: Experiment, scale: str, *, progress: bool = True) -> dict[str, Any]:
+def checkpointed_seconds(experiment: Experiment, scale: str, unit: str) -> float | None:
+    """The computing time a stopped unit has saved in its checkpoints, ``None`` when it has
+    none."""
+    return saved_seconds(partial_dir(experiment, scale, unit))
+
+
+def run(
+    experiment: Experiment,
+    scale: str,
+    *,
+    progress: bool = True,
+    first: Sequence[str] = (),
+) -> dict[str, Any]:
     """Compute and store every unit of ``experiment`` at ``scale`` that is not stored yet, each
     written the moment it is done, under ``LENSBOX_SCALE`` = :func:`data_scale` (so a ``paper``
     configuration reads the paper's data sets whatever the shell's scale); return all units'
@@ -418,10 +430,22 @@ def run(experiment: Experiment, scale: str, *, progress: bool = True) -> dict[st
     A unit stopped part-way (the machine went away) is not lost: its training loops save their
     state every five minutes under :func:`partial_dir`, and the next ``run`` resumes them where
     they were (:mod:`lensbox.engine.checkpoints`), to the same numbers; the unit's
-    ``wall_seconds`` then adds the earlier attempts' time up to their last save."""
+    ``wall_seconds`` then adds the earlier attempts' time up to their last save.
+
+    ``first`` names units to compute before the others (the cheap ones, say, so that a session
+    stores many units before it starts a long one); the rest follow in the experiment's order."""
     config = experiment.config(scale)
+    units = experiment.units(config)
+    unknown = [u for u in first if u not in units]
+    if unknown:
+        raise ArgumentError(
+            f"{experiment.name} has no unit {unknown[0]!r} at scale {scale!r}; its units: "
+            f"{units}."
+        )
     _write_manifest(experiment, scale)
-    todo = missing_units(experiment, scale)
+    missing = missing_units(experiment, scale)
+    todo = [u for u in dict.fromkeys(first) if u in missing]
+    todo += [u for u in missing if u not in todo]
     with scale_in_force(data_scale(scale)):
         for unit, result, seconds in _computed(
             experiment,

@@ -71,9 +71,20 @@ def test_the_command_line_lists_and_runs(tmp_path, monkeypatch, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "boosting:" in out and "0/4 units stored" in out
-    assert main(["run", "boosting", "--scale", "smoke"]) == 0
+    experiment = E.get("boosting")
+    units = experiment.units(experiment.config("smoke"))
+    stopped = R.partial_dir(experiment, "smoke", units[1])
+    stopped.mkdir(parents=True)
+    (stopped / "elapsed.json").write_text('{"seconds": 1234.5}')
+    assert main(["run", "boosting", "--scale", "smoke", "--first", units[2]]) == 0
     assert main(["list"]) == 0
     assert "4/4 units stored" in capsys.readouterr().out
+    assert not stopped.exists()  # its checkpoint went when the unit was stored
+    stopped.mkdir(parents=True)
+    (stopped / "elapsed.json").write_text('{"seconds": 1234.5}')
+    R.unit_path(experiment, "smoke", units[1]).unlink()
+    assert main(["list"]) == 0
+    assert f"missing: {units[1]} (checkpoint after 1,234 s)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["run", "no-such-experiment"])
     with pytest.raises(

@@ -345,3 +345,15 @@ def test_describe_names_every_commit_and_keeps_the_modified_flag():
     )
     assert commits == f"commits {'a' * 12} (lensbox modified), {'b' * 12}"
     assert R._commits([{"git_commit": "c" * 40}]) == f"commit {'c' * 12}"
+
+
+def test_run_computes_the_units_named_first_then_the_rest(store):
+    calls = []
+    R.run(_toy(calls=calls), "long", progress=False, first=["seed2", "seed0", "seed2"])
+    assert calls == ["seed2", "seed0", "seed1"]
+    calls.clear()
+    R.run(_toy(calls=calls), "long", progress=False, first=["seed1"])
+    assert calls == []  # every unit stored: nothing named first is computed again
+    with pytest.raises(lensbox.ArgumentError, match="toy has no unit 'seed9'"):
+        R.run(_toy(), "book", progress=False, first=["seed9"])
+    assert not (store / "toy" / _toy().hash("book")).exists()
