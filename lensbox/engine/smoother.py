@@ -837,7 +837,10 @@ def growth_tracker(
 
     ``frozen_at=(params, opt_state)`` (for instance a :class:`~lensbox.engine.training.TrainState`'s
     first two fields) keeps the kernels and the optimiser's statistics at that point while the
-    batches follow the run: the recursion of one frozen kernel switching between batches.
+    batches follow the run: the recursion of one frozen kernel switching between batches. Either
+    part may be ``None``, and then follows the run: ``(params, None)`` freezes the Jacobians only,
+    ``(None, opt_state)`` the optimiser's statistics (and the step count its bias correction and
+    schedule read) only.
     """
     optimizer = check_smoother_optimizer(optimizer)
     pieces, spec = optimizer.pieces, optimizer.config.spec
@@ -861,11 +864,11 @@ def growth_tracker(
         return state
 
     def update(state, info: StepInfo):
-        if frozen_at is not None:
+        if frozen_at is not None and frozen_params is not None:
+            info = info._replace(params_prev=frozen_params)
+        if frozen_at is not None and frozen_state is not None:
             info = info._replace(
-                params_prev=frozen_params,
-                opt_state=frozen_state,
-                step=jnp.asarray(frozen_state.count),
+                opt_state=frozen_state, step=jnp.asarray(frozen_state.count)
             )
         _check_spec(info, spec)
         # the disturbance s of S's training rows: residual columns -s on the batch
