@@ -61,6 +61,7 @@ _EXPORTS = {
     "TelescopeRun": "engine.telescoping",
     "approximation_error": "engine.telescoping",
     "first_order_error": "engine.telescoping",
+    "kink_tracker": "engine.telescoping",
     "linearised_step": "engine.telescoping",
     "linearised_tracker": "engine.telescoping",
     "telescope": "engine.telescoping",

@@ -36,7 +36,7 @@ from lensbox.engine.smoother import (
     smoother_tracker,
     stability_limit,
 )
-from lensbox.engine.telescoping import telescoping_tracker
+from lensbox.engine.telescoping import kink_tracker, telescoping_tracker
 from lensbox.engine.training import predictions_tracker, recording_steps, train
 from lensbox.errors import ArgumentError, ShapeError
 from lensbox.runtime.results import Experiment
@@ -451,9 +451,12 @@ def growth_run(
     """How much the closed-loop smoother's recursion amplifies a disturbance along one MNIST run
     (:func:`lensbox.engine.smoother.growth_tracker`): the run is trained to step ``start``, then
     on to ``stop`` with the tracker, which records its summed log growth every ``record_every``
-    steps.
+    steps, beside the kink crossings on the training rows
+    (:func:`lensbox.engine.telescoping.kink_tracker`) and the step's batch sharpness
+    (:func:`lensbox.engine.smoother.sharpness_tracker`).
 
-    Returns ``{"steps": ..., "log_growth": ...}`` (0 at ``start``).
+    Returns ``{"steps": ..., "log_growth": ... (0 at start), "crossings": ... (the kink crossings
+    since start), "sharpness": ... (of the recorded step)}``.
     """
     task, model, params, opt, fit = _growth_setup(config, alpha, seed)
     start, stop = int(start), int(stop)
@@ -464,13 +467,23 @@ def growth_run(
     res = fit(
         state,
         stop - start,
-        trackers={"growth": growth_tracker(model, task.X, opt)},
+        trackers={
+            "growth": growth_tracker(model, task.X, opt),
+            "kinks": kink_tracker(model, task.X),
+            "sharpness": sharpness_tracker(model, task.X, opt),
+        },
         record_at=sorted({*range(start, stop + 1, record_every), stop}),
     )
     return {
         "steps": np.asarray(res.record_steps),
         "log_growth": np.asarray(res.records["growth"]),
+        "crossings": np.asarray(res.records["kinks"]["crossings"]),
+        "sharpness": np.asarray(res.records["sharpness"]["sharpness"]),
     }
+
+
+#: What :func:`frozen_growth` can hold fixed.
+FREEZE = ("both", "kernels", "statistics")
 
 
 def frozen_growth(
@@ -480,11 +493,16 @@ def frozen_growth(
     *,
     starts: Sequence[int],
     horizon: int,
+    freeze: str = "both",
 ) -> np.ndarray:
     """The same recursion as :func:`growth_run`, frozen at each of ``starts``: the kernels and the
     optimiser's statistics of that step held while the batches follow the run (one kernel
-    switching between batches). Returns its summed log growth after ``horizon`` steps, one value
-    per start (sorted); the run is trained once, from start to start."""
+    switching between batches). ``freeze="kernels"`` holds the Jacobians only (Adam's statistics
+    follow the run), ``"statistics"`` Adam's statistics only. Returns its summed log growth after
+    ``horizon`` steps, one value per start (sorted); the run is trained once, from start to
+    start."""
+    if freeze not in FREEZE:
+        raise ArgumentError(f"freeze must be one of {FREEZE}; got {freeze!r}.")
     task, model, state, opt, fit = _growth_setup(config, alpha, seed)
     horizon = as_count(horizon, "horizon", minimum=1)
     out, done = [], 0
@@ -492,7 +510,13 @@ def frozen_growth(
         state = fit(state, int(start) - done).state
         done = int(start)
         frozen = growth_tracker(
-            model, task.X, opt, frozen_at=(state.params, state.opt_state)
+            model,
+            task.X,
+            opt,
+            frozen_at=(
+                state.params if freeze != "statistics" else None,
+                state.opt_state if freeze != "kernels" else None,
+            ),
         )
         res = fit(
             state, horizon, trackers={"growth": frozen}, record_at=[done + horizon]

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lensbox.engine.checks import as_inputs
-from lensbox.errors import ShapeError
+from lensbox.errors import ArgumentError, ShapeError
 from lensbox.engine.models import Apply, Model, apply_of
 from lensbox.engine.training import (
     Tracker,
@@ -70,6 +70,49 @@ def telescoping_tracker(model: Model | Apply, X_eval) -> Tracker:
         ),
         record=lambda f_tilde, params: f_tilde,
     )
+
+
+def kink_tracker(model: Model, X) -> Tracker:
+    r"""Counts the kink crossings of a ReLU :func:`~lensbox.engine.models.mlp` on the rows ``X``:
+    the (row, hidden unit) pairs whose pre-activation changes sign between :math:`\theta_{t-1}`
+    and :math:`\theta_t`. There the network's Jacobian jumps, the first-order term of the step
+    (Eq. 5) misses the most, and the tangent kernels of consecutive steps differ by a whole
+    unit's contribution.
+
+    Each record is ``{"crossings": pairs crossed, summed over the steps so far, "rows": rows with
+    at least one crossing, summed over the steps so far}``; the difference of two records counts
+    the crossings between them.
+    """
+    spec = getattr(model, "spec", None)
+    if spec is None or getattr(spec, "activation", None) != "relu":
+        raise ArgumentError(
+            "kink_tracker needs a ReLU network made by lensbox.mlp (its kinks are where a "
+            f"pre-activation changes sign); got {getattr(spec, 'activation', model)!r}."
+        )
+    X = as_inputs(X, "X")
+
+    def signs(params):
+        h, out = X, []
+        for layer in params[:-1]:
+            z = h @ layer["w"] + layer["b"]
+            out.append(z > 0)
+            h = jax.nn.relu(z)
+        return jnp.concatenate(out, axis=1)  # rows x hidden units
+
+    def init(params):
+        zero = jnp.zeros((), jnp.result_type(int))
+        return {"crossings": zero, "rows": zero}
+
+    def update(state, info):
+        changed = signs(info.params_prev) != signs(info.params)
+        return {
+            "crossings": state["crossings"]
+            + jnp.sum(changed, dtype=state["crossings"].dtype),
+            "rows": state["rows"]
+            + jnp.sum(changed.any(axis=1), dtype=state["rows"].dtype),
+        }
+
+    return Tracker(init, update, lambda state, params: state)
 
 
 def linearised_tracker(model: Model | Apply, X_eval) -> Tracker:

@@ -294,3 +294,12 @@ def test_growth_runs_record_the_recursions_log_growth():
         G.growth_run(config, 5.0, 0, start=30, stop=30, record_every=10)
     with pytest.raises(lensbox.ArgumentError, match="horizon"):
         G.frozen_growth(config, 5.0, 0, starts=[20], horizon=0)
+    # The kink crossings along the run only add up; each part frozen alone is a third recursion.
+    assert run["crossings"][0] == 0 and np.all(np.diff(run["crossings"]) >= 0)
+    parts = {
+        f: G.frozen_growth(config, 5.0, 0, starts=[20], horizon=10, freeze=f)[0]
+        for f in ("kernels", "statistics")
+    }
+    assert len({frozen[0], parts["kernels"], parts["statistics"]}) == 3
+    with pytest.raises(lensbox.ArgumentError, match="freeze must be one of"):
+        G.frozen_growth(config, 5.0, 0, starts=[20], horizon=10, freeze="params")

@@ -154,3 +154,39 @@ def test_telescope_without_evaluation_inputs_tracks_the_training_inputs_like_smo
     np.testing.assert_array_equal(alone.telescoping, given.telescoping)
     smooth = lensbox.smooth(net, params, lensbox.sgd(0.1), X, y, None, **kw)
     np.testing.assert_allclose(smooth.network, alone.network, atol=1e-6)
+
+
+def test_kink_tracker_counts_the_sign_changes_of_every_pre_activation():
+    from lensbox.engine.telescoping import kink_tracker
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(24, 3)), rng.normal(size=24)
+    model = lensbox.mlp((8, 5))
+    params = model.init(jax.random.PRNGKey(0), 3)
+    opt = lensbox.sgd(0.3)
+    kw = dict(batch_size=6, seed=1, progress=False)
+    run = lensbox.train(
+        model, params, opt, X, y, steps=12, trackers={"k": kink_tracker(model, X)}, **kw
+    )
+
+    def signs(p):
+        h, out = X, []
+        for layer in p[:-1]:
+            z = h @ np.asarray(layer["w"]) + np.asarray(layer["b"])
+            out.append(z > 0)
+            h = np.maximum(z, 0)
+        return np.concatenate(out, axis=1)
+
+    # Brute force: one step at a time, the same batches, comparing the signs before and after.
+    state, pairs, rows = params, 0, 0
+    for _ in range(12):
+        nxt = lensbox.train(model, state, opt, X, y, steps=1, **kw).state
+        before = signs(state.params if hasattr(state, "params") else state)
+        changed = before != signs(nxt.params)
+        pairs, rows, state = pairs + changed.sum(), rows + changed.any(1).sum(), nxt
+    record = jax.device_get(run.records["k"])
+    assert pairs > 0  # the step is large enough to cross kinks
+    np.testing.assert_array_equal(record["crossings"], [0, pairs])
+    np.testing.assert_array_equal(record["rows"], [0, rows])
+    with pytest.raises(lensbox.ArgumentError, match="ReLU network"):
+        kink_tracker(lensbox.mlp((4,), activation="tanh"), X)
